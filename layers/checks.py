@@ -1,0 +1,124 @@
+"""Value checks that raise clear errors instead of producing wrong numbers.
+
+Shape checks are static and live beside the layers (``base.check_example_shape``).
+The checks here look at values, so they must run in whatever mode the backend
+executes in:
+
+* eagerly (any backend): the values are read and a ``ValueError`` is raised
+  with the tensor's name, the expected and the received range;
+* inside a TensorFlow graph (``model.fit`` on the TensorFlow backend): a
+  ``tf.debugging`` assertion carries the same message and raises
+  ``InvalidArgumentError`` when the step runs;
+* inside a JAX trace (``jit``): values are not available while tracing, so the
+  check is skipped; data pipelines validated eagerly (or under TensorFlow)
+  are the guard there. This is documented in docs/ARCHITECTURE.md.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def _is_symbolic(x):
+    backend = keras.backend.backend()
+    if isinstance(x, keras.KerasTensor):
+        return True
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False
+
+
+def _tf_graph_mode():
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.executing_eagerly()
+
+
+def is_eager(x):
+    """True when ``x`` holds concrete values that Python can read now."""
+    return not _is_symbolic(x) and not _tf_graph_mode()
+
+
+def _tf_assert(condition, message):
+    import tensorflow as tf
+
+    return tf.debugging.Assert(condition, [message])
+
+
+def check_finite(x, tensor_name, owner):
+    """Raises if ``x`` has NaN or infinite entries.
+
+    Args:
+        x: a floating tensor (integer tensors always pass).
+        tensor_name: name of the tensor for the message.
+        owner: layer or model name for the message.
+
+    Returns:
+        ``x`` itself (so the check can sit in a data path).
+    """
+    if _is_symbolic(x) or "int" in str(x.dtype) or "bool" in str(x.dtype):
+        return x
+    if _tf_graph_mode():
+        import tensorflow as tf
+
+        message = f"{owner}: `{tensor_name}` contains NaN or infinite values; clean the input first."
+        with tf.control_dependencies([_tf_assert(tf.reduce_all(tf.math.is_finite(x)), message)]):
+            return tf.identity(x)
+    values = ops.convert_to_numpy(x)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(
+            f"{owner}: `{tensor_name}` contains {bad} NaN or infinite value(s) out of "
+            f"{np.size(values)}; clean or drop those examples before calling the model."
+        )
+    return x
+
+
+def check_integer_range(x, low, high, tensor_name, owner, hint=""):
+    """Raises unless every entry of ``x`` is a whole number in ``[low, high]``.
+
+    Args:
+        x: tensor of pixel values (integer or floating dtype).
+        low: smallest allowed value.
+        high: largest allowed value.
+        tensor_name: name of the tensor for the message.
+        owner: layer or model name for the message.
+        hint: extra advice appended to the message.
+
+    Returns:
+        ``x`` itself.
+    """
+    if _is_symbolic(x):
+        return x
+    message = (
+        f"{owner}: `{tensor_name}` must hold whole numbers in [{low}, {high}] "
+        f"(uint8 pixels); {hint}"
+    ).rstrip()
+    if _tf_graph_mode():
+        import tensorflow as tf
+
+        xf = tf.cast(x, tf.float32)
+        ok = tf.logical_and(
+            tf.reduce_all(tf.logical_and(xf >= low, xf <= high)),
+            tf.reduce_all(tf.equal(xf, tf.floor(xf))),
+        )
+        with tf.control_dependencies([_tf_assert(ok, message + " Received values out of range or with fractional parts.")]):
+            return tf.identity(x)
+    values = ops.convert_to_numpy(x).astype(np.float64)
+    if values.size == 0:
+        return x
+    if not np.all(np.isfinite(values)):
+        check_finite(x, tensor_name, owner)
+    vmin, vmax = float(values.min()), float(values.max())
+    if vmin < low or vmax > high:
+        raise ValueError(f"{message} Received values in [{vmin:g}, {vmax:g}].")
+    if not np.all(values == np.floor(values)):
+        raise ValueError(
+            f"{message} Received non-integer values (e.g. {values[values != np.floor(values)].flat[0]:g}); "
+            "images already scaled to [0, 1] must be passed as uint8 pixels instead."
+        )
+    return x

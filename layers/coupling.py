@@ -1,0 +1,118 @@
+"""Affine coupling with a convolutional (images) or MLP (vectors) conditioner."""
+
+import keras
+from keras import ops
+
+from layers.base import FlowLayer, sum_except_batch
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class AffineCoupling(FlowLayer):
+    """Affine coupling: one half of the channels transforms the other.
+
+    The last axis is split into ``x_a = x[..., :C // 2]`` and
+    ``x_b = x[..., C // 2:]``. A conditioner network maps ``x_a`` to a shift
+    ``t`` and a raw scale ``r``; the log-scale is bounded as
+    ``log_s = clamp * tanh(r / clamp)`` so it stays in ``(-clamp, clamp)``.
+    Then ``z_a = x_a`` and ``z_b = x_b * exp(log_s) + t``, so
+    ``log_det = sum(log_s)``.
+
+    The conditioner is convolutional for images (3x3 conv, ReLU, 1x1 conv,
+    ReLU, 3x3 conv, as in GLOW) and an MLP for vectors. Its last layer is
+    zero-initialized, so a new coupling is the identity.
+
+    Args:
+        hidden_units: int, channels (images) or units (vectors) of the hidden
+            conditioner layers.
+        num_hidden_layers: int, hidden layers of the MLP conditioner (vectors
+            only; the image conditioner always has two).
+        log_scale_clamp: float > 0, the bound on ``|log_s|``.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: ``(batch, height, width, channels)`` or ``(batch, features)``,
+            with at least 2 channels / features.
+        training: unused.
+
+    Example:
+
+    >>> coupling = layers.AffineCoupling(hidden_units=64)
+    >>> z, log_det = coupling(keras.random.normal((4, 8, 8, 4)))
+
+    Reference:
+        Dinh et al., "Density estimation using Real NVP", ICLR 2017;
+        Kingma & Dhariwal, "Glow", NeurIPS 2018, section 3.3.
+    """
+
+    def __init__(self, hidden_units=512, num_hidden_layers=2, log_scale_clamp=2.0, **kwargs):
+        super().__init__(**kwargs)
+        if log_scale_clamp <= 0:
+            raise ValueError(f"AffineCoupling: `log_scale_clamp` must be > 0; received {log_scale_clamp}.")
+        self.hidden_units = int(hidden_units)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.log_scale_clamp = float(log_scale_clamp)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        channels = input_shape[-1]
+        if rank not in (2, 4):
+            raise ValueError(
+                "AffineCoupling expects vectors (batch, features) or images "
+                f"(batch, height, width, channels); received shape {tuple(input_shape)}."
+            )
+        if channels is None or channels < 2:
+            raise ValueError(
+                f"AffineCoupling needs at least 2 channels to split; received {channels}. "
+                "Squeeze images first, or use vectors of 2 or more features."
+            )
+        self.split = int(channels) // 2
+        out_channels = 2 * (int(channels) - self.split)
+        dtype = self.dtype_policy
+        if rank == 4:
+            self.conditioner = [
+                keras.layers.Conv2D(self.hidden_units, 3, padding="same", activation="relu", dtype=dtype, name="conv_in"),
+                keras.layers.Conv2D(self.hidden_units, 1, padding="same", activation="relu", dtype=dtype, name="conv_hidden"),
+                keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer="zeros", dtype=dtype, name="conv_out"),
+            ]
+        else:
+            self.conditioner = [
+                keras.layers.Dense(self.hidden_units, activation="relu", dtype=dtype, name=f"dense_{i}")
+                for i in range(self.num_hidden_layers)
+            ] + [keras.layers.Dense(out_channels, kernel_initializer="zeros", dtype=dtype, name="dense_out")]
+        shape = tuple(input_shape[:-1]) + (self.split,)
+        for layer in self.conditioner:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: int(channels)})
+
+    def _shift_and_log_scale(self, x_a):
+        h = x_a
+        for layer in self.conditioner:
+            h = layer(h)
+        n = ops.shape(h)[-1] // 2
+        shift, raw = h[..., :n], h[..., n:]
+        log_scale = self.log_scale_clamp * ops.tanh(raw / self.log_scale_clamp)
+        return shift, log_scale
+
+    def call(self, inputs, training=None):
+        x_a, x_b = inputs[..., : self.split], inputs[..., self.split :]
+        shift, log_scale = self._shift_and_log_scale(x_a)
+        z_b = x_b * ops.exp(log_scale) + shift
+        return ops.concatenate([x_a, z_b], axis=-1), sum_except_batch(log_scale)
+
+    def _inverse(self, z, training=None):
+        z_a, z_b = z[..., : self.split], z[..., self.split :]
+        shift, log_scale = self._shift_and_log_scale(z_a)
+        x_b = (z_b - shift) * ops.exp(-log_scale)
+        return ops.concatenate([z_a, x_b], axis=-1), -sum_except_batch(log_scale)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_units": self.hidden_units,
+                "num_hidden_layers": self.num_hidden_layers,
+                "log_scale_clamp": self.log_scale_clamp,
+            }
+        )
+        return config

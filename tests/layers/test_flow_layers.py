@@ -1,0 +1,104 @@
+"""Every flow layer through the one shared harness (layers.testing)."""
+
+import numpy as np
+import pytest
+
+import layers
+from layers.testing import check_flow_layer
+
+
+def _levels(n_bits):
+    def make(rng, shape, dtype):
+        return rng.integers(0, 2**n_bits, size=shape).astype(dtype)
+
+    return make
+
+
+def _unit_interval(rng, shape, dtype):
+    return rng.uniform(0.02, 0.98, size=shape).astype(dtype)
+
+
+def _glow_step(dtype):
+    return layers.FlowSequence(
+        [
+            layers.ActNorm(dtype=dtype),
+            layers.InvertibleConv1x1(seed=3, dtype=dtype),
+            layers.AffineCoupling(hidden_units=8, dtype=dtype),
+        ],
+        dtype=dtype,
+    )
+
+
+def _factor_out(dtype):
+    inner = layers.FlowSequence(
+        [layers.Squeeze(dtype=dtype), _glow_step(dtype), layers.Flatten(dtype=dtype)], dtype=dtype
+    )
+    return layers.FactorOut(inner, dtype=dtype)
+
+
+CASES = {
+    "actnorm_image": (lambda dtype: layers.ActNorm(dtype=dtype), (2, 4, 4, 3), {}),
+    "actnorm_vector": (lambda dtype: layers.ActNorm(dtype=dtype), (3, 5), {}),
+    "conv1x1_lu": (lambda dtype: layers.InvertibleConv1x1(seed=1, dtype=dtype), (2, 4, 4, 3), {}),
+    "conv1x1_plain": (lambda dtype: layers.InvertibleConv1x1(lu_decomposed=False, seed=1, dtype=dtype), (2, 4, 4, 3), {}),
+    "conv1x1_vector": (lambda dtype: layers.InvertibleConv1x1(seed=2, dtype=dtype), (3, 4), {}),
+    "squeeze": (lambda dtype: layers.Squeeze(dtype=dtype), (2, 4, 4, 2), {}),
+    "flatten": (lambda dtype: layers.Flatten(dtype=dtype), (2, 2, 2, 3), {}),
+    "reverse": (lambda dtype: layers.Permute(dtype=dtype), (2, 4, 4, 3), {}),
+    "permute": (lambda dtype: layers.Permute([2, 0, 1], dtype=dtype), (2, 4, 4, 3), {}),
+    "coupling_conv": (lambda dtype: layers.AffineCoupling(hidden_units=8, dtype=dtype), (2, 4, 4, 4), {}),
+    "coupling_conv_odd": (lambda dtype: layers.AffineCoupling(hidden_units=8, dtype=dtype), (2, 4, 4, 3), {}),
+    "coupling_mlp": (lambda dtype: layers.AffineCoupling(hidden_units=16, dtype=dtype), (3, 5), {}),
+    "glow_step": (_glow_step, (2, 4, 4, 4), {}),
+    "factor_out": (_factor_out, (2, 4, 4, 4), {}),
+    "dequantize_uniform": (
+        lambda dtype: layers.Dequantize(n_bits=3, seed=0, dtype=dtype), (2, 4, 4, 1),
+        {"input_fn": _levels(3), "stochastic": True},
+    ),
+    "dequantize_center": (
+        lambda dtype: layers.Dequantize(n_bits=5, noise="center", dtype=dtype), (2, 4, 4, 1),
+        {"input_fn": _levels(5)},
+    ),
+    "logit": (lambda dtype: layers.LogitTransform(alpha=0.05, dtype=dtype), (2, 4, 4, 1), {"input_fn": _unit_interval}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_flow_contract(case, tmp_path):
+    factory, shape, options = CASES[case]
+    check_flow_layer(lambda dtype: factory(dtype), shape, str(tmp_path), **options)
+
+
+def test_harness_catches_a_wrong_log_det(tmp_path):
+    """A log-det off by a constant, consistently in both directions, is caught by the Jacobian."""
+
+    class WrongLogDet(layers.ActNorm):
+        def _log_det(self, x):
+            return super()._log_det(x) + 0.1
+
+    with pytest.raises(AssertionError, match="autodiff"):
+        check_flow_layer(lambda dtype: WrongLogDet(dtype=dtype), (2, 3), str(tmp_path))
+
+
+def test_harness_catches_a_wrong_inverse(tmp_path):
+    class WrongInverse(layers.ActNorm):
+        def _inverse(self, z, training=None):
+            x, log_det = super()._inverse(z, training=training)
+            return x * 1.001, log_det
+
+    with pytest.raises(AssertionError, match="inverse"):
+        check_flow_layer(lambda dtype: WrongInverse(dtype=dtype), (2, 3), str(tmp_path))
+
+
+def test_every_public_flow_layer_has_a_case():
+    covered = set()
+    for factory, _, _ in CASES.values():
+        layer = factory("float32")
+        covered.add(type(layer))
+        if isinstance(layer, layers.FlowSequence):
+            covered.update(type(l) for l in layer.flow_layers)
+    public = {
+        obj for obj in vars(layers).values()
+        if isinstance(obj, type) and issubclass(obj, layers.FlowLayer) and obj is not layers.FlowLayer
+    }
+    assert public <= covered, f"flow layers without a harness case: {sorted(c.__name__ for c in public - covered)}"
