@@ -59,9 +59,12 @@ def pixels_from_levels(levels, n_bits):
 class Dequantize(FlowLayer):
     """Uniform dequantization of ``n_bits`` levels into the unit cube.
 
-    ``y = (k + u) / 2^n`` with ``u ~ U[0, 1)`` per entry (``noise="uniform"``,
-    in training and in evaluation, so reported bits/dim are the usual upper
-    bound) or ``u = 1/2`` (``noise="center"``, deterministic). The inverse maps
+    ``y = (k + u) / 2^n`` with ``u ~ U[0, 1)`` per entry (``noise="uniform"``)
+    or ``u = 1/2`` (``noise="center"``). With uniform noise, training draws
+    fresh noise at every step; evaluation (``training=False``) draws it from
+    the fixed seed ``eval_seed``, so ``log_prob`` is a deterministic function
+    of its input (reproducible after save / load and in exports) and still a
+    one-sample estimate of the usual dequantization bound. The inverse maps
     ``y`` to its level ``k = floor(y * 2^n)`` clipped to ``[0, 2^n - 1]``
     (only generated values can fall outside; inputs are validated, never
     clipped). ``log_det = -D * n_bits * ln 2`` per example.
@@ -69,13 +72,14 @@ class Dequantize(FlowLayer):
     Args:
         n_bits: int in [1, 8], the quantization depth of the levels.
         noise: ``"uniform"`` or ``"center"``.
-        seed: int or None, seed of the dequantization noise.
+        seed: int or None, seed of the training-time noise.
+        eval_seed: int, seed of the evaluation-time noise.
         **kwargs: standard layer arguments.
 
     Call arguments:
         inputs: tensor of levels, whole numbers in ``[0, 2^n_bits - 1]``
             (use ``quantize_pixels`` to get them from uint8 pixels).
-        training: unused (the noise mode decides).
+        training: Python bool; fresh noise when True, fixed-seed noise otherwise.
 
     Example:
 
@@ -87,13 +91,14 @@ class Dequantize(FlowLayer):
         2016; Dinh et al., "Density estimation using Real NVP", ICLR 2017.
     """
 
-    def __init__(self, n_bits=8, noise="uniform", seed=None, **kwargs):
+    def __init__(self, n_bits=8, noise="uniform", seed=None, eval_seed=0, **kwargs):
         super().__init__(**kwargs)
         self.n_bits = _check_n_bits(n_bits)
         if noise not in ("uniform", "center"):
             raise ValueError(f"Dequantize: `noise` must be 'uniform' or 'center'; received {noise!r}.")
         self.noise = noise
         self.seed = seed
+        self.eval_seed = int(eval_seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     @property
@@ -111,7 +116,8 @@ class Dequantize(FlowLayer):
         )
         k = ops.cast(inputs, self.compute_dtype)
         if self.noise == "uniform":
-            u = keras.random.uniform(ops.shape(k), dtype=self.compute_dtype, seed=self.seed_generator)
+            seed = self.seed_generator if training else self.eval_seed
+            u = keras.random.uniform(ops.shape(k), dtype=self.compute_dtype, seed=seed)
         else:
             u = 0.5
         return (k + u) / self.num_levels, self._log_det(inputs, -1.0)
@@ -122,7 +128,7 @@ class Dequantize(FlowLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"n_bits": self.n_bits, "noise": self.noise, "seed": self.seed})
+        config.update({"n_bits": self.n_bits, "noise": self.noise, "seed": self.seed, "eval_seed": self.eval_seed})
         return config
 
 
