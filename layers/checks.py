@@ -58,7 +58,9 @@ def check_finite(x, tensor_name, owner):
         owner: layer or model name for the message.
 
     Returns:
-        ``x`` itself (so the check can sit in a data path).
+        ``x``; inside a TensorFlow graph, an identity of ``x`` that depends on
+        the assertion. Callers must use the returned tensor, or nothing
+        downstream waits for the check.
     """
     if _is_symbolic(x) or "int" in str(x.dtype) or "bool" in str(x.dtype):
         return x
@@ -90,7 +92,7 @@ def check_integer_range(x, low, high, tensor_name, owner, hint=""):
         hint: extra advice appended to the message.
 
     Returns:
-        ``x`` itself.
+        ``x`` (gated on the check inside a TensorFlow graph; use the result).
     """
     if _is_symbolic(x):
         return x

@@ -44,7 +44,7 @@ def quantize_pixels(pixels, n_bits, name="pixels", owner="quantize_pixels"):
         ValueError: for values outside [0, 255], fractional or non-finite values.
     """
     _check_n_bits(n_bits)
-    check_integer_range(pixels, 0, 255, name, owner, hint="pass images as uint8 pixels in [0, 255].")
+    pixels = check_integer_range(pixels, 0, 255, name, owner, hint="pass images as uint8 pixels in [0, 255].")
     x = ops.cast(pixels, "float32")
     return ops.floor(x / float(2 ** (8 - n_bits)))
 
@@ -110,7 +110,7 @@ class Dequantize(FlowLayer):
         return ops.ones((ops.shape(x)[0],), dtype=self.compute_dtype) * value
 
     def call(self, inputs, training=None):
-        check_integer_range(
+        inputs = check_integer_range(
             inputs, 0, self.num_levels - 1, "levels", self.name,
             hint=f"quantize uint8 pixels with layers.quantize_pixels(pixels, n_bits={self.n_bits}).",
         )

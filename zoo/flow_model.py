@@ -116,13 +116,13 @@ class FlowModel(keras.Model):
 
     # ------------------------------------------------------------ data -> latent
     def _validate(self, x, name="x"):
+        """Checks shape (and finiteness for vectors); returns ``x`` gated on the checks."""
         flow_layers.check_example_shape(x, self.example_shape, name, self.name)
-        if not self.is_image_model:
-            check_finite(x, name, self.name)
+        return x if self.is_image_model else check_finite(x, name, self.name)
 
     def forward(self, x, training=False):
         """Maps data to the flow latent: returns ``(z, log_det)`` (all log-dets summed)."""
-        self._validate(x)
+        x = self._validate(x)
         if self.is_image_model:
             h = flow_layers.quantize_pixels(x, self.n_bits, name="x", owner=self.name)
         else:
@@ -183,7 +183,7 @@ class FlowModel(keras.Model):
     def decode(self, latent, noise_scale=0.0, seed=None, output="uint8"):
         """Prior latent -> data (uint8 pixels, or floats in [0, 1] with output='float')."""
         flow_layers.check_example_shape(latent, self.prior.latent_shape, "latent", self.name)
-        check_finite(latent, "latent", self.name)
+        latent = check_finite(latent, "latent", self.name)
         z = self.prior.decode(ops.cast(latent, self.compute_dtype), noise_scale=noise_scale, seed=seed)
         return self._to_data(z, output)
 
