@@ -1,0 +1,49 @@
+"""Runs under KERAS_BACKEND=jax (started by test_jax_backend.py in a subprocess)."""
+
+import os
+
+assert os.environ.get("KERAS_BACKEND") == "jax"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import layers  # noqa: E402
+import zoo  # noqa: E402
+
+assert keras.backend.backend() == "jax", keras.backend.backend()
+rng = np.random.default_rng(0)
+
+# Every core layer: forward, inverse, log-dets summing to zero.
+cases = [
+    (layers.ActNorm(), rng.standard_normal((2, 4, 4, 4))),
+    (layers.InvertibleConv1x1(seed=0), rng.standard_normal((2, 4, 4, 4))),
+    (layers.InvertibleConv1x1(lu_decomposed=False, seed=0), rng.standard_normal((2, 4, 4, 4))),
+    (layers.Squeeze(), rng.standard_normal((2, 4, 4, 4))),
+    (layers.AffineCoupling(8), rng.standard_normal((2, 4, 4, 4))),
+    (layers.AffineCoupling(8), rng.standard_normal((2, 5))),
+    (layers.Permute(), rng.standard_normal((2, 5))),
+    (layers.Flatten(), rng.standard_normal((2, 4, 4, 4))),
+    (layers.LogitTransform(), rng.uniform(0.1, 0.9, (2, 4, 4, 1))),
+    (layers.Dequantize(n_bits=3), rng.integers(0, 8, (2, 4, 4, 1))),
+]
+for layer, x in cases:
+    x = x.astype("float32")
+    z, log_det = layer(x, training=True)
+    x_back, inverse_log_det = layer.inverse_and_log_det(z)
+    np.testing.assert_allclose(np.asarray(x_back), x, rtol=1e-5, atol=1e-5, err_msg=type(layer).__name__)
+    np.testing.assert_allclose(np.asarray(log_det + inverse_log_det), 0.0, atol=1e-4, err_msg=type(layer).__name__)
+
+# A GLOW FlowModel: act-norm init, one gradient step with fit, sampling.
+images = zoo.load_digits_images()[0][:64]
+model = zoo.make_glow((8, 8, 1), num_levels=2, steps_per_level=1, hidden_channels=8, n_bits=5)
+model.compile(optimizer=keras.optimizers.Adam(1e-3))
+before = [np.asarray(w) for w in model.trainable_weights]
+history = model.fit(images, batch_size=64, epochs=1, verbose=0)
+assert model.is_initialized
+assert np.isfinite(history.history["loss"][0])
+changed = sum(not np.array_equal(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights))
+assert changed > 0, "the gradient step changed no weight"
+samples = np.asarray(model.sample(4, temperature=0.7, seed=0))
+assert samples.shape == (4, 8, 8, 1) and samples.dtype == np.uint8
+np.testing.assert_array_equal(np.asarray(model.decode(model.encode(images[:8]))), (images[:8] // 8) * 8)
+print("jax smoke test passed")
