@@ -3,6 +3,10 @@
 Direction: ``layer(x)`` maps data -> latent and returns ``(z, log_det)``;
 ``layer.inverse(z)`` maps latent -> data. See ``layers.base``.
 
+Injective (dimension-changing) layers follow the NIF contract: ``layer(x)``
+returns ``(z, manifold_term)`` and ``layer.inverse(z, noise_scale=s)`` maps
+back (``s = 0`` lands on the learned manifold). See ``layers.nif``.
+
 This package imports nothing else of the project.
 """
 
@@ -11,6 +15,7 @@ from layers.base import FlowLayer, FlowSequence, check_example_shape, event_size
 from layers.conv1x1 import InvertibleConv1x1
 from layers.coupling import AffineCoupling
 from layers.multiscale import FactorOut
+from layers.nif import GaussianNIF, InjectiveLayer, NIFPrior, StochasticCoupling, UpsampleNIF
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
 from layers.priors import StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
@@ -23,11 +28,16 @@ __all__ = [
     "Flatten",
     "FlowLayer",
     "FlowSequence",
+    "GaussianNIF",
+    "InjectiveLayer",
     "InvertibleConv1x1",
     "LogitTransform",
+    "NIFPrior",
     "Permute",
     "Squeeze",
     "StandardNormal",
+    "StochasticCoupling",
+    "UpsampleNIF",
     "check_example_shape",
     "event_size",
     "pixels_from_levels",

@@ -6,6 +6,39 @@ from keras import ops
 from layers.base import FlowLayer, sum_except_batch
 
 
+def conditioner_layers(rank, hidden_units, num_hidden_layers, out_channels, dtype):
+    """The coupling conditioner network, last layer zero-initialized.
+
+    Rank 4 (images): 3x3 conv, ReLU, 1x1 conv, ReLU, 3x3 conv (GLOW's).
+    Rank 2 (vectors): ``num_hidden_layers`` dense ReLU layers and a dense output.
+    """
+    if rank == 4:
+        return [
+            keras.layers.Conv2D(hidden_units, 3, padding="same", activation="relu", dtype=dtype, name="conv_in"),
+            keras.layers.Conv2D(hidden_units, 1, padding="same", activation="relu", dtype=dtype, name="conv_hidden"),
+            keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer="zeros", dtype=dtype, name="conv_out"),
+        ]
+    return [
+        keras.layers.Dense(hidden_units, activation="relu", dtype=dtype, name=f"dense_{i}")
+        for i in range(num_hidden_layers)
+    ] + [keras.layers.Dense(out_channels, kernel_initializer="zeros", dtype=dtype, name="dense_out")]
+
+
+def build_sequence(sequence, input_shape):
+    """Builds a list of Keras layers applied one after the other."""
+    shape = tuple(input_shape)
+    for layer in sequence:
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+    return shape
+
+
+def apply_sequence(sequence, x):
+    for layer in sequence:
+        x = layer(x)
+    return x
+
+
 @keras.saving.register_keras_serializable(package="flow_zoo")
 class AffineCoupling(FlowLayer):
     """Affine coupling: one half of the channels transforms the other.
@@ -67,28 +100,12 @@ class AffineCoupling(FlowLayer):
             )
         self.split = int(channels) // 2
         out_channels = 2 * (int(channels) - self.split)
-        dtype = self.dtype_policy
-        if rank == 4:
-            self.conditioner = [
-                keras.layers.Conv2D(self.hidden_units, 3, padding="same", activation="relu", dtype=dtype, name="conv_in"),
-                keras.layers.Conv2D(self.hidden_units, 1, padding="same", activation="relu", dtype=dtype, name="conv_hidden"),
-                keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer="zeros", dtype=dtype, name="conv_out"),
-            ]
-        else:
-            self.conditioner = [
-                keras.layers.Dense(self.hidden_units, activation="relu", dtype=dtype, name=f"dense_{i}")
-                for i in range(self.num_hidden_layers)
-            ] + [keras.layers.Dense(out_channels, kernel_initializer="zeros", dtype=dtype, name="dense_out")]
-        shape = tuple(input_shape[:-1]) + (self.split,)
-        for layer in self.conditioner:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, out_channels, self.dtype_policy)
+        build_sequence(self.conditioner, tuple(input_shape[:-1]) + (self.split,))
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: int(channels)})
 
     def _shift_and_log_scale(self, x_a):
-        h = x_a
-        for layer in self.conditioner:
-            h = layer(h)
+        h = apply_sequence(self.conditioner, x_a)
         n = ops.shape(h)[-1] // 2
         shift, raw = h[..., :n], h[..., n:]
         log_scale = self.log_scale_clamp * ops.tanh(raw / self.log_scale_clamp)

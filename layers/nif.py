@@ -1,0 +1,545 @@
+"""Noisy injective flows (NIF): Gaussian NIF layers that change dimension.
+
+A Gaussian NIF models ``p(x | z) = N(x; A z + b, Sigma)`` with ``A`` of shape
+``D x d`` (``d < D``), a bias ``b`` and a diagonal covariance ``Sigma``. With
+``Lambda = A^T Sigma^-1 A`` and ``u = A^T Sigma^-1 (x - b)``:
+
+* stochastic inverse ``q(z | x) = N(Lambda^-1 u, Lambda^-1)``; its mean is the
+  pseudo-inverse ``z+ = Lambda^-1 u`` (NIF eq. 42), the ``z`` minimizing
+  ``||x - A z - b||`` in the ``Sigma^-1`` norm (appendix A.3);
+* manifold term ``log integral p(x | z) dz = log Z_z - log Z_x`` (eq. 9) with
+  ``log Z_z = (u^T Lambda^-1 u - log|Lambda| + d log 2 pi) / 2`` and
+  ``log Z_x = ((x-b)^T Sigma^-1 (x-b) + log|Sigma| + D log 2 pi) / 2``;
+* with ``z ~ N(0, I)`` the marginal is ``N(x; b, A A^T + Sigma)`` (eq. 41),
+  computed here through Woodbury and the determinant lemma with a ``d x d``
+  Cholesky of ``I + Lambda``: O(D d^2 + d^3), never a ``D x D`` matrix.
+
+Injective contract (DESIGN.md section 3): ``layer(x, training)`` returns
+``(z, log_term)`` where ``log_term`` is the manifold term of shape ``[batch]``
+and ``z`` is a draw from ``q(z | x)`` when training and its mean otherwise;
+``layer.inverse(z, noise_scale=s, seed=None)`` returns
+``A z + b + sqrt(s) Sigma^(1/2) eps`` (``s = 0`` lands on the manifold).
+Noise scale ``s`` multiplies ``Sigma``; temperature ``t`` multiplies the
+standard deviation of the latent prior.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from layers.base import sum_except_batch
+from layers.coupling import apply_sequence, build_sequence, conditioner_layers
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def derive_seed(seed, stream):
+    """An int seed for the ``stream``-th independent draw from a user ``seed`` (None stays None)."""
+    if seed is None or not isinstance(seed, int):
+        return seed
+    return (seed * 1_000_003 + 7919 * (stream + 1)) % (2**31 - 1)
+
+
+def _solve_lower(chol, rhs):
+    """Solves ``L y = rhs`` for lower-triangular ``L``; ``L`` is ``(d, d)`` or ``(..., d, d)``."""
+    if len(chol.shape) == 2:
+        return ops.transpose(ops.solve_triangular(chol, ops.transpose(rhs), lower=True))
+    return ops.solve_triangular(chol, rhs[..., None], lower=True)[..., 0]
+
+
+def _solve_upper_transpose(chol, rhs):
+    """Solves ``L^T y = rhs`` for lower-triangular ``L``."""
+    if len(chol.shape) == 2:
+        return ops.transpose(ops.solve_triangular(ops.transpose(chol), ops.transpose(rhs), lower=False))
+    chol_t = ops.swapaxes(chol, -1, -2)
+    return ops.solve_triangular(chol_t, rhs[..., None], lower=False)[..., 0]
+
+
+def _log_det_from_chol(chol):
+    return 2.0 * ops.sum(ops.log(ops.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+
+
+def gaussian_nif_terms(residual, log_variance, a_matrix, unit_prior_marginal):
+    """The closed-form quantities of a Gaussian NIF along the last axis.
+
+    Args:
+        residual: ``x - b``, shape ``(..., D)``.
+        log_variance: ``log diag(Sigma)``, shape ``(D,)`` or ``(..., D)``.
+        a_matrix: ``A``, shape ``(D, d)``.
+        unit_prior_marginal: Python bool; also return the marginal under
+            ``z ~ N(0, I)``.
+
+    Returns:
+        dict with ``mean`` (pseudo-inverse, ``(..., d)``), ``chol`` (Cholesky
+        of ``Lambda``), ``manifold`` (manifold term, ``(...)``) and, when asked,
+        ``marginal`` (``log N(x; b, A A^T + Sigma)``, ``(...)``).
+    """
+    inv_var = ops.exp(-log_variance)
+    d = a_matrix.shape[-1]
+    big_d = a_matrix.shape[0]
+    if len(inv_var.shape) == 1:
+        lam = ops.matmul(ops.transpose(a_matrix), a_matrix * inv_var[:, None])
+    else:
+        lam = ops.einsum("...i,ij,ik->...jk", inv_var, a_matrix, a_matrix)
+    u = ops.matmul(residual * inv_var, a_matrix)
+    quad_x = ops.sum(residual * residual * inv_var, axis=-1)
+    log_det_sigma = ops.sum(log_variance, axis=-1)
+    log_z_x = 0.5 * (quad_x + log_det_sigma + big_d * _LOG_2PI)
+
+    chol = ops.cholesky(lam)
+    w = _solve_lower(chol, u)
+    mean = _solve_upper_transpose(chol, w)
+    log_z_z = 0.5 * (ops.sum(w * w, axis=-1) - _log_det_from_chol(chol) + d * _LOG_2PI)
+    terms = {"mean": mean, "chol": chol, "manifold": log_z_z - log_z_x}
+    if unit_prior_marginal:
+        eye = ops.eye(d, dtype=lam.dtype)
+        chol_m = ops.cholesky(lam + eye)
+        w_m = _solve_lower(chol_m, u)
+        # log N(x; b, A A^T + Sigma) = u^T M^-1 u / 2 - log|M| / 2 - log Z_x with M = I + Lambda.
+        terms["marginal"] = 0.5 * ops.sum(w_m * w_m, axis=-1) - 0.5 * _log_det_from_chol(chol_m) - log_z_x
+    return terms
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class InjectiveLayer(keras.layers.Layer):
+    """Base class of the noisy injective (dimension-changing) layers.
+
+    ``layer(x, training)`` maps data to latent and returns ``(z, log_term)``
+    (``z`` drawn from ``q(z | x)`` when training, its mean otherwise;
+    ``log_term`` = manifold term, shape ``[batch]``).
+    ``layer.inverse(z, noise_scale=0.0, seed=None)`` maps latent to data.
+
+    Subclasses implement ``_terms(x)`` (returning at least ``mean``,
+    ``manifold`` and what ``_sample_posterior`` needs),
+    ``_sample_posterior(terms, seed)``, ``_decode(z, noise_scale, seed)``,
+    ``conditional_log_prob(x, z)`` and ``latent_shape``.
+
+    Args:
+        seed: int or None, seed of the training-time posterior draws.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        terms = self._terms(inputs)
+        z = self._sample_posterior(terms, self.seed_generator) if training else terms["mean"]
+        return z, terms["manifold"]
+
+    def inverse(self, z, noise_scale=0.0, seed=None):
+        """Latent -> data: ``A z + b + sqrt(noise_scale) Sigma^(1/2) eps``."""
+        if isinstance(noise_scale, (int, float)) and noise_scale < 0:
+            raise ValueError(f"{self.name}: `noise_scale` must be >= 0; received {noise_scale}.")
+        return self._decode(ops.cast(z, self.compute_dtype), noise_scale, seed)
+
+    def pseudo_inverse(self, x):
+        """``z+ = Lambda^-1 u``: the mean and mode of ``q(z | x)`` (NIF eq. 42)."""
+        return self._terms(x)["mean"]
+
+    def stochastic_inverse(self, x, seed=None):
+        """One draw from ``q(z | x) = N(Lambda^-1 u, Lambda^-1)``."""
+        return self._sample_posterior(self._terms(x), seed)
+
+    def manifold_term(self, x):
+        """``log integral p(x | z) dz`` per example (NIF eq. 9)."""
+        return self._terms(x)["manifold"]
+
+    def get_config(self):
+        config = super().get_config()
+        config["seed"] = self.seed
+        return config
+
+
+class NIFPrior(InjectiveLayer):
+    """An injective layer that is also a complete prior for a ``FlowModel``.
+
+    With ``z ~ N(0, I)`` the marginal of ``x`` is Gaussian and closed-form;
+    subclasses return it as ``terms["marginal"]`` from ``_terms(x, True)``
+    and the trace of ``Lambda^-1`` from ``_posterior_trace(terms)``.
+    Offers the prior protocol of ``layers.StandardNormal``: ``log_prob``,
+    ``sample``, ``encode``, ``decode`` and ``latent_shape``, plus ``elbo``.
+    """
+
+    def log_prob(self, x):
+        """Closed-form marginal ``log p(x)`` under ``z ~ N(0, I)`` (eq. 41)."""
+        return self._terms(x, marginal=True)["marginal"]
+
+    def elbo(self, x):
+        """``E_q[log N(z; 0, I)] + manifold term`` (eq. 7), exact expectation; <= ``log_prob``."""
+        terms = self._terms(x)
+        mean = terms["mean"]
+        expected_log_prior = -0.5 * (sum_except_batch(mean * mean) + self._posterior_trace(terms)) - 0.5 * math.prod(
+            self.latent_shape
+        ) * _LOG_2PI
+        return expected_log_prior + terms["manifold"]
+
+    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
+        """``x = A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
+        z = keras.random.normal((num_samples,) + self.latent_shape, dtype=self.compute_dtype, seed=derive_seed(seed, 0))
+        return self._decode(ops.cast(temperature, self.compute_dtype) * z, noise_scale, derive_seed(seed, 1))
+
+    def encode(self, x, stochastic=False, seed=None):
+        """Pseudo-inverse ``z+`` by default; a draw from ``q(z | x)`` with ``stochastic=True``."""
+        return self.stochastic_inverse(x, seed) if stochastic else self.pseudo_inverse(x)
+
+    def decode(self, latent, noise_scale=0.0, seed=None):
+        """``A z + b + sqrt(noise_scale) Sigma^(1/2) eps``."""
+        return self.inverse(latent, noise_scale=noise_scale, seed=seed)
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class GaussianNIF(NIFPrior):
+    """Gaussian noisy injective flow: ``p(x | z) = N(x; A z + b, Sigma)``, ``d < D``.
+
+    Works on flat vectors ``(batch, D)`` and on any example shape (images are
+    flattened; ``inverse`` restores the shape). Besides the injective
+    contract it is a complete prior for a ``FlowModel`` (``log_prob`` is the
+    closed-form marginal under ``z ~ N(0, I)``, eq. 41), so replacing a flow's
+    unit Gaussian prior by ``GaussianNIF(d)`` gives the paper's NIF model.
+
+    Args:
+        latent_dim: int ``d`` with ``1 <= d < D``.
+        a_initializer: initializer of ``A`` (default Glorot normal, as the
+            reference implementation).
+        seed: int or None; seeds ``A``'s initializer and training-time draws.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: ``(batch, ...)`` with ``D`` entries per example.
+        training: Python bool; draw ``z ~ q(z | x)`` when True, else its mean.
+
+    Example:
+
+    >>> nif = layers.GaussianNIF(latent_dim=16)
+    >>> z, manifold_term = nif(x)                  # x: (batch, 64)
+    >>> x_on_manifold = nif.inverse(z, noise_scale=0.0)
+    >>> log_px = nif.log_prob(x)                   # closed form, eq. 41
+
+    Reference:
+        Cunningham et al., "Normalizing Flows Across Dimensions", 2020,
+        section 4 and appendix A.5, A.8.
+    """
+
+    def __init__(self, latent_dim, a_initializer="glorot_normal", seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"GaussianNIF: `latent_dim` must be an int >= 1; received {latent_dim!r}.")
+        self.latent_dim = latent_dim
+        self.a_initializer = keras.initializers.get(a_initializer)
+        if seed is not None and hasattr(self.a_initializer, "seed"):
+            self.a_initializer.seed = seed
+
+    def build(self, input_shape):
+        self.example_shape = tuple(int(d) for d in input_shape[1:])
+        self.data_dim = math.prod(self.example_shape)
+        if not self.latent_dim < self.data_dim:
+            raise ValueError(
+                f"GaussianNIF: `latent_dim` must be smaller than the data dimension "
+                f"D = {self.data_dim} (input shape {tuple(input_shape)}); received latent_dim="
+                f"{self.latent_dim}. Use 1 <= latent_dim <= {self.data_dim - 1}."
+            )
+        self.a_matrix = self.add_weight(shape=(self.data_dim, self.latent_dim), initializer=self.a_initializer, name="a_matrix")
+        self.bias = self.add_weight(shape=(self.data_dim,), initializer="zeros", name="bias")
+        self.log_variance = self.add_weight(shape=(self.data_dim,), initializer="zeros", name="log_variance")
+
+    @property
+    def latent_shape(self):
+        return (self.latent_dim,)
+
+    def _flat(self, x):
+        if tuple(int(d) for d in x.shape[1:]) != self.example_shape:
+            raise ValueError(
+                f"{self.name}: `x` must have shape (batch, {', '.join(map(str, self.example_shape))}); "
+                f"received {tuple(x.shape)}."
+            )
+        return ops.reshape(ops.cast(x, self.compute_dtype), (-1, self.data_dim))
+
+    def _terms(self, x, marginal=False):
+        return gaussian_nif_terms(self._flat(x) - self.bias, self.log_variance, self.a_matrix, marginal)
+
+    def _sample_posterior(self, terms, seed):
+        eps = keras.random.normal(ops.shape(terms["mean"]), dtype=self.compute_dtype, seed=seed)
+        return terms["mean"] + _solve_upper_transpose(terms["chol"], eps)
+
+    def _check_latent(self, z):
+        if len(z.shape) != 2 or int(z.shape[-1]) != self.latent_dim:
+            raise ValueError(
+                f"{self.name}: `z` must have shape (batch, {self.latent_dim}) (latent_dim={self.latent_dim}); "
+                f"received {tuple(z.shape)}."
+            )
+
+    def _decode(self, z, noise_scale, seed):
+        self._check_latent(z)
+        x = ops.matmul(z, ops.transpose(self.a_matrix)) + self.bias
+        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
+            eps = keras.random.normal(ops.shape(x), dtype=self.compute_dtype, seed=seed)
+            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * eps
+        return ops.reshape(x, (-1,) + self.example_shape)
+
+    def _posterior_trace(self, terms):
+        chol = terms["chol"]
+        inv_chol = ops.solve_triangular(chol, ops.eye(self.latent_dim, dtype=chol.dtype), lower=True)
+        return ops.sum(inv_chol * inv_chol)
+
+    def conditional_log_prob(self, x, z):
+        """``log N(x; A z + b, Sigma)`` computed directly (a reference for tests)."""
+        residual = self._flat(x) - ops.matmul(z, ops.transpose(self.a_matrix)) - self.bias
+        return -0.5 * ops.sum(residual**2 * ops.exp(-self.log_variance) + self.log_variance + _LOG_2PI, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"latent_dim": self.latent_dim, "a_initializer": keras.initializers.serialize(self.a_initializer)}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class UpsampleNIF(NIFPrior):
+    """Gaussian NIF whose ``A`` is nearest-neighbour upsampling: everything O(D).
+
+    ``z`` of shape ``(h, w, c)`` maps to ``x`` of shape ``(f h, f w, c)`` by
+    copying each latent pixel into an ``f x f`` block, plus a learned bias
+    and diagonal ``Sigma``. Each latent entry touches its own block only, so
+    ``Lambda = A^T Sigma^-1 A`` is diagonal (the block sums of
+    ``Sigma^-1``) and the marginal, manifold term, pseudo-inverse and
+    posterior draws all cost O(D) with no matrix factorization.
+
+    Args:
+        factor: int, the upsampling factor ``f`` (2 in the paper).
+        seed: int or None, seed of the training-time posterior draws.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: images ``(batch, f h, f w, c)``.
+        training: Python bool; draw ``z ~ q(z | x)`` when True, else its mean.
+
+    Example:
+
+    >>> nif = layers.UpsampleNIF(factor=2)
+    >>> z, manifold_term = nif(images)             # (b, 8, 8, 3) -> (b, 4, 4, 3)
+    >>> log_px = nif.log_prob(images)
+
+    Reference:
+        Cunningham et al., "Normalizing Flows Across Dimensions", 2020,
+        section 4.1 and appendix A.6.
+    """
+
+    def __init__(self, factor=2, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = int(factor)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"UpsampleNIF expects images (batch, h, w, c); received shape {tuple(input_shape)}.")
+        _, h, w, c = (int(d) if d is not None else None for d in input_shape)
+        f = self.factor
+        if h % f or w % f:
+            raise ValueError(f"UpsampleNIF(factor={f}) needs height and width divisible by {f}; received {h}x{w}.")
+        self.example_shape = (h, w, c)
+        self._latent_shape = (h // f, w // f, c)
+        self.bias = self.add_weight(shape=self.example_shape, initializer="zeros", name="bias")
+        self.log_variance = self.add_weight(shape=self.example_shape, initializer="zeros", name="log_variance")
+
+    @property
+    def latent_shape(self):
+        return self._latent_shape
+
+    def _block_sum(self, t):
+        h, w, c = self._latent_shape
+        f = self.factor
+        t = ops.reshape(t, (-1, h, f, w, f, c))
+        return ops.sum(t, axis=(2, 4))
+
+    def _upsample(self, z):
+        return ops.repeat(ops.repeat(z, self.factor, axis=1), self.factor, axis=2)
+
+    def _terms(self, x, marginal=False):
+        if tuple(int(d) for d in x.shape[1:]) != self.example_shape:
+            raise ValueError(
+                f"{self.name}: `x` must have shape (batch, {', '.join(map(str, self.example_shape))}); "
+                f"received {tuple(x.shape)}."
+            )
+        x = ops.cast(x, self.compute_dtype)
+        inv_var = ops.exp(-self.log_variance)
+        residual = x - self.bias
+        lam = self._block_sum(inv_var[None])[0]
+        u = self._block_sum(residual * inv_var)
+        d, big_d = math.prod(self._latent_shape), math.prod(self.example_shape)
+        log_z_x = 0.5 * (sum_except_batch(residual * residual * inv_var) + ops.sum(self.log_variance) + big_d * _LOG_2PI)
+        log_z_z = 0.5 * (sum_except_batch(u * u / lam) - ops.sum(ops.log(lam)) + d * _LOG_2PI)
+        terms = {"mean": u / lam, "lam": lam, "manifold": log_z_z - log_z_x}
+        if marginal:
+            terms["marginal"] = 0.5 * sum_except_batch(u * u / (1.0 + lam)) - 0.5 * ops.sum(ops.log1p(lam)) - log_z_x
+        return terms
+
+    def _sample_posterior(self, terms, seed):
+        eps = keras.random.normal(ops.shape(terms["mean"]), dtype=self.compute_dtype, seed=seed)
+        return terms["mean"] + eps * ops.rsqrt(terms["lam"])
+
+    def _posterior_trace(self, terms):
+        return ops.sum(1.0 / terms["lam"])
+
+    def _decode(self, z, noise_scale, seed):
+        if tuple(int(d) for d in z.shape[1:]) != self._latent_shape:
+            raise ValueError(
+                f"{self.name}: `z` must have shape (batch, {', '.join(map(str, self._latent_shape))}); "
+                f"received {tuple(z.shape)}."
+            )
+        x = self._upsample(z) + self.bias
+        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
+            eps = keras.random.normal(ops.shape(x), dtype=self.compute_dtype, seed=seed)
+            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * eps
+        return x
+
+    def conditional_log_prob(self, x, z):
+        """``log N(x; upsample(z) + b, Sigma)`` computed directly (a reference for tests)."""
+        residual = ops.cast(x, self.compute_dtype) - self._upsample(z) - self.bias
+        return -0.5 * sum_except_batch(residual**2 * ops.exp(-self.log_variance) + self.log_variance + _LOG_2PI)
+
+    def get_config(self):
+        config = super().get_config()
+        config["factor"] = self.factor
+        return config
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class StochasticCoupling(InjectiveLayer):
+    """Stochastic coupling: one half conditions a Gaussian NIF of the other.
+
+    The last axis is split into ``x_a`` (the first ``C // 2`` channels or
+    features) and ``x_b`` (the remaining ``C_b``). ``x_a`` passes through;
+    ``x_b`` is modelled as ``N(x_b; A z_b + b(x_a), Sigma(x_a))`` with a
+    learned ``A`` of shape ``C_b x latent_dim`` and a conditioner network
+    (the coupling conditioner, zero-initialized output) giving the bias and
+    the log-variance (bounded by ``log_variance_clamp``). The output is
+    ``(x_a, z_b)`` with ``z_b ~ q(z_b | x_b; x_a)`` in training and its mean
+    otherwise, and the manifold term ``log integral p(x_b | z_b; x_a) dz_b``
+    replaces the Jacobian log-determinant (NIF appendix A.7). For images the
+    Gaussian NIF acts per pixel over channels (``A`` is shared by positions,
+    ``Lambda`` is a ``latent_dim x latent_dim`` matrix per pixel).
+
+    Args:
+        latent_dim: int, size of ``z_b`` per position, ``1 <= latent_dim < C_b``.
+        hidden_units: int, conditioner width.
+        num_hidden_layers: int, hidden layers of the MLP conditioner (vectors).
+        log_variance_clamp: float > 0, bound on ``|log diag Sigma(x_a)|``.
+        seed: int or None, seeds ``A``'s initializer and training-time draws.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: ``(batch, features)`` or ``(batch, height, width, channels)``.
+        training: Python bool; draw ``z_b ~ q`` when True, else its mean.
+
+    Example:
+
+    >>> layer = layers.StochasticCoupling(latent_dim=2, hidden_units=64)
+    >>> z, manifold_term = layer(x)               # x: (b, 8) -> z: (b, 4 + 2)
+    >>> x_on_manifold = layer.inverse(z, noise_scale=0.0)
+
+    Reference:
+        Cunningham et al., "Normalizing Flows Across Dimensions", 2020,
+        appendix A.7, eq. 40.
+    """
+
+    def __init__(self, latent_dim, hidden_units=64, num_hidden_layers=2, log_variance_clamp=6.0, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"StochasticCoupling: `latent_dim` must be an int >= 1; received {latent_dim!r}.")
+        self.latent_dim = latent_dim
+        self.hidden_units = int(hidden_units)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.log_variance_clamp = float(log_variance_clamp)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (2, 4):
+            raise ValueError(
+                "StochasticCoupling expects vectors (batch, features) or images (batch, h, w, c); "
+                f"received shape {tuple(input_shape)}."
+            )
+        channels = int(input_shape[-1])
+        self.split = channels // 2
+        self.passive_shape = tuple(int(d) for d in input_shape[1:-1]) + (self.split,)
+        modelled = channels - self.split
+        if not 1 <= self.latent_dim < modelled:
+            raise ValueError(
+                f"StochasticCoupling: `latent_dim` must satisfy 1 <= latent_dim < {modelled} (the modelled half "
+                f"of {channels} channels); received {self.latent_dim}."
+            )
+        self.example_shape = tuple(int(d) for d in input_shape[1:])
+        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, 2 * modelled, self.dtype_policy)
+        build_sequence(self.conditioner, (None,) + self.passive_shape)
+        initializer = keras.initializers.GlorotNormal(seed=self.seed)
+        self.a_matrix = self.add_weight(shape=(modelled, self.latent_dim), initializer=initializer, name="a_matrix")
+
+    @property
+    def latent_shape(self):
+        return self.example_shape[:-1] + (self.split + self.latent_dim,)
+
+    def _bias_and_log_variance(self, x_a):
+        h = apply_sequence(self.conditioner, x_a)
+        n = ops.shape(h)[-1] // 2
+        clamp = self.log_variance_clamp
+        return h[..., :n], clamp * ops.tanh(h[..., n:] / clamp)
+
+    def _terms(self, x, marginal=False):
+        del marginal
+        if tuple(int(d) for d in x.shape[1:]) != self.example_shape:
+            raise ValueError(
+                f"{self.name}: `x` must have shape (batch, {', '.join(map(str, self.example_shape))}); "
+                f"received {tuple(x.shape)}."
+            )
+        x = ops.cast(x, self.compute_dtype)
+        x_a, x_b = x[..., : self.split], x[..., self.split :]
+        bias, log_variance = self._bias_and_log_variance(x_a)
+        terms = gaussian_nif_terms(x_b - bias, log_variance, self.a_matrix, False)
+        mean_b = terms["mean"]
+        terms["x_a"] = x_a
+        terms["mean_b"] = mean_b
+        terms["mean"] = ops.concatenate([x_a, mean_b], axis=-1)
+        terms["manifold"] = sum_except_batch(terms["manifold"])
+        return terms
+
+    def _sample_posterior(self, terms, seed):
+        eps = keras.random.normal(ops.shape(terms["mean_b"]), dtype=self.compute_dtype, seed=seed)
+        z_b = terms["mean_b"] + _solve_upper_transpose(terms["chol"], eps)
+        return ops.concatenate([terms["x_a"], z_b], axis=-1)
+
+    def _decode(self, z, noise_scale, seed):
+        if tuple(int(d) for d in z.shape[1:]) != self.latent_shape:
+            raise ValueError(
+                f"{self.name}: `z` must have shape (batch, {', '.join(map(str, self.latent_shape))}); "
+                f"received {tuple(z.shape)}."
+            )
+        z_a, z_b = z[..., : self.split], z[..., self.split :]
+        bias, log_variance = self._bias_and_log_variance(z_a)
+        x_b = ops.matmul(z_b, ops.transpose(self.a_matrix)) + bias
+        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
+            eps = keras.random.normal(ops.shape(x_b), dtype=self.compute_dtype, seed=seed)
+            x_b = x_b + ops.sqrt(ops.cast(noise_scale, x_b.dtype)) * ops.exp(0.5 * log_variance) * eps
+        return ops.concatenate([z_a, x_b], axis=-1)
+
+    def conditional_log_prob(self, x, z):
+        """``log N(x_b; A z_b + b(x_a), Sigma(x_a))`` summed over positions (a test reference)."""
+        x = ops.cast(x, self.compute_dtype)
+        x_a, x_b = x[..., : self.split], x[..., self.split :]
+        bias, log_variance = self._bias_and_log_variance(x_a)
+        residual = x_b - ops.matmul(z[..., self.split :], ops.transpose(self.a_matrix)) - bias
+        return -0.5 * sum_except_batch(residual**2 * ops.exp(-log_variance) + log_variance + _LOG_2PI)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "latent_dim": self.latent_dim,
+                "hidden_units": self.hidden_units,
+                "num_hidden_layers": self.num_hidden_layers,
+                "log_variance_clamp": self.log_variance_clamp,
+            }
+        )
+        return config
