@@ -74,7 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per model (tracing, init)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    p.add_argument("--rounds", type=int, default=3, help="alternating timed rounds per model")
+    p.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per model")
     p.add_argument("--jit_compile", choices=("auto", "true", "false"), default="auto",
                    help="XLA for both models: auto = each library's default (off on CPU-only machines)")
     p.add_argument("--steps_per_execution", type=int, default=1, help="Keras compile() option (ours only)")
@@ -116,6 +116,43 @@ def machine_description():
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
     }
+
+
+class CpuContention:
+    """CPU time used by *other* processes while timing (in cores), from /proc.
+
+    The benchmark machine may be shared; this tells the reader how much of it
+    was busy with something else while the timed rounds ran.
+    """
+
+    @staticmethod
+    def _busy_seconds():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except OSError:
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self):
+        self.busy0, self.own0, self.wall0 = self._busy_seconds(), sum(os.times()[:2]), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        busy1, own1 = self._busy_seconds(), sum(os.times()[:2])
+        self.wall = time.perf_counter() - self.wall0
+        self.own_cores = (own1 - self.own0) / self.wall
+        self.other_cores = None if self.busy0 is None else max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / self.wall
+        return False
+
+
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 # --------------------------------------------------------------------- the models
@@ -244,6 +281,7 @@ def render_section(result):
     a, m, r = result["args"], result["machine"], result
     ratio = r["ratio"]
     verdict = "met" if ratio >= 1.0 else "NOT met"
+    contention_text = "unknown" if r["other_cores"] is None else f"{r['other_cores']:.2f}"
     lines = [
         SECTION_HEADING,
         "",
@@ -287,7 +325,10 @@ def render_section(result):
         f"{m['usable_cpus']} usable; TF intra/inter-op threads "
         f"{m['intra_op_threads'] or 'default'}/{m['inter_op_threads'] or 'default'}), "
         f"{m['gpus']} GPU, {m['platform']}, Python {m['python']}; TensorFlow {m['tensorflow']}, "
-        f"Keras {m['keras']}, tf_keras {m['tf_keras']}, TensorFlow Probability {m['tfp']}.",
+        f"Keras {m['keras']}, tf_keras {m['tf_keras']}, TensorFlow Probability {m['tfp']}. "
+        f"During the {r['timed_seconds']:.0f} s of timed rounds this process used {r['own_cores']:.2f} "
+        f"cores and other processes {contention_text} cores (load average {r['load_before']} before, "
+        f"{r['load_after']} after); on a shared machine the per-round figures show the noise.",
         "",
         f"**Date:** {r['date']}  ",
         "**Command** (from the repository root):",
@@ -401,18 +442,20 @@ def main(argv=None):
     ours_rounds, ours_epoch_rounds, tfp_rounds = [], [], []
     ours_loss = tfp_loss = float("nan")
     n_images = args.steps * b
-    for rnd in range(args.rounds):
-        wall, epoch, ours_loss = time_ours(model, images, b)
-        ours_rounds.append(n_images / wall)
-        ours_epoch_rounds.append(n_images / epoch)
-        seconds, tfp_loss = time_tfp(train_step, tfp_dataset)
-        tfp_rounds.append(n_images / seconds)
-        print(
-            f"round {rnd + 1}/{args.rounds}: ours {ours_rounds[-1]:.1f} img/s (fit {wall:.2f}s, "
-            f"epoch {epoch:.2f}s, loss {ours_loss:.3f}) | tfp {tfp_rounds[-1]:.1f} img/s "
-            f"({seconds:.2f}s, loss {tfp_loss:.3f})",
-            flush=True,
-        )
+    load_before = load_average()
+    with CpuContention() as contention:
+        for rnd in range(args.rounds):
+            wall, epoch, ours_loss = time_ours(model, images, b)
+            ours_rounds.append(n_images / wall)
+            ours_epoch_rounds.append(n_images / epoch)
+            seconds, tfp_loss = time_tfp(train_step, tfp_dataset)
+            tfp_rounds.append(n_images / seconds)
+            print(
+                f"round {rnd + 1}/{args.rounds}: ours {ours_rounds[-1]:.1f} img/s (fit {wall:.2f}s, "
+                f"epoch {epoch:.2f}s, loss {ours_loss:.3f}) | tfp {tfp_rounds[-1]:.1f} img/s "
+                f"({seconds:.2f}s, loss {tfp_loss:.3f}) | load {load_average()}",
+                flush=True,
+            )
 
     result = {
         "args": args,
@@ -429,6 +472,11 @@ def main(argv=None):
         "tfp_splits": [list(map(int, s)) for s in glow.blockwise_splits],
         "tfp_conv_ops": tfp_conv_ops,
         "num_couplings": args.levels * args.steps_per_level,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "own_cores": contention.own_cores,
+        "other_cores": contention.other_cores,
+        "timed_seconds": contention.wall,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), REPO_ROOT)] + sys.argv[1:]),
     }
@@ -436,6 +484,11 @@ def main(argv=None):
     print(
         f"\nours {result['ours_median']:.1f} img/s, tfp {result['tfp_median']:.1f} img/s, "
         f"ratio ours/tfp {result['ratio']:.2f}"
+    )
+    other = "unknown" if contention.other_cores is None else f"{contention.other_cores:.2f}"
+    print(
+        f"timed rounds: {contention.wall:.1f}s, this process used {contention.own_cores:.2f} cores, "
+        f"other processes {other} cores; load average before {result['load_before']}, after {result['load_after']}"
     )
     print(f"params: ours {ours_params}, tfp {tfp_params}; tfp forward Conv2D ops {tfp_conv_ops}")
     if not args.no_write:

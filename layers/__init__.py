@@ -15,7 +15,7 @@ from layers.base import FlowLayer, FlowSequence, check_example_shape, event_size
 from layers.conv1x1 import InvertibleConv1x1
 from layers.coupling import AffineCoupling
 from layers.multiscale import FactorOut
-from layers.nif import GaussianNIF, InjectiveLayer, NIFPrior, StochasticCoupling, UpsampleNIF
+from layers.nif import DeepNIFPrior, GaussianNIF, InjectiveLayer, NIFPrior, StochasticCoupling, UpsampleNIF
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
 from layers.priors import StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
@@ -23,6 +23,7 @@ from layers.reshape import Flatten, Permute, Squeeze
 __all__ = [
     "ActNorm",
     "AffineCoupling",
+    "DeepNIFPrior",
     "Dequantize",
     "FactorOut",
     "Flatten",

@@ -60,20 +60,23 @@ def _log_det_from_chol(chol):
     return 2.0 * ops.sum(ops.log(ops.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
-def gaussian_nif_terms(residual, log_variance, a_matrix, unit_prior_marginal):
+def gaussian_nif_terms(residual, log_variance, a_matrix, posterior=True, marginal=False):
     """The closed-form quantities of a Gaussian NIF along the last axis.
 
     Args:
         residual: ``x - b``, shape ``(..., D)``.
         log_variance: ``log diag(Sigma)``, shape ``(D,)`` or ``(..., D)``.
         a_matrix: ``A``, shape ``(D, d)``.
-        unit_prior_marginal: Python bool; also return the marginal under
-            ``z ~ N(0, I)``.
+        posterior: Python bool; return the stochastic-inverse quantities
+            (needs ``Lambda`` invertible, i.e. ``A`` of full column rank).
+        marginal: Python bool; return the marginal under ``z ~ N(0, I)``
+            (needs only ``I + Lambda``, always positive definite).
 
     Returns:
-        dict with ``mean`` (pseudo-inverse, ``(..., d)``), ``chol`` (Cholesky
-        of ``Lambda``), ``manifold`` (manifold term, ``(...)``) and, when asked,
-        ``marginal`` (``log N(x; b, A A^T + Sigma)``, ``(...)``).
+        dict with, when ``posterior``: ``mean`` (pseudo-inverse, ``(..., d)``),
+        ``chol`` (Cholesky of ``Lambda``) and ``manifold`` (manifold term,
+        ``(...)``); when ``marginal``: ``marginal`` (``log N(x; b, A A^T +
+        Sigma)``, ``(...)``).
     """
     inv_var = ops.exp(-log_variance)
     d = a_matrix.shape[-1]
@@ -84,19 +87,17 @@ def gaussian_nif_terms(residual, log_variance, a_matrix, unit_prior_marginal):
         lam = ops.einsum("...i,ij,ik->...jk", inv_var, a_matrix, a_matrix)
     u = ops.matmul(residual * inv_var, a_matrix)
     quad_x = ops.sum(residual * residual * inv_var, axis=-1)
-    log_det_sigma = ops.sum(log_variance, axis=-1)
-    log_z_x = 0.5 * (quad_x + log_det_sigma + big_d * _LOG_2PI)
-
-    chol = ops.cholesky(lam)
-    w = _solve_lower(chol, u)
-    mean = _solve_upper_transpose(chol, w)
-    log_z_z = 0.5 * (ops.sum(w * w, axis=-1) - _log_det_from_chol(chol) + d * _LOG_2PI)
-    terms = {"mean": mean, "chol": chol, "manifold": log_z_z - log_z_x}
-    if unit_prior_marginal:
-        eye = ops.eye(d, dtype=lam.dtype)
-        chol_m = ops.cholesky(lam + eye)
-        w_m = _solve_lower(chol_m, u)
+    log_z_x = 0.5 * (quad_x + ops.sum(log_variance, axis=-1) + big_d * _LOG_2PI)
+    terms = {}
+    if posterior:
+        chol = ops.cholesky(lam)
+        w = _solve_lower(chol, u)
+        log_z_z = 0.5 * (ops.sum(w * w, axis=-1) - _log_det_from_chol(chol) + d * _LOG_2PI)
+        terms.update(mean=_solve_upper_transpose(chol, w), chol=chol, manifold=log_z_z - log_z_x)
+    if marginal:
         # log N(x; b, A A^T + Sigma) = u^T M^-1 u / 2 - log|M| / 2 - log Z_x with M = I + Lambda.
+        chol_m = ops.cholesky(lam + ops.eye(d, dtype=lam.dtype))
+        w_m = _solve_lower(chol_m, u)
         terms["marginal"] = 0.5 * ops.sum(w_m * w_m, axis=-1) - 0.5 * _log_det_from_chol(chol_m) - log_z_x
     return terms
 
@@ -159,13 +160,15 @@ class NIFPrior(InjectiveLayer):
 
     With ``z ~ N(0, I)`` the marginal of ``x`` is Gaussian and closed-form;
     subclasses return it as ``terms["marginal"]`` from ``_terms(x, True)``
+    (which may skip the posterior quantities)
     and the trace of ``Lambda^-1`` from ``_posterior_trace(terms)``.
     Offers the prior protocol of ``layers.StandardNormal``: ``log_prob``,
     ``sample``, ``encode``, ``decode`` and ``latent_shape``, plus ``elbo``.
     """
 
-    def log_prob(self, x):
-        """Closed-form marginal ``log p(x)`` under ``z ~ N(0, I)`` (eq. 41)."""
+    def log_prob(self, x, training=None):
+        """Closed-form marginal ``log p(x)`` under ``z ~ N(0, I)`` (eq. 41); deterministic."""
+        del training
         return self._terms(x, marginal=True)["marginal"]
 
     def elbo(self, x):
@@ -259,7 +262,9 @@ class GaussianNIF(NIFPrior):
         return ops.reshape(ops.cast(x, self.compute_dtype), (-1, self.data_dim))
 
     def _terms(self, x, marginal=False):
-        return gaussian_nif_terms(self._flat(x) - self.bias, self.log_variance, self.a_matrix, marginal)
+        return gaussian_nif_terms(
+            self._flat(x) - self.bias, self.log_variance, self.a_matrix, posterior=not marginal, marginal=marginal
+        )
 
     def _sample_posterior(self, terms, seed):
         eps = keras.random.normal(ops.shape(terms["mean"]), dtype=self.compute_dtype, seed=seed)
@@ -497,7 +502,7 @@ class StochasticCoupling(InjectiveLayer):
         x = ops.cast(x, self.compute_dtype)
         x_a, x_b = x[..., : self.split], x[..., self.split :]
         bias, log_variance = self._bias_and_log_variance(x_a)
-        terms = gaussian_nif_terms(x_b - bias, log_variance, self.a_matrix, False)
+        terms = gaussian_nif_terms(x_b - bias, log_variance, self.a_matrix)
         mean_b = terms["mean"]
         terms["x_a"] = x_a
         terms["mean_b"] = mean_b
@@ -540,6 +545,107 @@ class StochasticCoupling(InjectiveLayer):
                 "hidden_units": self.hidden_units,
                 "num_hidden_layers": self.num_hidden_layers,
                 "log_variance_clamp": self.log_variance_clamp,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class DeepNIFPrior(keras.layers.Layer):
+    """Deep NIF prior: a low-dimensional flow prior on ``z`` and a Gaussian NIF.
+
+    Generative model: ``u ~ N(0, I_d)``, ``z = h^-1(u)`` through the flow
+    ``latent_flow`` on ``R^d``, ``x ~ N(A z + b, Sigma)`` (the ``nif``). The
+    likelihood has no closed form, so ``log_prob`` is a bound with the
+    stochastic inverse as proposal (NIF eq. 7): with ``z_k ~ q(z | x)``,
+    ``log w_k = log p_z(z_k) + manifold term`` (the ``p(x | z) / q(z | x)``
+    ratio equals the manifold term exactly), and the bound is
+    ``log mean_k exp(log w_k)`` (the ELBO for ``K = 1``, the importance-weighted
+    bound for ``K > 1``). Draws are fresh in training and come from the fixed
+    ``eval_seed`` otherwise, so evaluation is deterministic.
+
+    The prior latent is ``u``: ``sample`` draws ``u`` with standard deviation
+    ``temperature``, ``encode`` returns ``h(z+)`` (or ``h`` of a posterior draw)
+    and ``decode(u, noise_scale)`` returns ``A h^-1(u) + b + sqrt(s) Sigma^(1/2) eps``.
+
+    Args:
+        nif: a ``GaussianNIF`` (or its config).
+        latent_flow: a ``FlowLayer`` on ``d``-vectors (or its config).
+        num_importance_samples: int ``K >= 1``.
+        seed: int or None, seed of the training-time draws.
+        eval_seed: int, seed of the evaluation-time draws.
+        **kwargs: standard layer arguments.
+
+    Example:
+
+    >>> prior = layers.DeepNIFPrior(layers.GaussianNIF(128), low_dim_flow, num_importance_samples=4)
+    >>> model = zoo.FlowModel(glow, input_shape=(64, 64, 3), prior=prior, n_bits=3)
+
+    Reference:
+        Cunningham et al., "Normalizing Flows Across Dimensions", 2020,
+        appendix B.5.
+    """
+
+    def __init__(self, nif, latent_flow, num_importance_samples=1, seed=None, eval_seed=0, **kwargs):
+        super().__init__(**kwargs)
+        deserialize = keras.saving.deserialize_keras_object
+        self.nif = deserialize(nif) if isinstance(nif, dict) else nif
+        self.latent_flow = deserialize(latent_flow) if isinstance(latent_flow, dict) else latent_flow
+        if not isinstance(num_importance_samples, int) or num_importance_samples < 1:
+            raise ValueError(f"DeepNIFPrior: `num_importance_samples` must be an int >= 1; received {num_importance_samples!r}.")
+        self.num_importance_samples = num_importance_samples
+        self.seed = seed
+        self.eval_seed = int(eval_seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if not self.nif.built:
+            self.nif.build(input_shape)
+        if not self.latent_flow.built:
+            self.latent_flow.build((None, self.nif.latent_dim))
+
+    @property
+    def latent_shape(self):
+        return (self.nif.latent_dim,)
+
+    def _latent_log_prob(self, z, training=None):
+        u, log_det = self.latent_flow(z, training=training)
+        d = self.nif.latent_dim
+        return -0.5 * ops.sum(u * u, axis=-1) - 0.5 * d * _LOG_2PI + log_det
+
+    def log_prob(self, x, training=None):
+        """The ELBO (K = 1) or importance-weighted bound on ``log p(x)``, per example."""
+        terms = self.nif._terms(x)
+        k, d = self.num_importance_samples, self.nif.latent_dim
+        batch = ops.shape(terms["mean"])[0]
+        seed = self.seed_generator if training else self.eval_seed
+        eps = keras.random.normal((k, batch, d), dtype=self.compute_dtype, seed=seed)
+        draws = terms["mean"][None] + ops.reshape(
+            _solve_upper_transpose(terms["chol"], ops.reshape(eps, (-1, d))), (k, batch, d)
+        )
+        log_prior = ops.reshape(self._latent_log_prob(ops.reshape(draws, (-1, d)), training), (k, batch))
+        bound = ops.logsumexp(log_prior, axis=0) - math.log(k)
+        return bound + terms["manifold"]
+
+    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
+        u = keras.random.normal((num_samples, self.nif.latent_dim), dtype=self.compute_dtype, seed=derive_seed(seed, 0))
+        return self.decode(ops.cast(temperature, self.compute_dtype) * u, noise_scale, derive_seed(seed, 1))
+
+    def encode(self, x, stochastic=False, seed=None):
+        return self.latent_flow(self.nif.encode(x, stochastic=stochastic, seed=seed), training=False)[0]
+
+    def decode(self, latent, noise_scale=0.0, seed=None):
+        return self.nif.decode(self.latent_flow.inverse(latent), noise_scale=noise_scale, seed=seed)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "nif": keras.saving.serialize_keras_object(self.nif),
+                "latent_flow": keras.saving.serialize_keras_object(self.latent_flow),
+                "num_importance_samples": self.num_importance_samples,
+                "seed": self.seed,
+                "eval_seed": self.eval_seed,
             }
         )
         return config

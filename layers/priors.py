@@ -50,8 +50,9 @@ class StandardNormal(keras.layers.Layer):
         """Shape of one prior latent (the flow's latent shape here)."""
         return self.event_shape
 
-    def log_prob(self, z):
-        """Per-example ``log N(z; 0, I)``, shape ``[batch]``."""
+    def log_prob(self, z, training=None):
+        """Per-example ``log N(z; 0, I)``, shape ``[batch]`` (``training`` is unused)."""
+        del training
         z = ops.cast(z, self.compute_dtype)
         d = math.prod(self.event_shape)
         return -0.5 * sum_except_batch(ops.square(z)) - 0.5 * d * math.log(2.0 * math.pi)

@@ -102,11 +102,14 @@ class FlowModel(keras.Model):
     def build(self, input_shape):
         shape = (None,) + self.example_shape
         if self.preprocessing is not None:
-            self.preprocessing.build(shape)
+            if not self.preprocessing.built:
+                self.preprocessing.build(shape)
             shape = self.preprocessing.compute_output_shape(shape)[0]
-        self.flow.build(shape)
+        if not self.flow.built:
+            self.flow.build(shape)
         latent_shape = self.flow.compute_output_shape(shape)[0]
-        self.prior.build(latent_shape)
+        if not self.prior.built:  # sub-layers deserialized from a .keras file arrive built
+            self.prior.build(latent_shape)
         self.latent_shape = tuple(latent_shape[1:])
         self.built = True
 
@@ -135,7 +138,7 @@ class FlowModel(keras.Model):
 
     def call(self, inputs, training=False):
         z, log_det = self.forward(inputs, training=training)
-        return self.prior.log_prob(z) + log_det
+        return self.prior.log_prob(z, training=training) + log_det
 
     def log_prob(self, x):
         """Per-example log-likelihood in nats (see the class docstring for images)."""

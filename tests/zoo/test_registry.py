@@ -1,0 +1,85 @@
+"""The preset registry: names, metadata, errors, overrides, weights."""
+
+import numpy as np
+import pytest
+
+import zoo
+
+ISSUE_PRESETS = (
+    [f"nif_{d}_{k}" for d in ("fmnist", "cifar10", "celeba") for k in (64, 128, 256, 512)]
+    + ["deep_nif_celeba_128", "nf_fmnist", "nf_cifar10", "nf_celeba", "nif_digits_16", "nf_digits",
+       "nif_spiral_1", "nif_sin_1", "nf_spiral", "nf_sin"]
+)
+
+
+def test_every_named_preset_exists_with_metadata():
+    names = {p["name"] for p in zoo.list()}
+    assert set(ISSUE_PRESETS) <= names
+    for p in zoo.list():
+        assert {"family", "dataset", "paper", "input_shape", "latent_dim", "description", "config"} <= set(p)
+        if p["family"] in ("nif", "deep_nif"):
+            assert p["latent_dim"] is not None
+            assert p["name"].endswith(f"_{p['latent_dim']}")
+
+
+def test_filters():
+    assert {p["name"] for p in zoo.list(family="nf", dataset="celeba")} == {"nf_celeba"}
+    assert len(zoo.list(dataset="fmnist")) == 5
+    assert zoo.list(family="no_such_family") == []
+
+
+def test_every_preset_builds():
+    # Paper-sized presets take seconds each to build; shrink width and depth (levels, shapes and
+    # latent sizes stay the preset's) for the sweep, and build one paper configuration in full below.
+    for p in zoo.list():
+        small = {k: v for k, v in dict(steps_per_level=1, hidden_channels=4, latent_flow_hidden_units=4,
+                                          num_couplings=1, hidden_units=4).items() if k in p["config"]}
+        model = zoo.get(p["name"], **small)
+        assert model.example_shape == tuple(p["input_shape"]), p["name"]
+        expected_latent = (p["latent_dim"],) if p["latent_dim"] else model.latent_shape
+        assert tuple(model.prior.latent_shape) == expected_latent, p["name"]
+
+
+def test_a_paper_preset_builds_in_full():
+    celeba = zoo.get("nif_celeba_128")
+    assert celeba.n_bits == 3 and celeba.num_dims == 64 * 64 * 3
+    assert len(celeba.actnorm_layers()) == 5 * 16
+    assert tuple(celeba.prior.a_matrix.shape) == (64 * 64 * 3, 128)
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(KeyError, match="Did you mean: nif_celeba_128"):
+        zoo.get("nif_celeb_128")
+
+
+def test_duplicates_are_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register("nf_digits", zoo.make_glow, {}, family="nf", dataset="digits", paper="", input_shape=(8, 8, 1))
+
+
+def test_users_register_their_own():
+    zoo.register("my_tiny_nif_test", zoo.make_vector_nif, dict(dim=3, latent_dim=2, num_couplings=2, hidden_units=8),
+                 family="nif", dataset="mine", paper="", input_shape=(3,), latent_dim=2)
+    model = zoo.get("my_tiny_nif_test")
+    assert model.name == "my_tiny_nif_test" and tuple(model.prior.latent_shape) == (2,)
+
+
+def test_overrides_and_their_errors():
+    model = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
+    assert len(model.actnorm_layers()) == 2
+    with pytest.raises(ValueError, match=r"has no argument\(s\) \['hidden'\]"):
+        zoo.get("nf_digits", hidden=8)
+
+
+def test_weights_handles(tmp_path):
+    with pytest.raises(ValueError, match="No pretrained weights are published for 'nif_celeba_128'.*model.fit"):
+        zoo.get("nif_celeba_128", weights="default")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        zoo.get("nf_digits", weights=str(tmp_path / "missing.weights.h5"))
+    model = zoo.get("nif_digits_16", steps_per_level=1, hidden_channels=8)
+    model.initialize(zoo.load_digits_images()[0][:64])
+    path = str(tmp_path / "nif.weights.h5")
+    model.save_weights(path)
+    again = zoo.get("nif_digits_16", weights=path, steps_per_level=1, hidden_channels=8)
+    images = zoo.load_digits_images()[0][:8]
+    np.testing.assert_array_equal(np.asarray(again.log_prob(images)), np.asarray(model.log_prob(images)))

@@ -1,0 +1,112 @@
+"""Noisy injective flow models: NIF, deep NIF and vector NIF, with their presets.
+
+NIF = the GLOW of the NF baseline with its unit Gaussian prior replaced by a
+closed-form Gaussian NIF over the whole flattened GLOW output (NIF section 5,
+appendix A.10). Deep NIF (appendix B.5) adds a low-dimensional flow prior on
+the NIF latent and trains on the ELBO / importance-weighted bound.
+"""
+
+import layers as flow_layers
+from zoo import registry
+from zoo.flow_model import FlowModel
+from zoo.glow import GLOW_PAPER_CONFIGS, glow_flow, realnvp_flow
+
+NIF_PAPER = "Cunningham et al. 2020, Normalizing Flows Across Dimensions"
+# Quantization of the NIF reference's image experiments (DESIGN.md section 4).
+NIF_PAPER_N_BITS = 3
+
+
+def make_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidden_channels=64, n_bits=8,
+             lu_decomposed=True, log_scale_clamp=2.0, seed=0, name="nif"):
+    """GLOW + a Gaussian NIF prior with ``latent_dim`` over the whole latent.
+
+    Args:
+        image_shape: ``(height, width, channels)`` of the uint8 inputs.
+        latent_dim: int ``d``, ``1 <= d < height * width * channels``.
+        num_levels, steps_per_level, hidden_channels, lu_decomposed,
+        log_scale_clamp: the GLOW's (see ``zoo.glow.glow_flow``).
+        n_bits: quantization depth of the inputs.
+        seed: seeds the 1x1 convolutions and ``A``.
+        name: Keras model name.
+
+    Returns:
+        A ``FlowModel`` whose ``encode`` is the pseudo-inverse (``d``-vectors)
+        and whose ``sample`` takes ``temperature`` and ``noise_scale``.
+    """
+    flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed, log_scale_clamp, seed)
+    prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif")
+    return FlowModel(flow, input_shape=image_shape, prior=prior, n_bits=n_bits, name=name)
+
+
+def latent_flow(latent_dim, num_couplings=10, hidden_units=1024, num_hidden_layers=4):
+    """The deep NIF's low-dimensional flow: [act-norm, MLP affine coupling, reverse] x N."""
+    return realnvp_flow(latent_dim, num_couplings, hidden_units, num_hidden_layers)
+
+
+def make_deep_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidden_channels=64, n_bits=8,
+                  latent_flow_couplings=10, latent_flow_hidden_units=1024, latent_flow_hidden_layers=4,
+                  num_importance_samples=1, seed=0, name="deep_nif"):
+    """Low-dimensional flow prior + Gaussian NIF + GLOW (NIF appendix B.5).
+
+    Trained on the ELBO with the stochastic inverse (``num_importance_samples=1``)
+    or the importance-weighted bound with ``K`` samples.
+    """
+    flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, seed=seed)
+    prior = flow_layers.DeepNIFPrior(
+        flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif"),
+        latent_flow(latent_dim, latent_flow_couplings, latent_flow_hidden_units, latent_flow_hidden_layers),
+        num_importance_samples=num_importance_samples,
+        seed=seed,
+        name="deep_nif_prior",
+    )
+    return FlowModel(flow, input_shape=image_shape, prior=prior, n_bits=n_bits, name=name)
+
+
+def make_vector_nif(dim, latent_dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, seed=0, name="vector_nif"):
+    """RealNVP-style flow on ``dim``-vectors + a Gaussian NIF prior (toy manifolds)."""
+    flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers)
+    prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif")
+    return FlowModel(flow, input_shape=(dim,), prior=prior, name=name)
+
+
+# ---------------------------------------------------------------- presets
+def _register_presets():
+    for dataset, config in GLOW_PAPER_CONFIGS.items():
+        glow = {k: v for k, v in config.items() if k != "image_shape"}
+        for latent_dim in (64, 128, 256, 512):
+            registry.register(
+                f"nif_{dataset}_{latent_dim}", make_nif,
+                dict(image_shape=config["image_shape"], latent_dim=latent_dim, n_bits=NIF_PAPER_N_BITS, **glow),
+                family="nif", dataset=dataset, paper=NIF_PAPER, input_shape=config["image_shape"],
+                latent_dim=latent_dim,
+                description=f"Paper configuration: GLOW {config['num_levels']} levels x 16 steps x 256 channels "
+                            f"+ Gaussian NIF, d={latent_dim}, n_bits=3.",
+            )
+    celeba = GLOW_PAPER_CONFIGS["celeba"]
+    registry.register(
+        "deep_nif_celeba_128", make_deep_nif,
+        dict(image_shape=celeba["image_shape"], latent_dim=128, num_levels=celeba["num_levels"], steps_per_level=16,
+             hidden_channels=512, n_bits=NIF_PAPER_N_BITS, latent_flow_couplings=10, latent_flow_hidden_units=1024,
+             latent_flow_hidden_layers=4, num_importance_samples=1),
+        family="deep_nif", dataset="celeba", paper=NIF_PAPER + ", appendix B.5", input_shape=celeba["image_shape"],
+        latent_dim=128,
+        description="10 MLP couplings (4 x 1024) with act-norm and reverse on z (d=128) + Gaussian NIF + "
+                    "GLOW 5 levels x 16 steps x 512 channels.",
+    )
+    registry.register(
+        "nif_digits_16", make_nif,
+        dict(image_shape=(8, 8, 1), latent_dim=16, num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5),
+        family="nif", dataset="digits", paper=NIF_PAPER, input_shape=(8, 8, 1), latent_dim=16,
+        description="Small CPU preset (not in the paper): GLOW 2 levels x 8 steps x 64 channels + Gaussian NIF "
+                    "d=16 on scikit-learn's 8x8 digits, n_bits=5.",
+    )
+    for dataset in ("spiral", "sin"):
+        registry.register(
+            f"nif_{dataset}_1", make_vector_nif,
+            dict(dim=2, latent_dim=1, num_couplings=8, hidden_units=64, num_hidden_layers=2),
+            family="nif", dataset=dataset, paper=NIF_PAPER, input_shape=(2,), latent_dim=1,
+            description=f"2-D toy preset: RealNVP 8 couplings x 64 units + Gaussian NIF d=1 ({dataset} manifold).",
+        )
+
+
+_register_presets()

@@ -1,0 +1,147 @@
+"""The registry of named architectures (presets).
+
+Presets are plain data next to their family (``zoo/glow.py``, ``zoo/nif.py``)
+and are registered when the family module is imported (``import zoo`` imports
+every family). ``get(name)`` builds the architecture; ``list_presets`` describes
+them; ``register`` adds users' own.
+"""
+
+import dataclasses
+import difflib
+import os
+from typing import Any, Callable, Dict, Optional, Tuple
+
+_REGISTRY: Dict[str, "Preset"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One named architecture.
+
+    Attributes:
+        name: registry key, ``<family>_<dataset>[_<latent dim>]``.
+        builder: callable returning a Keras model; called with ``kwargs``
+            updated by the caller's overrides and ``name=name``.
+        kwargs: the builder's arguments (plain data).
+        family: model family, e.g. ``"nf"``, ``"nif"``, ``"deep_nif"``.
+        dataset: dataset the configuration is meant for.
+        paper: short citation of the configuration's source.
+        input_shape: shape of one example.
+        latent_dim: dimension of the prior latent (``None`` when it equals D).
+        description: one line, including how a small preset differs from the paper.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    kwargs: Dict[str, Any]
+    family: str
+    dataset: str
+    paper: str
+    input_shape: Tuple[int, ...]
+    latent_dim: Optional[int]
+    description: str
+
+    def metadata(self):
+        """The preset as a plain dict (what ``list_presets`` returns)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "dataset": self.dataset,
+            "paper": self.paper,
+            "input_shape": tuple(self.input_shape),
+            "latent_dim": self.latent_dim,
+            "description": self.description,
+            "config": dict(self.kwargs),
+            "weights": None,
+        }
+
+
+def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_dim=None, description=""):
+    """Registers a named architecture; refuses duplicates.
+
+    Args:
+        name: the registry key.
+        builder: callable building the model from ``kwargs`` (and ``name``).
+        kwargs: dict of plain-data builder arguments.
+        family: the model family.
+        dataset: the dataset the configuration targets.
+        paper: citation of the configuration's source.
+        input_shape: shape of one example.
+        latent_dim: prior latent size, or None.
+        description: one line describing the preset.
+
+    Returns:
+        The registered ``Preset``.
+
+    Raises:
+        ValueError: if ``name`` is already registered.
+    """
+    if name in _REGISTRY:
+        raise ValueError(
+            f"A preset named '{name}' is already registered (family '{_REGISTRY[name].family}'); "
+            "choose another name."
+        )
+    preset = Preset(name, builder, dict(kwargs), family, dataset, paper, tuple(input_shape), latent_dim, description)
+    _REGISTRY[name] = preset
+    return preset
+
+
+def _lookup(name):
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(
+            f"Unknown preset '{name}'.{hint} `zoo.list_presets()` names all {len(_REGISTRY)} presets; "
+            "users' own architectures need `zoo.register(...)` first."
+        )
+    return _REGISTRY[name]
+
+
+def list_presets(family=None, dataset=None):
+    """Metadata of every preset, optionally filtered by family and / or dataset."""
+    return [
+        p.metadata()
+        for p in sorted(_REGISTRY.values(), key=lambda p: p.name)
+        if (family is None or p.family == family) and (dataset is None or p.dataset == dataset)
+    ]
+
+
+def get(name, weights=None, **overrides):
+    """Builds the preset ``name``, ready for ``compile`` / ``fit`` / ``evaluate``.
+
+    Args:
+        name: a registered preset name.
+        weights: None (fresh weights), ``"default"`` (the preset's published
+            weights), or a path to a weights file (``.weights.h5``) of this
+            architecture.
+        **overrides: builder arguments replacing the preset's (e.g.
+            ``hidden_channels=64``).
+
+    Returns:
+        A built Keras model.
+
+    Raises:
+        KeyError: unknown name (with the closest names).
+        ValueError: when ``weights="default"`` and none are published, or an
+            unknown override.
+        FileNotFoundError: a weights path that does not exist.
+    """
+    preset = _lookup(name)
+    unknown = set(overrides) - set(preset.kwargs)
+    if unknown:
+        raise ValueError(
+            f"Preset '{name}' has no argument(s) {sorted(unknown)}; it takes {sorted(preset.kwargs)}."
+        )
+    if weights == "default":
+        raise ValueError(
+            f"No pretrained weights are published for '{name}' yet. Build it with weights=None and "
+            "train it with `model.fit` on its dataset "
+            f"('{preset.dataset}'), e.g. model = zoo.get('{name}'); model.compile(optimizer="
+            "keras.optimizers.Adam(1e-4)); model.fit(images, batch_size=64, epochs=...)."
+        )
+    model = preset.builder(**{**preset.kwargs, **overrides, "name": name})
+    if weights is not None:
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"Weights file for '{name}' not found: {weights}")
+        model.load_weights(weights)
+    return model
