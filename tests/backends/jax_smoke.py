@@ -33,6 +33,21 @@ for layer, x in cases:
     np.testing.assert_allclose(np.asarray(x_back), x, rtol=1e-5, atol=1e-5, err_msg=type(layer).__name__)
     np.testing.assert_allclose(np.asarray(log_det + inverse_log_det), 0.0, atol=1e-4, err_msg=type(layer).__name__)
 
+# Noisy injective layers: pseudo-inverse round trip on the manifold, finite manifold terms.
+for layer, x in [
+    (layers.GaussianNIF(3, seed=0), rng.standard_normal((4, 8))),
+    (layers.UpsampleNIF(), rng.standard_normal((2, 4, 4, 2))),
+    (layers.StochasticCoupling(2, hidden_units=8, seed=0), rng.standard_normal((4, 7))),
+    (layers.StochasticCoupling(1, hidden_units=8, seed=0), rng.standard_normal((2, 4, 4, 4))),
+]:
+    x = x.astype("float32")
+    z, term = layer(x, training=False)
+    assert np.all(np.isfinite(np.asarray(term))), type(layer).__name__
+    z_again = layer(layer.inverse(z, noise_scale=0.0), training=False)[0]
+    np.testing.assert_allclose(np.asarray(z_again), np.asarray(z), rtol=1e-4, atol=1e-4, err_msg=type(layer).__name__)
+    drawn = layer(x, training=True)[0]
+    assert np.all(np.isfinite(np.asarray(drawn)))
+
 # A GLOW FlowModel: act-norm init, one gradient step with fit, sampling.
 images = zoo.load_digits_images()[0][:64]
 model = zoo.make_glow((8, 8, 1), num_levels=2, steps_per_level=1, hidden_channels=8, n_bits=5)
@@ -46,4 +61,15 @@ assert changed > 0, "the gradient step changed no weight"
 samples = np.asarray(model.sample(4, temperature=0.7, seed=0))
 assert samples.shape == (4, 8, 8, 1) and samples.dtype == np.uint8
 np.testing.assert_array_equal(np.asarray(model.decode(model.encode(images[:8]))), (images[:8] // 8) * 8)
+# A NIF model and a deep NIF model: one fit step each, sampling on and off the manifold.
+for model in (
+    zoo.make_nif((8, 8, 1), latent_dim=6, steps_per_level=1, hidden_channels=8, n_bits=5),
+    zoo.make_deep_nif((8, 8, 1), latent_dim=4, steps_per_level=1, hidden_channels=8, n_bits=5,
+                      latent_flow_couplings=2, latent_flow_hidden_units=8, num_importance_samples=2),
+):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    loss = model.fit(images, batch_size=64, epochs=1, verbose=0).history["loss"][0]
+    assert np.isfinite(loss), model.name
+    for noise_scale in (0.0, 1.0):
+        assert np.asarray(model.sample(2, noise_scale=noise_scale, seed=0)).shape == (2, 8, 8, 1)
 print("jax smoke test passed")
