@@ -19,6 +19,7 @@ from layers.nif import DeepNIFPrior, GaussianNIF, InjectiveLayer, NIFPrior, Stoc
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
 from layers.priors import StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
+from layers.seeds import derive_seed, draw_noise
 
 __all__ = [
     "ActNorm",
@@ -40,6 +41,8 @@ __all__ = [
     "StochasticCoupling",
     "UpsampleNIF",
     "check_example_shape",
+    "derive_seed",
+    "draw_noise",
     "event_size",
     "pixels_from_levels",
     "quantize_pixels",

@@ -29,16 +29,10 @@ import keras
 from keras import ops
 
 from layers.base import sum_except_batch
+from layers.seeds import derive_seed, draw_noise
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def derive_seed(seed, stream):
-    """An int seed for the ``stream``-th independent draw from a user ``seed`` (None stays None)."""
-    if seed is None or not isinstance(seed, int):
-        return seed
-    return (seed * 1_000_003 + 7919 * (stream + 1)) % (2**31 - 1)
 
 
 def _solve_lower(chol, rhs):
@@ -113,8 +107,9 @@ class InjectiveLayer(keras.layers.Layer):
 
     Subclasses implement ``_terms(x)`` (returning at least ``mean``,
     ``manifold`` and what ``_sample_posterior`` needs),
-    ``_sample_posterior(terms, seed)``, ``_decode(z, noise_scale, seed)``,
-    ``conditional_log_prob(x, z)`` and ``latent_shape``.
+    ``_sample_posterior(terms, seed)``, ``_decode_noise(z, noise_scale,
+    noise)`` (``noise`` of the data shape, or None on the manifold),
+    ``conditional_log_prob(x, z)``, ``example_shape`` and ``latent_shape``.
 
     Args:
         seed: int or None, seed of the training-time posterior draws.
@@ -135,7 +130,10 @@ class InjectiveLayer(keras.layers.Layer):
         """Latent -> data: ``A z + b + sqrt(noise_scale) Sigma^(1/2) eps``."""
         if isinstance(noise_scale, (int, float)) and noise_scale < 0:
             raise ValueError(f"{self.name}: `noise_scale` must be >= 0; received {noise_scale}.")
-        return self._decode(ops.cast(z, self.compute_dtype), noise_scale, seed)
+        noise = None
+        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
+            noise = keras.random.normal((ops.shape(z)[0],) + tuple(self.example_shape), dtype=self.compute_dtype, seed=seed)
+        return self._decode_noise(ops.cast(z, self.compute_dtype), noise_scale, noise)
 
     def pseudo_inverse(self, x):
         """``z+ = Lambda^-1 u``: the mean and mode of ``q(z | x)`` (NIF eq. 42)."""
@@ -180,18 +178,29 @@ class NIFPrior(InjectiveLayer):
         ) * _LOG_2PI
         return expected_log_prior + terms["manifold"]
 
+    @property
+    def noise_shapes(self):
+        """Per-example shapes of the latent noise and the observation noise ``sample`` draws."""
+        return tuple(self.latent_shape), tuple(self.example_shape)
+
+    def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
+        """Deterministic sampling from given noise: ``A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
+        z = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+        return self._decode_noise(z, noise_scale, ops.cast(observation_noise, self.compute_dtype))
+
     def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """``x = A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
-        z = keras.random.normal((num_samples,) + self.latent_shape, dtype=self.compute_dtype, seed=derive_seed(seed, 0))
-        return self._decode(ops.cast(temperature, self.compute_dtype) * z, noise_scale, derive_seed(seed, 1))
+        """``x = A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x`` with seeded noise."""
+        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
 
     def encode(self, x, stochastic=False, seed=None):
         """Pseudo-inverse ``z+`` by default; a draw from ``q(z | x)`` with ``stochastic=True``."""
         return self.stochastic_inverse(x, seed) if stochastic else self.pseudo_inverse(x)
 
-    def decode(self, latent, noise_scale=0.0, seed=None):
-        """``A z + b + sqrt(noise_scale) Sigma^(1/2) eps``."""
-        return self.inverse(latent, noise_scale=noise_scale, seed=seed)
+    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
+        """``A z + b + sqrt(noise_scale) Sigma^(1/2) eps`` (``eps`` = ``noise`` when given, else seeded)."""
+        if noise is None:
+            return self.inverse(latent, noise_scale=noise_scale, seed=seed)
+        return self._decode_noise(ops.cast(latent, self.compute_dtype), noise_scale, ops.cast(noise, self.compute_dtype))
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -277,12 +286,12 @@ class GaussianNIF(NIFPrior):
                 f"received {tuple(z.shape)}."
             )
 
-    def _decode(self, z, noise_scale, seed):
+    def _decode_noise(self, z, noise_scale, noise):
         self._check_latent(z)
         x = ops.matmul(z, ops.transpose(self.a_matrix)) + self.bias
-        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
-            eps = keras.random.normal(ops.shape(x), dtype=self.compute_dtype, seed=seed)
-            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * eps
+        if noise is not None:
+            noise = ops.reshape(noise, (-1, self.data_dim))
+            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * noise
         return ops.reshape(x, (-1,) + self.example_shape)
 
     def _posterior_trace(self, terms):
@@ -389,16 +398,15 @@ class UpsampleNIF(NIFPrior):
     def _posterior_trace(self, terms):
         return ops.sum(1.0 / terms["lam"])
 
-    def _decode(self, z, noise_scale, seed):
+    def _decode_noise(self, z, noise_scale, noise):
         if tuple(int(d) for d in z.shape[1:]) != self._latent_shape:
             raise ValueError(
                 f"{self.name}: `z` must have shape (batch, {', '.join(map(str, self._latent_shape))}); "
                 f"received {tuple(z.shape)}."
             )
         x = self._upsample(z) + self.bias
-        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
-            eps = keras.random.normal(ops.shape(x), dtype=self.compute_dtype, seed=seed)
-            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * eps
+        if noise is not None:
+            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * noise
         return x
 
     def conditional_log_prob(self, x, z):
@@ -515,7 +523,7 @@ class StochasticCoupling(InjectiveLayer):
         z_b = terms["mean_b"] + _solve_upper_transpose(terms["chol"], eps)
         return ops.concatenate([terms["x_a"], z_b], axis=-1)
 
-    def _decode(self, z, noise_scale, seed):
+    def _decode_noise(self, z, noise_scale, noise):
         if tuple(int(d) for d in z.shape[1:]) != self.latent_shape:
             raise ValueError(
                 f"{self.name}: `z` must have shape (batch, {', '.join(map(str, self.latent_shape))}); "
@@ -524,9 +532,8 @@ class StochasticCoupling(InjectiveLayer):
         z_a, z_b = z[..., : self.split], z[..., self.split :]
         bias, log_variance = self._bias_and_log_variance(z_a)
         x_b = ops.matmul(z_b, ops.transpose(self.a_matrix)) + bias
-        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
-            eps = keras.random.normal(ops.shape(x_b), dtype=self.compute_dtype, seed=seed)
-            x_b = x_b + ops.sqrt(ops.cast(noise_scale, x_b.dtype)) * ops.exp(0.5 * log_variance) * eps
+        if noise is not None:
+            x_b = x_b + ops.sqrt(ops.cast(noise_scale, x_b.dtype)) * ops.exp(0.5 * log_variance) * noise[..., self.split :]
         return ops.concatenate([z_a, x_b], axis=-1)
 
     def conditional_log_prob(self, x, z):
@@ -627,15 +634,23 @@ class DeepNIFPrior(keras.layers.Layer):
         bound = ops.logsumexp(log_prior, axis=0) - math.log(k)
         return bound + terms["manifold"]
 
+    @property
+    def noise_shapes(self):
+        return (self.nif.latent_dim,), tuple(self.nif.example_shape)
+
+    def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
+        u = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+        z = self.latent_flow.inverse(u)
+        return self.nif._decode_noise(z, noise_scale, ops.cast(observation_noise, self.compute_dtype))
+
     def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        u = keras.random.normal((num_samples, self.nif.latent_dim), dtype=self.compute_dtype, seed=derive_seed(seed, 0))
-        return self.decode(ops.cast(temperature, self.compute_dtype) * u, noise_scale, derive_seed(seed, 1))
+        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
 
     def encode(self, x, stochastic=False, seed=None):
         return self.latent_flow(self.nif.encode(x, stochastic=stochastic, seed=seed), training=False)[0]
 
-    def decode(self, latent, noise_scale=0.0, seed=None):
-        return self.nif.decode(self.latent_flow.inverse(latent), noise_scale=noise_scale, seed=seed)
+    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
+        return self.nif.decode(self.latent_flow.inverse(latent), noise_scale=noise_scale, seed=seed, noise=noise)
 
     def get_config(self):
         config = super().get_config()

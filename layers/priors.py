@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from layers.base import sum_except_batch
+from layers.seeds import draw_noise
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -60,18 +61,26 @@ class StandardNormal(keras.layers.Layer):
     def call(self, inputs):
         return self.log_prob(inputs)
 
+    @property
+    def noise_shapes(self):
+        """Per-example shapes of the latent noise and (none here) the observation noise."""
+        return self.event_shape, None
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
+        """Deterministic sampling from given noise: ``temperature * latent_noise``."""
+        del observation_noise, noise_scale
+        return ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+
     def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """Draws ``num_samples`` latents with standard deviation ``temperature``."""
-        del noise_scale
-        eps = keras.random.normal((num_samples,) + self.event_shape, dtype=self.compute_dtype, seed=seed)
-        return ops.cast(temperature, self.compute_dtype) * eps
+        """Draws ``num_samples`` latents with standard deviation ``temperature`` (seeded noise)."""
+        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
 
     def encode(self, z, stochastic=False, seed=None):
         """Flow latent -> prior latent (identity for this prior)."""
         del stochastic, seed
         return z
 
-    def decode(self, latent, noise_scale=0.0, seed=None):
+    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
         """Prior latent -> flow latent (identity for this prior)."""
-        del noise_scale, seed
+        del noise_scale, seed, noise
         return latent

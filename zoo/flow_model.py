@@ -183,11 +183,38 @@ class FlowModel(keras.Model):
             return ops.cast(flow_layers.pixels_from_levels(h, self.n_bits), "float32") / 255.0
         raise ValueError(f"{self.name}: `output` must be 'uint8' or 'float'; received {output!r}.")
 
-    def decode(self, latent, noise_scale=0.0, seed=None, output="uint8"):
-        """Prior latent -> data (uint8 pixels, or floats in [0, 1] with output='float')."""
+    def decode(self, latent, noise_scale=0.0, seed=None, output="uint8", noise=None):
+        """Prior latent -> data (uint8 pixels, or floats in [0, 1] with output='float').
+
+        ``noise_scale`` multiplies a noisy injective prior's noise covariance
+        (0: on the learned manifold); its standard-normal noise is drawn from
+        ``seed``, or given as ``noise`` (shape ``(batch,) +
+        noise_shapes[1]``).
+        """
         flow_layers.check_example_shape(latent, self.prior.latent_shape, "latent", self.name)
         latent = check_finite(latent, "latent", self.name)
-        z = self.prior.decode(ops.cast(latent, self.compute_dtype), noise_scale=noise_scale, seed=seed)
+        z = self.prior.decode(ops.cast(latent, self.compute_dtype), noise_scale=noise_scale, seed=seed, noise=noise)
+        return self._to_data(z, output)
+
+    @property
+    def noise_shapes(self):
+        """Per-example shapes of the noise ``sample`` draws: (latent noise, observation noise or None)."""
+        return self.prior.noise_shapes
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0, output="uint8"):
+        """Deterministic sampling from given standard-normal noise (what exported samplers run).
+
+        ``sample(n, t, s, seed)`` equals ``generate(*layers.draw_noise(model.noise_shapes, n, seed), t, s)``.
+        """
+        flow_layers.check_example_shape(latent_noise, self.noise_shapes[0], "latent_noise", self.name)
+        if self.noise_shapes[1] is not None:
+            if observation_noise is None:
+                raise ValueError(
+                    f"{self.name}.generate: this model's prior adds observation noise; pass `observation_noise` "
+                    f"of shape (batch, {', '.join(map(str, self.noise_shapes[1]))})."
+                )
+            flow_layers.check_example_shape(observation_noise, self.noise_shapes[1], "observation_noise", self.name)
+        z = self.prior.generate(latent_noise, observation_noise, temperature, noise_scale)
         return self._to_data(z, output)
 
     def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None, output="uint8"):
@@ -237,6 +264,17 @@ class FlowModel(keras.Model):
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     # ---------------------------------------------------------- serialization
+    def save_to_preset(self, directory, metadata=None, overwrite=False):
+        """Writes a self-describing preset directory (see ``zoo.weights.save_to_preset``).
+
+        ``zoo.get(directory)`` rebuilds this model with identical outputs.
+        """
+        from zoo import weights
+
+        facts = {"n_bits": self.n_bits, "input_shape": list(self.example_shape)}
+        facts.update(metadata or {})
+        return weights.save_to_preset(self, directory, facts, overwrite=overwrite)
+
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
         return {

@@ -106,14 +106,19 @@ def list_presets(family=None, dataset=None):
     ]
 
 
-def get(name, weights=None, **overrides):
-    """Builds the preset ``name``, ready for ``compile`` / ``fit`` / ``evaluate``.
+def get(name, weights=None, weights_sha256=None, **overrides):
+    """Builds a named preset (or loads a preset directory), ready for ``compile`` / ``fit``.
 
     Args:
-        name: a registered preset name.
+        name: a registered preset name, or the path of a preset directory
+            written by ``model.save_to_preset`` (then ``weights`` and
+            ``overrides`` must be left out).
         weights: None (fresh weights), ``"default"`` (the preset's published
-            weights), or a path to a weights file (``.weights.h5``) of this
-            architecture.
+            weights), a local weights file (``.weights.h5``), a local preset
+            directory, or an ``https://`` / ``file://`` URL of either (a preset
+            directory as ``.zip``), which needs ``weights_sha256``.
+        weights_sha256: hex sha256 of the weights file / archive; required for
+            URLs, checked for local files when given.
         **overrides: builder arguments replacing the preset's (e.g.
             ``hidden_channels=64``).
 
@@ -122,10 +127,18 @@ def get(name, weights=None, **overrides):
 
     Raises:
         KeyError: unknown name (with the closest names).
-        ValueError: when ``weights="default"`` and none are published, or an
+        ValueError: ``weights="default"`` when none are published, or an
             unknown override.
-        FileNotFoundError: a weights path that does not exist.
+        FileNotFoundError: a local weights path that does not exist.
+        zoo.weights.WeightsError: a hash mismatch, a truncated or corrupt file,
+            or weights of another architecture (never a half-loaded model).
     """
+    from zoo import weights as handles
+
+    if os.path.isdir(name):
+        if weights is not None or overrides:
+            raise ValueError(f"{name} is a preset directory: it fixes its own architecture and weights.")
+        return handles.load_preset_dir(name)
     preset = _lookup(name)
     unknown = set(overrides) - set(preset.kwargs)
     if unknown:
@@ -139,9 +152,15 @@ def get(name, weights=None, **overrides):
             f"('{preset.dataset}'), e.g. model = zoo.get('{name}'); model.compile(optimizer="
             "keras.optimizers.Adam(1e-4)); model.fit(images, batch_size=64, epochs=...)."
         )
+    if isinstance(weights, str) and "://" in weights:
+        weights = handles.fetch(weights, weights_sha256)
+        weights_sha256 = None
+    if isinstance(weights, str) and handles.is_preset_dir(weights):
+        model = handles.load_preset_dir(weights)
+        if overrides:
+            raise ValueError("Overrides cannot be combined with a preset directory's weights.")
+        return model
     model = preset.builder(**{**preset.kwargs, **overrides, "name": name})
     if weights is not None:
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"Weights file for '{name}' not found: {weights}")
-        model.load_weights(weights)
+        handles.load_weights_into(model, weights, weights_sha256)
     return model

@@ -1,0 +1,129 @@
+"""Weight handles and preset directories: good, wrong hash, truncated, missing, round trips, fine-tuning."""
+
+import json
+import os
+import pathlib
+import shutil
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo import weights as handles
+
+SMALL = dict(steps_per_level=1, hidden_channels=8)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return zoo.load_digits_images()[0]
+
+
+@pytest.fixture(scope="module")
+def trained(images, tmp_path_factory):
+    model = zoo.get("nif_digits_16", **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(images[:256], batch_size=64, epochs=1, verbose=0)
+    path = str(tmp_path_factory.mktemp("w") / "nif.weights.h5")
+    model.save_weights(path)
+    return model, path
+
+
+def test_good_file_with_and_without_hash(trained, images):
+    model, path = trained
+    for sha in (None, handles.sha256_of(path)):
+        again = zoo.get("nif_digits_16", weights=path, weights_sha256=sha, **SMALL)
+        np.testing.assert_array_equal(np.asarray(again.log_prob(images[:8])), np.asarray(model.log_prob(images[:8])))
+
+
+def test_wrong_hash_truncated_missing_and_other_architecture(trained, tmp_path):
+    _, path = trained
+    with pytest.raises(handles.WeightsError, match="does not match the expected sha256"):
+        zoo.get("nif_digits_16", weights=path, weights_sha256="0" * 64, **SMALL)
+    truncated = tmp_path / "truncated.weights.h5"
+    data = pathlib.Path(path).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(handles.WeightsError, match="truncated or corrupt"):
+        zoo.get("nif_digits_16", weights=str(truncated), **SMALL)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        zoo.get("nif_digits_16", weights=str(tmp_path / "missing.weights.h5"), **SMALL)
+    with pytest.raises(handles.WeightsError, match="another architecture"):
+        zoo.get("nif_digits_16", weights=path, steps_per_level=2, hidden_channels=8)
+
+
+def test_url_handle_is_fetched_verified_and_cached(trained, images, tmp_path):
+    model, path = trained
+    url = pathlib.Path(path).as_uri()
+    sha = handles.sha256_of(path)
+    with pytest.raises(ValueError, match="sha256 is required"):
+        zoo.get("nif_digits_16", weights=url, **SMALL)
+    with pytest.raises(handles.WeightsError, match="does not match sha256"):
+        handles.fetch(url, "f" * 64, cache_dir=str(tmp_path / "cache"))
+    fetched = handles.fetch(url, sha, cache_dir=str(tmp_path / "cache"))
+    assert fetched.startswith(str(tmp_path / "cache")) and handles.sha256_of(fetched) == sha
+    again = zoo.get("nif_digits_16", weights=url, weights_sha256=sha, **SMALL)
+    np.testing.assert_array_equal(np.asarray(again.log_prob(images[:8])), np.asarray(model.log_prob(images[:8])))
+
+
+def test_preset_directory_round_trip_and_zip_url(trained, images, tmp_path):
+    model, _ = trained
+    directory = str(tmp_path / "preset")
+    model.save_to_preset(directory, metadata={"dataset": "digits", "steps": 24, "metrics": {"bpd": 3.1}})
+    meta = json.loads(pathlib.Path(directory, "metadata.json").read_text())
+    assert meta["n_bits"] == 5 and meta["dataset"] == "digits" and meta["weights_sha256"]
+    loaded = zoo.get(directory)
+    np.testing.assert_array_equal(np.asarray(loaded.log_prob(images[:8])), np.asarray(model.log_prob(images[:8])))
+    np.testing.assert_array_equal(np.asarray(loaded.sample(3, noise_scale=0.5, seed=1)),
+                                  np.asarray(model.sample(3, noise_scale=0.5, seed=1)))
+    with pytest.raises(FileExistsError, match="not empty"):
+        model.save_to_preset(directory)
+    model.save_to_preset(directory, overwrite=True)
+
+    archive = tmp_path / "preset.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in os.listdir(directory):
+            z.write(os.path.join(directory, name), arcname=f"preset/{name}")
+    fetched = handles.fetch(archive.as_uri(), handles.sha256_of(str(archive)), cache_dir=str(tmp_path / "cache"))
+    assert handles.is_preset_dir(fetched)
+
+
+def test_incomplete_or_tampered_preset_directory(trained, tmp_path):
+    model, _ = trained
+    directory = tmp_path / "preset"
+    model.save_to_preset(str(directory))
+    weights_file = directory / "model.weights.h5"
+    data = weights_file.read_bytes()
+    weights_file.write_bytes(data[:-10] + b"0123456789")
+    with pytest.raises(handles.WeightsError, match="sha256"):
+        zoo.get(str(directory))
+    os.remove(weights_file)
+    with pytest.raises(handles.WeightsError, match="incomplete: model.weights.h5 is missing"):
+        zoo.get(str(directory))
+
+
+def test_failed_save_leaves_nothing_behind(trained, tmp_path, monkeypatch):
+    model, _ = trained
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save_weights", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save_to_preset(str(tmp_path / "p"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_fine_tune_after_loading(trained, images, tmp_path):
+    _, path = trained
+    model = zoo.get("nif_digits_16", weights=path, **SMALL)
+    assert model.is_initialized  # act-norm state came with the weights: no re-initialization
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = float(model.evaluate(images[:256], verbose=0))
+    model.fit(images[:256], batch_size=64, epochs=2, verbose=0)
+    assert float(model.evaluate(images[:256], verbose=0)) < before
+    reloaded_path = str(tmp_path / "tuned.keras")
+    model.save(reloaded_path)
+    reloaded = keras.saving.load_model(reloaded_path)
+    np.testing.assert_array_equal(np.asarray(reloaded.log_prob(images[:8])), np.asarray(model.log_prob(images[:8])))

@@ -1,0 +1,190 @@
+"""Weight handles and self-describing preset directories.
+
+A weight handle is one of:
+
+* a local weights file (``*.weights.h5``, as written by ``model.save_weights``);
+* a local preset directory (``config.json`` + ``model.weights.h5`` +
+  ``metadata.json``, as written by ``save_to_preset``);
+* an ``https://`` (or ``file://``) URL of a weights file or of a ``.zip`` of a
+  preset directory, with its sha256: fetched once into the Keras cache
+  (``~/.keras/flow_zoo``, like ``keras.utils.get_file``) and verified.
+
+A hash mismatch, a truncated file or a file of another architecture raises a
+clear error and never returns a half-loaded model: weights are always loaded
+into a freshly built model that is discarded on failure.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+
+import keras
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 1
+
+
+class WeightsError(ValueError):
+    """A weights file or preset directory that cannot be used (corrupt, mismatched, incomplete)."""
+
+
+def sha256_of(path, chunk=1 << 20):
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_preset_dir(path):
+    return os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE))
+
+
+def fetch(url, sha256, cache_dir=None):
+    """Downloads ``url`` into the cache (once) and verifies its sha256; returns the local path.
+
+    Args:
+        url: ``https://`` or ``file://`` URL.
+        sha256: expected hex digest (required: an unverified download is refused).
+        cache_dir: cache root (default ``~/.keras``; files go to ``flow_zoo/``).
+
+    Raises:
+        ValueError: if ``sha256`` is missing.
+        WeightsError: if the downloaded file does not match ``sha256``.
+    """
+    if not sha256:
+        raise ValueError(f"A sha256 is required for remote weights ({url}); pass weights_sha256='<hex digest>'.")
+    fname = f"{sha256[:16]}-{os.path.basename(url.split('?')[0]) or 'weights'}"
+    if cache_dir is not None:  # keras.utils.get_file falls back to /tmp/.keras for a directory it cannot write
+        os.makedirs(cache_dir, exist_ok=True)
+    try:
+        path = keras.utils.get_file(fname, origin=url, file_hash=sha256, hash_algorithm="sha256",
+                                    cache_dir=cache_dir, cache_subdir="flow_zoo")
+    except ValueError as error:  # Keras reports a hash mismatch as ValueError
+        raise WeightsError(f"Download of {url} does not match sha256 {sha256}: {error}") from error
+    if sha256_of(path) != sha256:
+        os.remove(path)
+        raise WeightsError(f"{path} (from {url}) does not match sha256 {sha256}; the cached copy was removed.")
+    if path.endswith(".zip"):
+        target = path[: -len(".zip")]
+        if not is_preset_dir(target):
+            _extract_preset_zip(path, target)
+        return target
+    return path
+
+
+def _extract_preset_zip(archive, target):
+    staging = tempfile.mkdtemp(dir=os.path.dirname(target))
+    try:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(staging)
+        root = staging
+        entries = os.listdir(staging)
+        if len(entries) == 1 and os.path.isdir(os.path.join(staging, entries[0])):
+            root = os.path.join(staging, entries[0])
+        if not is_preset_dir(root):
+            raise WeightsError(f"{archive} is not a zipped preset directory (no {CONFIG_FILE}).")
+        os.replace(root, target)
+    except zipfile.BadZipFile as error:
+        raise WeightsError(f"{archive} is not a valid zip archive: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_weights_into(model, path, expected_sha256=None):
+    """Loads a weights file into ``model`` (a freshly built one), with clear errors.
+
+    Raises:
+        FileNotFoundError: missing file.
+        WeightsError: hash mismatch, truncated / corrupt file, or another architecture.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    if expected_sha256 and sha256_of(path) != expected_sha256:
+        raise WeightsError(f"{path} does not match the expected sha256 {expected_sha256} (got {sha256_of(path)}).")
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise WeightsError(
+            f"Cannot load {path} into '{model.name}': the file is truncated or corrupt, or it holds the weights "
+            f"of another architecture ({type(error).__name__}: {str(error)[:300]})."
+        ) from error
+
+
+def save_to_preset(model, directory, metadata=None, overwrite=False):
+    """Writes a self-describing preset directory for ``model``.
+
+    ``config.json`` (the Keras-serialized model), ``model.weights.h5`` and
+    ``metadata.json`` (``metadata`` merged with the model class, n_bits,
+    parameter count, Keras version and the weights' sha256). Written into a
+    temporary directory beside ``directory`` and renamed at the end, so a
+    failure leaves nothing half-written.
+
+    Args:
+        model: a built Keras model (any ``zoo`` model).
+        directory: target directory; must not exist or be empty unless
+            ``overwrite``.
+        metadata: dict of JSON-serializable facts (training data, n_bits,
+            steps, metrics, ...).
+        overwrite: replace an existing non-empty directory.
+
+    Returns:
+        ``directory``.
+    """
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and os.listdir(directory) and not overwrite:
+        raise FileExistsError(f"{directory} exists and is not empty; pass overwrite=True to replace it.")
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".preset-", dir=parent)
+    try:
+        with open(os.path.join(staging, CONFIG_FILE), "w") as f:
+            json.dump(keras.saving.serialize_keras_object(model), f, indent=1)
+        model.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        facts = dict(metadata or {})
+        facts.update(
+            {
+                "format_version": FORMAT_VERSION,
+                "class_name": type(model).__name__,
+                "name": model.name,
+                "n_bits": getattr(model, "n_bits", None),
+                "parameters": int(model.count_params()),
+                "keras_version": keras.__version__,
+                "weights_sha256": sha256_of(os.path.join(staging, WEIGHTS_FILE)),
+            }
+        )
+        with open(os.path.join(staging, METADATA_FILE), "w") as f:
+            json.dump(facts, f, indent=1, sort_keys=True)
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def read_metadata(directory):
+    with open(os.path.join(directory, METADATA_FILE)) as f:
+        return json.load(f)
+
+
+def load_preset_dir(directory):
+    """Builds the model a preset directory describes and loads its (verified) weights."""
+    for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
+        if not os.path.exists(os.path.join(directory, required)):
+            raise WeightsError(f"Preset directory {directory} is incomplete: {required} is missing.")
+    try:
+        with open(os.path.join(directory, CONFIG_FILE)) as f:
+            config = json.load(f)
+        metadata = read_metadata(directory)
+    except json.JSONDecodeError as error:
+        raise WeightsError(f"Preset directory {directory}: unreadable JSON ({error}).") from error
+    model = keras.saving.deserialize_keras_object(config)
+    load_weights_into(model, os.path.join(directory, WEIGHTS_FILE), metadata.get("weights_sha256"))
+    return model
