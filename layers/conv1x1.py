@@ -1,5 +1,7 @@
 """Invertible 1x1 convolution (an invertible linear map over channels)."""
 
+import contextlib
+
 import keras
 import numpy as np
 import scipy.linalg
@@ -105,11 +107,38 @@ class InvertibleConv1x1(FlowLayer):
         w = ops.cast(self.weight_matrix(), self.compute_dtype)
         return ops.matmul(inputs, ops.transpose(w)), self._log_det(inputs, 1.0)
 
+    def inverse_weight_matrix(self):
+        """``W^-1``: computed from the weights, or the constant set by ``frozen_inverses``."""
+        frozen = getattr(self, "_frozen_inverse", None)
+        if frozen is not None:
+            return frozen
+        return ops.inv(self.weight_matrix())
+
     def _inverse(self, z, training=None):
-        w_inv = ops.cast(ops.inv(self.weight_matrix()), self.compute_dtype)
+        w_inv = ops.cast(self.inverse_weight_matrix(), self.compute_dtype)
         return ops.matmul(z, ops.transpose(w_inv)), self._log_det(z, -1.0)
 
     def get_config(self):
         config = super().get_config()
         config.update({"lu_decomposed": self.lu_decomposed, "seed": self.seed})
         return config
+
+
+@contextlib.contextmanager
+def frozen_inverses(model):
+    """Within the block, every ``InvertibleConv1x1`` of ``model`` uses its current ``W^-1`` as a constant.
+
+    For inference graphs traced inside the block (exported samplers): the
+    inverse is computed once here in float64 instead of by a matrix-inverse op
+    in the graph, which device runtimes such as LiteRT lack. Weights must not
+    change while the block is open.
+    """
+    convs = [l for l in model._flatten_layers(include_self=True, recursive=True) if isinstance(l, InvertibleConv1x1)]
+    try:
+        for layer in convs:
+            w = np.asarray(ops.convert_to_numpy(layer.weight_matrix()), dtype=np.float64)
+            layer._frozen_inverse = np.linalg.inv(w).astype(layer.variable_dtype)
+        yield model
+    finally:
+        for layer in convs:
+            layer._frozen_inverse = None
