@@ -24,5 +24,5 @@ def test_colab_runs(path, tmp_path, monkeypatch, capsys):
         if cell["cell_type"] == "code":
             source = "".join(line for line in cell["source"] if not line.lstrip().startswith("!"))
             exec(compile(source, f"{os.path.basename(path)}:{cell.get('id')}", "exec"), namespace)
-    if os.path.basename(path) == "quickstart.ipynb":  # its reconstruction check prints True last
+    if os.path.basename(path) == "quickstart.ipynb":  # the reloaded SavedModel's samples equal the model's
         assert capsys.readouterr().out.strip().splitlines()[-1] == "True"
