@@ -147,6 +147,11 @@ class CpuContention:
         return False
 
 
+def process_cpu_seconds():
+    """User + system CPU seconds used by this process so far (all threads)."""
+    return sum(os.times()[:2])
+
+
 def load_average():
     try:
         with open("/proc/loadavg") as f:
@@ -281,105 +286,114 @@ def render_section(result):
     a, m, r = result["args"], result["machine"], result
     ratio = r["ratio"]
     verdict = "met" if ratio >= 1.0 else "NOT met"
-    contention_text = "unknown" if r["other_cores"] is None else f"{r['other_cores']:.2f}"
+    other = "unknown" if r["other_cores"] is None else f"{r['other_cores']:.2f}"
+    fmt = lambda values: ", ".join(f"{v:.0f}" for v in values)  # noqa: E731
+    per_round = ", ".join(f"{o / t:.2f}" for o, t in zip(r["ours_rounds"], r["tfp_rounds"]))
+    jit_text = (
+        "each library's default, which is no XLA on a CPU-only machine"
+        if a.jit_compile == "auto" else f"forced {a.jit_compile} for both"
+    )
     lines = [
         SECTION_HEADING,
         "",
         "Training throughput (images/second, higher is better) of this project's GLOW "
         "(`zoo.make_glow`, trained with `compile` + `fit`) against TensorFlow Probability's "
-        "`tfp.bijectors.Glow` (trained with a `tf.function` step: GradientTape + `tf_keras` Adam) "
+        "`tfp.bijectors.Glow` (trained with a `tf.function` step: `GradientTape` + `tf_keras` Adam) "
         "at the same depth, width and batch, both measured in the same process run "
         "by `benchmarks/train_throughput.py`.",
         "",
         "**Target:** this project at least as fast as TFP's Glow at equal configuration "
         f"(ratio project / TFP >= 1.0). **Result: ratio {ratio:.2f}, target {verdict}.**",
         "",
-        "| model | images/s (median) | per-round images/s | trainable params |",
+        "| | this project (`zoo.make_glow`) | `tfp.bijectors.Glow` | ratio project / TFP |",
         "|---|---|---|---|",
-        f"| this project (`zoo.make_glow`, Keras {m['keras']}) | **{r['ours_median']:.1f}** | "
-        f"{', '.join(f'{v:.1f}' for v in r['ours_rounds'])} | {r['ours_params']['stored']:,} stored "
-        f"({r['ours_params']['free']:,} free) |",
-        f"| `tfp.bijectors.Glow` (TFP {m['tfp']}, tf_keras {m['tf_keras']}) | **{r['tfp_median']:.1f}** | "
-        f"{', '.join(f'{v:.1f}' for v in r['tfp_rounds'])} | {r['tfp_params']['stored']:,} |",
-        f"| **ratio project / TFP** | **{ratio:.2f}** | "
-        f"per round: {', '.join(f'{o / t:.2f}' for o, t in zip(r['ours_rounds'], r['tfp_rounds']))} | |",
+        f"| **images/s, median of {a.rounds} rounds** | **{r['ours_median']:.1f}** | **{r['tfp_median']:.1f}** | "
+        f"**{ratio:.2f}** |",
+        f"| images/s per round | {fmt(r['ours_rounds'])} | {fmt(r['tfp_rounds'])} | {per_round} |",
+        f"| images/s, best round | {max(r['ours_rounds']):.1f} | {max(r['tfp_rounds']):.1f} | "
+        f"{r['ratio_best']:.2f} |",
+        f"| images per CPU-second of the process, median | {r['ours_cpu_median']:.1f} | "
+        f"{r['tfp_cpu_median']:.1f} | {r['ratio_cpu']:.2f} |",
+        f"| trainable parameters | {r['ours_params']['stored']:,} stored, {r['ours_params']['free']:,} free "
+        f"({r['ours_params']['variables']} variables) | {r['tfp_params']['stored']:,} "
+        f"({r['tfp_params']['variables']} variables) | |",
+        f"| final loss, bits/dim (random images) | {r['ours_loss']:.3f} | {r['tfp_loss']:.3f} | |",
         "",
-        f"Ratio of the medians {ratio:.2f}; ratio of the best rounds {r['ratio_best']:.2f}; median of the "
-        f"per-round ratios (each ours/TFP pair ran back to back) {r['ratio_paired']:.2f}.",
-        "",
-        f"Project figures time the whole `model.fit(...)` call (one epoch of {a.steps} steps after a "
-        f"{a.warmup}-step warm-up `fit` that traces the step and runs act-norm init); "
-        f"the epoch alone (fit setup excluded) gives {r['ours_epoch_median']:.1f} images/s "
-        f"(ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}). TFP figures time {a.steps} calls of the "
-        f"`tf.function` step after {a.warmup} warm-up calls. Rounds alternate ours / TFP, "
-        f"{a.rounds} rounds each; the median is reported. Final training losses (bits/dim, random "
-        f"uniform images): ours {r['ours_loss']:.3f}, TFP {r['tfp_loss']:.3f}.",
+        f"Median of the per-round ratios (each pair ran back to back): {r['ratio_paired']:.2f}. "
+        f"Project figures time the whole `model.fit(...)` call (one epoch of {a.steps} steps; a "
+        f"{a.warmup}-step warm-up `fit` before the first round traced the step and ran the act-norm "
+        f"init); timing the epoch alone (fit's setup and teardown excluded) gives "
+        f"{r['ours_epoch_median']:.1f} images/s (ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}). "
+        f"TFP figures time {a.steps} calls of its `tf.function` step on pre-built batch tensors after "
+        f"{a.warmup} warm-up calls (act-norm init, tracing, optimizer slots). Rounds alternate "
+        "project / TFP. The CPU-second row divides images by the user + system CPU time of the "
+        "process during each round: it is much less sensitive than wall time to other processes "
+        "sharing the machine.",
         "",
         "**Configuration** (both models): "
-        f"images {a.height}x{a.width}x{a.channels} (random uint8, numpy seed {a.seed}), "
-        f"{a.levels} levels / blocks x {a.steps_per_level} steps, coupling width {a.hidden_channels}, "
-        f"batch {a.batch_size}, Adam lr {a.learning_rate:g}, float32, "
-        f"XLA `jit_compile={a.jit_compile}` "
-        f"({'each library default: no XLA on a CPU-only machine' if a.jit_compile == 'auto' else 'forced for both'}), "
-        f"`steps_per_execution={a.steps_per_execution}` (ours). "
-        f"TFP blockwise splits (leave, grab, pass; deepest block first): {r['tfp_splits']}.",
+        f"images {a.height}x{a.width}x{a.channels} (random uint8 from NumPy, seed {a.seed}), "
+        f"{a.levels} levels (TFP `num_glow_blocks`) x {a.steps_per_level} steps "
+        f"(`num_steps_per_block`), coupling width {a.hidden_channels}, batch {a.batch_size}, "
+        f"Adam lr {a.learning_rate:g}, float32, XLA `jit_compile={a.jit_compile}` ({jit_text}), "
+        f"`steps_per_execution={a.steps_per_execution}` (project). TFP blockwise splits "
+        f"(leave, grab, pass; deepest block first): {r['tfp_splits']}.",
         "",
         "**Machine:** "
-        f"CPU {m['cpu_model']} ({m['logical_cpus']} logical CPUs in /proc/cpuinfo, "
-        f"{m['usable_cpus']} usable; TF intra/inter-op threads "
-        f"{m['intra_op_threads'] or 'default'}/{m['inter_op_threads'] or 'default'}), "
-        f"{m['gpus']} GPU, {m['platform']}, Python {m['python']}; TensorFlow {m['tensorflow']}, "
-        f"Keras {m['keras']}, tf_keras {m['tf_keras']}, TensorFlow Probability {m['tfp']}. "
-        f"During the {r['timed_seconds']:.0f} s of timed rounds this process used {r['own_cores']:.2f} "
-        f"cores and other processes {contention_text} cores (load average {r['load_before']} before, "
-        f"{r['load_after']} after); on a shared machine the per-round figures show the noise.",
+        f"CPU {m['cpu_model']} (`model name` in /proc/cpuinfo), {m['logical_cpus']} logical CPUs "
+        f"({m['usable_cpus']} usable), {m['gpus']} GPU; TF intra/inter-op threads "
+        f"{m['intra_op_threads'] or 'default'}/{m['inter_op_threads'] or 'default'}; {m['platform']}, "
+        f"Python {m['python']}; TensorFlow {m['tensorflow']}, Keras {m['keras']}, tf_keras {m['tf_keras']}, "
+        f"TensorFlow Probability {m['tfp']}. During the {r['timed_seconds']:.0f} s of timed rounds this "
+        f"process used {r['own_cores']:.2f} cores on average and other processes {other} cores "
+        f"(load average {r['load_before']} before, {r['load_after']} after); when other processes "
+        "share the machine the wall-clock rounds are noisy, hence the per-round figures.",
         "",
-        f"**Date:** {r['date']}  ",
+        f"**Date:** {r['date']}",
+        "",
         "**Command** (from the repository root):",
         "",
         "```",
         r["command"],
         "```",
         "",
-        "**Remaining differences between the two configurations** (none changes the amount of "
-        "convolution work per step except the last point, which is TFP's own implementation):",
+        "**Remaining differences between the two configurations:**",
         "",
         "- *Coupling*: both condition the second half of the channels on the first with "
         f"Conv2D({a.hidden_channels}, 3x3, ReLU) -> Conv2D({a.hidden_channels}, 1x1, ReLU) -> "
         "Conv2D(2 x C/2, 3x3, zero init) (TFP: `GlowDefaultNetwork(num_hidden="
-        f"{a.hidden_channels}, kernel_shape=3)`). The scale differs: ours "
-        "`exp(2 tanh(r / 2))`, TFP `sigmoid(r + 2)`; hidden-layer init glorot-uniform (ours) vs "
-        "he-normal (TFP).",
+        f"{a.hidden_channels}, kernel_shape=3)`). The scale differs: project "
+        "`exp(2 tanh(r / 2))`, TFP `sigmoid(r + 2)`; hidden-layer init glorot-uniform (project) vs "
+        "he-normal (TFP). Same amount of convolution per coupling.",
         "- *Exits*: TFP's Glow normally couples the exiting channels to the remaining ones with a "
-        "learned conv (`exit_bijector_fn`); ours has no such split prior, so TFP is given an "
-        "`exit_bijector_fn` that returns `tfb.Identity()` (a RealNVP split/concat around an "
-        "identity, no weights). `grab_after_block=(0.5, ..., 0.5, 0.0)` makes half of the remaining "
-        "channels leave after every block but the last, as ours does.",
+        "learned conv (`exit_bijector_fn`, e.g. `GlowDefaultExitNetwork`); the project has no such "
+        "split prior, so TFP is given an `exit_bijector_fn` that returns `tfb.Identity()` (a RealNVP "
+        "split/concat around an identity, no weights). `grab_after_block=(0.5, ..., 0.5, 0.0)` "
+        "(fractions of the remaining channels that leave after each block, image side first; also "
+        "TFP's default) makes half of the channels leave after every level but the last, as in "
+        "the project.",
         "- *1x1 convolutions*: both LU-parameterized. TFP stores one packed `lower_upper` matrix "
-        "(C^2 parameters) and applies `tf.linalg.matvec(lu_reconstruct(...), x)`; ours stores "
-        "full `lower` and `upper` matrices that are masked (2C^2 + C stored, C^2 free; hence the two "
-        "parameter counts above) and a permutation matrix, assembles W = P L U and applies one "
-        "`matmul`. Free parameter counts are equal.",
-        "- *Act-norm*: ours runs its data-dependent init once, eagerly, before `fit`; TFP's "
-        "carries a `tf.cond` on an `initialized` flag in every step (it initializes on its first "
-        "call, made before timing).",
-        "- *Preprocessing* is the same on both sides (uniform dequantization of 8-bit levels, "
-        f"logit with alpha={LOGIT_ALPHA}, their log-dets, loss in bits/dim); ours also asserts in "
-        "the graph that the inputs are whole numbers in [0, 255] (`check_integer_range`).",
-        "- *Input pipeline*: ours reads a NumPy array through Keras's `fit` data adapter "
-        "(tf.data, shuffled); TFP's step is fed from a `tf.data` pipeline over the same images.",
-        "- *Log-det evaluation*: TFP's `RealNVP` calls the coupling network once for the transform "
-        "and again for the log-det Jacobian (`_forward` and `_forward_log_det_jacobian` each call "
-        "`bijector_fn`), and TF's graph optimizer does not merge the two (they read the variables "
-        f"separately): the TFP step graph has {r['tfp_conv_ops']} forward Conv2D ops for "
-        f"{r['num_couplings']} couplings ({r['tfp_conv_ops'] / max(1, 3 * r['num_couplings']):.1f}x "
-        "the 3 per coupling that ours runs). This is TFP's implementation, not a configuration "
-        "choice, and it is a large part of the gap.",
+        "(C^2 parameters) and applies `tf.linalg.matvec(lu_reconstruct(...), x)`, a batched "
+        "matrix-vector product per pixel; the project stores full `lower` and `upper` matrices "
+        "that are masked (2 C^2 + C stored, C^2 free: the two counts above) and a permutation "
+        "matrix, assembles W = P L U and applies one `matmul` over all pixels. Free parameter "
+        "counts are equal.",
+        "- *Act-norm*: the project runs its data-dependent init once, eagerly, before `fit`; TFP "
+        "keeps a `tf.cond` on an `initialized` flag in every step (it initialized on its first call, "
+        "made before timing).",
+        "- *Preprocessing*: the same on both sides (uniform dequantization of 8-bit levels, logit "
+        f"with alpha={LOGIT_ALPHA}, their log-dets, loss in bits/dim); the project also asserts in "
+        "the graph that inputs are whole numbers in [0, 255] (`check_integer_range`).",
+        "- *Input and optimizer*: the project reads a NumPy array through `fit`'s data adapter "
+        "(tf.data, shuffled) and uses Keras 3 Adam; TFP's step gets pre-built batch tensors (no "
+        "input pipeline: the cheapest feed) and uses `tf_keras` Adam.",
+        "- *Log-det evaluation (TFP's implementation, not a configuration choice)*: TFP's `RealNVP` "
+        "calls the coupling network once for the transform and again for the log-det "
+        "(`_forward` and `_forward_log_det_jacobian` each call `bijector_fn`), and TensorFlow does "
+        f"not merge the two: the TFP step graph has {r['tfp_conv_ops']} forward Conv2D ops for "
+        f"{r['num_couplings']} couplings, {r['tfp_conv_ops'] / max(1, 3 * r['num_couplings']):.0f}x the "
+        "3 per coupling that the project runs, and the backward pass doubles with them.",
         "",
     ]
-    extra = r.get("notes")
-    if extra:
-        lines += [extra, ""]
     return "\n".join(lines)
 
 
@@ -441,18 +455,25 @@ def main(argv=None):
     print(f"tfp: built + warm-up steps in {time.perf_counter() - t0:.1f}s")
     tfp_params = {"stored": n_params(glow.trainable_variables), "variables": len(glow.trainable_variables)}
     tfp_conv_ops = count_forward_conv_ops(train_step, warm_batches[0])
-    tfp_dataset = tf.data.Dataset.from_tensor_slices(images).batch(b, drop_remainder=True).prefetch(2)
+    # TFP's step is fed pre-built eager batches: no input pipeline at all, the
+    # cheapest way to feed it (tf.data iteration was measured to add stalls).
+    tfp_batches = [tf.constant(images[i * b:(i + 1) * b]) for i in range(args.steps)]
 
     ours_rounds, ours_epoch_rounds, tfp_rounds = [], [], []
+    ours_cpu_rounds, tfp_cpu_rounds = [], []  # images per CPU-second of this process
     ours_loss = tfp_loss = float("nan")
     n_images = args.steps * b
     load_before = load_average()
     with CpuContention() as contention:
         for rnd in range(args.rounds):
+            cpu = process_cpu_seconds()
             wall, epoch, ours_loss = time_ours(model, images, b)
+            ours_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
             ours_rounds.append(n_images / wall)
             ours_epoch_rounds.append(n_images / epoch)
-            seconds, tfp_loss = time_tfp(train_step, tfp_dataset)
+            cpu = process_cpu_seconds()
+            seconds, tfp_loss = time_tfp(train_step, tfp_batches)
+            tfp_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
             tfp_rounds.append(n_images / seconds)
             print(
                 f"round {rnd + 1}/{args.rounds}: ours {ours_rounds[-1]:.1f} img/s (fit {wall:.2f}s, "
@@ -485,6 +506,9 @@ def main(argv=None):
         "command": shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), REPO_ROOT)] + sys.argv[1:]),
     }
     result["ratio"] = result["ours_median"] / result["tfp_median"]
+    result["ours_cpu_median"] = statistics.median(ours_cpu_rounds)
+    result["tfp_cpu_median"] = statistics.median(tfp_cpu_rounds)
+    result["ratio_cpu"] = result["ours_cpu_median"] / result["tfp_cpu_median"]
     # Two estimates that are more robust on a shared machine: the ratio of the
     # best rounds (least disturbed), and the median of the per-round ratios
     # (each pair ran back to back, so slow drifts in load cancel).
@@ -494,6 +518,10 @@ def main(argv=None):
         f"\nours {result['ours_median']:.1f} img/s, tfp {result['tfp_median']:.1f} img/s, "
         f"ratio ours/tfp {result['ratio']:.2f} (best rounds {result['ratio_best']:.2f}, "
         f"median of per-round ratios {result['ratio_paired']:.2f})"
+    )
+    print(
+        f"per CPU-second: ours {result['ours_cpu_median']:.1f} img/cpu-s, tfp {result['tfp_cpu_median']:.1f} "
+        f"img/cpu-s, ratio {result['ratio_cpu']:.2f}"
     )
     other = "unknown" if contention.other_cores is None else f"{contention.other_cores:.2f}"
     print(

@@ -8,10 +8,25 @@ them; ``register`` adds users' own.
 
 import dataclasses
 import difflib
+import json
 import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
 _REGISTRY: Dict[str, "Preset"] = {}
+PARAMETER_COUNTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preset_parameters.json")
+
+
+def _parameter_counts():
+    """Parameter counts of the presets, from ``preset_parameters.json``.
+
+    Building a paper-sized preset takes seconds, so ``list_presets`` reads
+    the counts from this file; ``python -m zoo.registry`` rewrites it and
+    ``tests/zoo/test_registry.py`` builds every preset to check it.
+    """
+    if not os.path.exists(PARAMETER_COUNTS_FILE):
+        return {}
+    with open(PARAMETER_COUNTS_FILE) as f:
+        return json.load(f)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +44,7 @@ class Preset:
         input_shape: shape of one example.
         latent_dim: dimension of the prior latent (``None`` when it equals D).
         description: one line, including how a small preset differs from the paper.
+        weights: published weights ``{"url": ..., "sha256": ...}`` or None.
     """
 
     name: str
@@ -40,6 +56,7 @@ class Preset:
     input_shape: Tuple[int, ...]
     latent_dim: Optional[int]
     description: str
+    weights: Optional[Dict[str, str]] = None
 
     def metadata(self):
         """The preset as a plain dict (what ``list_presets`` returns)."""
@@ -52,11 +69,14 @@ class Preset:
             "latent_dim": self.latent_dim,
             "description": self.description,
             "config": dict(self.kwargs),
-            "weights": None,
+            "parameters": _parameter_counts().get(self.name),
+            "has_weights": self.weights is not None,
+            "weights": None if self.weights is None else dict(self.weights),
         }
 
 
-def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_dim=None, description=""):
+def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_dim=None, description="",
+             weights=None):
     """Registers a named architecture; refuses duplicates.
 
     Args:
@@ -69,6 +89,7 @@ def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_
         input_shape: shape of one example.
         latent_dim: prior latent size, or None.
         description: one line describing the preset.
+        weights: published weights as ``{"url": ..., "sha256": ...}``, or None.
 
     Returns:
         The registered ``Preset``.
@@ -81,7 +102,10 @@ def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_
             f"A preset named '{name}' is already registered (family '{_REGISTRY[name].family}'); "
             "choose another name."
         )
-    preset = Preset(name, builder, dict(kwargs), family, dataset, paper, tuple(input_shape), latent_dim, description)
+    if weights is not None and not {"url", "sha256"} <= set(weights):
+        raise ValueError(f"Preset '{name}': `weights` needs 'url' and 'sha256'; received {sorted(weights)}.")
+    preset = Preset(name, builder, dict(kwargs), family, dataset, paper, tuple(input_shape), latent_dim, description,
+                    None if weights is None else dict(weights))
     _REGISTRY[name] = preset
     return preset
 
@@ -145,6 +169,8 @@ def get(name, weights=None, weights_sha256=None, **overrides):
         raise ValueError(
             f"Preset '{name}' has no argument(s) {sorted(unknown)}; it takes {sorted(preset.kwargs)}."
         )
+    if weights == "default" and preset.weights is not None:
+        weights, weights_sha256 = preset.weights["url"], preset.weights["sha256"]
     if weights == "default":
         raise ValueError(
             f"No pretrained weights are published for '{name}' yet. Build it with weights=None and "
@@ -164,3 +190,19 @@ def get(name, weights=None, weights_sha256=None, **overrides):
     if weights is not None:
         handles.load_weights_into(model, weights, weights_sha256)
     return model
+
+
+def count_parameters(name):
+    """Builds preset ``name`` with its own configuration and returns its parameter count."""
+    return int(get(name).count_params())
+
+
+if __name__ == "__main__":
+    # Run as a script this file is a second module (__main__); the families register into zoo.registry.
+    from zoo import registry
+
+    counts = {preset["name"]: registry.count_parameters(preset["name"]) for preset in registry.list_presets()}
+    with open(registry.PARAMETER_COUNTS_FILE, "w") as f:
+        json.dump(counts, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"wrote {len(counts)} parameter counts to {registry.PARAMETER_COUNTS_FILE}")

@@ -16,7 +16,8 @@ def test_every_named_preset_exists_with_metadata():
     names = {p["name"] for p in zoo.list()}
     assert set(ISSUE_PRESETS) <= names
     for p in zoo.list():
-        assert {"family", "dataset", "paper", "input_shape", "latent_dim", "description", "config"} <= set(p)
+        assert {"family", "dataset", "paper", "input_shape", "latent_dim", "description", "config", "parameters",
+                "has_weights", "weights"} <= set(p)
         if p["family"] in ("nif", "deep_nif"):
             assert p["latent_dim"] is not None
             assert p["name"].endswith(f"_{p['latent_dim']}")
@@ -40,11 +41,28 @@ def test_every_preset_builds():
         assert tuple(model.prior.latent_shape) == expected_latent, p["name"]
 
 
-def test_a_paper_preset_builds_in_full():
+def test_a_paper_preset_builds_in_full_with_its_listed_parameter_count():
     celeba = zoo.get("nif_celeba_128")
     assert celeba.n_bits == 3 and celeba.num_dims == 64 * 64 * 3
     assert len(celeba.actnorm_layers()) == 5 * 16
     assert tuple(celeba.prior.a_matrix.shape) == (64 * 64 * 3, 128)
+    listed = {p["name"]: p["parameters"] for p in zoo.list()}
+    assert celeba.count_params() == listed["nif_celeba_128"]
+
+
+def test_listed_parameter_counts():
+    # Rewrite the table with `python -m zoo.registry` when an architecture changes.
+    listed = {p["name"]: p["parameters"] for p in zoo.list()}
+    missing = sorted(name for name, count in listed.items() if count is None)
+    assert not missing, f"no parameter count for {missing}: run `python -m zoo.registry`"
+    for p in zoo.list():
+        if p["dataset"] in ("digits", "spiral", "sin"):  # small: build and count
+            assert zoo.get(p["name"]).count_params() == p["parameters"], p["name"]
+    for dataset, config in zoo.GLOW_PAPER_CONFIGS.items():  # NIF = the NF's GLOW + A (D x d) + bias + log-variance
+        data_dim = int(np.prod(config["image_shape"]))
+        for latent_dim in (64, 128, 256, 512):
+            assert listed[f"nif_{dataset}_{latent_dim}"] == listed[f"nf_{dataset}"] + data_dim * (latent_dim + 2)
+    assert all(p["has_weights"] is False for p in zoo.list())
 
 
 def test_unknown_name_suggests_the_closest():
@@ -57,7 +75,7 @@ def test_duplicates_are_refused():
         zoo.register("nf_digits", zoo.make_glow, {}, family="nf", dataset="digits", paper="", input_shape=(8, 8, 1))
 
 
-def test_users_register_their_own():
+def test_users_register_their_own(scratch_registry):
     zoo.register("my_tiny_nif_test", zoo.make_vector_nif, dict(dim=3, latent_dim=2, num_couplings=2, hidden_units=8),
                  family="nif", dataset="mine", paper="", input_shape=(3,), latent_dim=2)
     model = zoo.get("my_tiny_nif_test")

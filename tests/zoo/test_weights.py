@@ -127,3 +127,18 @@ def test_fine_tune_after_loading(trained, images, tmp_path):
     model.save(reloaded_path)
     reloaded = keras.saving.load_model(reloaded_path)
     np.testing.assert_array_equal(np.asarray(reloaded.log_prob(images[:8])), np.asarray(model.log_prob(images[:8])))
+
+
+def test_default_weights_of_a_preset_that_publishes_them(trained, images, scratch_registry):
+    model, path = trained
+    zoo.register("nif_digits_16_published_test", zoo.make_nif,
+                 dict(image_shape=(8, 8, 1), latent_dim=16, n_bits=5, **SMALL), family="nif", dataset="digits",
+                 paper="", input_shape=(8, 8, 1), latent_dim=16,
+                 weights={"url": pathlib.Path(path).as_uri(), "sha256": handles.sha256_of(path)})
+    meta = [p for p in zoo.list() if p["name"] == "nif_digits_16_published_test"][0]
+    assert meta["has_weights"] and meta["weights"]["sha256"] == handles.sha256_of(path)
+    published = zoo.get("nif_digits_16_published_test", weights="default")
+    np.testing.assert_array_equal(np.asarray(published.log_prob(images[:8])), np.asarray(model.log_prob(images[:8])))
+    with pytest.raises(ValueError, match="needs 'url' and 'sha256'"):
+        zoo.register("bad_weights_test", zoo.make_nif, {}, family="nif", dataset="d", paper="", input_shape=(2,),
+                     weights={"url": "https://example.invalid/w.h5"})
