@@ -113,8 +113,9 @@ def render(results, machine, args, command):
         f"Machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, no GPU; TensorFlow "
         f"{machine['tensorflow']}, Keras {machine['keras']}. Date: {time.strftime('%Y-%m-%d')}.",
         "",
-        "Peak MB: growth of the process's peak resident size from just before the first call (so it includes "
-        "one-off graph tracing, a few MB); largest MB: the analytic size of the largest intermediate "
+        "Peak MB: growth of the process's peak resident size from just before the first call, so it includes "
+        "one-off graph tracing (the smallest configurations show its size); largest MB: the analytic size of the "
+        "largest intermediate "
         "(float32 D x d for the NIF, D x D for the dense covariance).",
         "",
         "| D | d | GaussianNIF ms | dense ms | dense / NIF | NIF peak MB (largest) | dense peak MB (largest) |",
@@ -141,12 +142,14 @@ def render(results, machine, args, command):
     lines += [
         "",
         "Scaling (log-log slopes fitted to the rows above):",
-        f"- GaussianNIF time vs d at D = 12288: slope {_slope(LATENT_DIMS, nif_d):.2f} over d = 16..512 "
-        "(O(D d^2) predicts 2 once the d^2 term dominates; at small d the O(D d) products and fixed costs "
-        "flatten it).",
+        f"- GaussianNIF time vs d at D = 12288: slope {_slope(LATENT_DIMS, nif_d):.2f} over d = 16..512, "
+        f"{_slope(LATENT_DIMS[-2:], nif_d[-2:]):.2f} between d = {LATENT_DIMS[-2]} and {LATENT_DIMS[-1]} "
+        "(O(D d^2) predicts 2 once the d^2 term dominates; fixed per-call costs of about a millisecond and the "
+        "O(D d) products flatten the small-d end).",
         f"- GaussianNIF time vs D at d = 512: slope {_slope(list(IMAGE_SHAPES), nif_big_d):.2f} (O(D d^2): 1).",
         f"- Dense time vs D at d = 16: slope {_slope(list(IMAGE_SHAPES), dense_big_d):.2f} (O(D^3): 3).",
-        f"- UpsampleNIF time vs D: slope {_slope(list(IMAGE_SHAPES), ups):.2f} (O(D): 1).",
+        f"- UpsampleNIF time vs D: slope {_slope(list(IMAGE_SHAPES), ups):.2f} (O(D): 1; at these sizes the fixed "
+        "per-call cost is a large part of each time, which pulls the fitted slopes below the asymptotic exponents).",
         "",
     ]
     return "\n".join(lines)
