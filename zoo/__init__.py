@@ -5,7 +5,7 @@ them. Importing ``zoo`` registers every family's presets. ``zoo`` imports
 ``layers``; it never imports ``export``.
 """
 
-from zoo import registry, weights
+from zoo import datasets, manifolds, metrics, registry, weights
 from zoo.datasets import load_digits_images
 from zoo.flow_model import FlowModel
 from zoo.glow import GLOW_PAPER_CONFIGS, glow_flow, glow_step, make_glow, make_realnvp, realnvp_flow
@@ -31,6 +31,9 @@ __all__ = [
     "make_vector_nif",
     "realnvp_flow",
     "register",
+    "datasets",
+    "manifolds",
+    "metrics",
     "registry",
     "weights",
 ]

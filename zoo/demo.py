@@ -69,9 +69,8 @@ def run(out, epochs, batch_size, num_levels, steps_per_level, hidden_channels, n
 
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    images, _ = zoo.load_digits_images()
-    order = np.random.default_rng(seed).permutation(len(images))
-    test, train = images[order[:297]], images[order[297:]]
+    train, _ = zoo.datasets.load_digits("train", seed=seed)
+    test, _ = zoo.datasets.load_digits("test", seed=seed)
 
     model = zoo.make_glow((8, 8, 1), num_levels=num_levels, steps_per_level=steps_per_level,
                           hidden_channels=hidden_channels, n_bits=n_bits, seed=seed, name="glow_digits")

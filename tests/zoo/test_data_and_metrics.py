@@ -1,0 +1,139 @@
+"""Offline loaders, synthetic manifolds, the Frechet distance and the Levina-Bickel estimator."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from zoo import datasets, manifolds, metrics
+
+SHARED_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))), "shared", "data", "mnist")
+
+
+def _write_idx(path, array, compress):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_loader_on_tiny_files(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10000, 28, 28)).astype(np.uint8)
+    labels = rng.integers(0, 10, 10000).astype(np.uint8)
+    suffix = ".gz" if compress else ""
+    _write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", images, compress)
+    _write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", labels, compress)
+    x, y = datasets.load_fashion_mnist("test", data_dir=str(tmp_path))
+    assert x.shape == (10000, 28, 28, 1) and x.dtype == np.uint8 and y.dtype == np.int64
+    np.testing.assert_array_equal(x[..., 0], images)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_truncated_or_wrong_files_are_reported(tmp_path):
+    data = _write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28), np.uint8), False)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(data[:-100])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(10000, np.uint8), False)
+    with pytest.raises(datasets.DatasetCorruptError, match="truncated or corrupt"):
+        datasets.load_fashion_mnist("test", data_dir=str(tmp_path))
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"PK\x03\x04 not an idx file")
+    with pytest.raises(datasets.DatasetCorruptError, match="bad magic"):
+        datasets.load_fashion_mnist("test", data_dir=str(tmp_path))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28), np.uint8), False)
+    with pytest.raises(datasets.DatasetCorruptError, match="md5"):
+        datasets.load_mnist("test", data_dir=str(tmp_path))  # right structure, wrong content for MNIST
+
+
+def test_missing_data_lists_every_place_looked(tmp_path, monkeypatch):
+    monkeypatch.setitem(datasets.KNOWN_PLACES, "fashion_mnist", [str(tmp_path / "nowhere")])
+    monkeypatch.setenv("FLOW_ZOO_FASHION_MNIST_DIR", str(tmp_path / "env_dir"))
+    with pytest.raises(datasets.DatasetNotFoundError) as error:
+        datasets.load_fashion_mnist("train", data_dir=str(tmp_path / "arg_dir"))
+    message = str(error.value)
+    for place in ("arg_dir (data_dir argument)", "env_dir (FLOW_ZOO_FASHION_MNIST_DIR)", "nowhere (known place)",
+                  "tensorflow-datasets", "apt-get install -y dataset-fashion-mnist"):
+        assert place in message, message
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="shared/data/mnist is not beside this checkout")
+def test_shared_mnist_loads_with_its_checksums():
+    x, y = datasets.load_mnist("test")  # found in the known place beside the checkout, md5-checked
+    assert x.shape == (10000, 28, 28, 1) and set(np.unique(y)) == set(range(10))
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_fashion_mnist_from_the_debian_package():
+    for split, count in (("train", 60000), ("test", 10000)):
+        x, y = datasets.load("fmnist", split)
+        assert x.shape == (count, 28, 28, 1) and np.bincount(y).tolist() == [count // 10] * 10
+
+
+def test_digits_split_and_tf_data_pipeline():
+    train, _ = datasets.load("digits", "train")
+    test, _ = datasets.load("digits", "test")
+    assert len(train) + len(test) == 1797 and len(test) == 297
+    batch = next(iter(datasets.as_dataset(train, batch_size=32, seed=1)))
+    assert tuple(batch.shape) == (32, 8, 8, 1)
+    with pytest.raises(KeyError, match="Unknown dataset 'cifar'"):
+        datasets.load("cifar")
+
+
+def test_manifolds_have_their_stated_ground_truth():
+    spiral = manifolds.thin_spiral(2000, seed=0)
+    np.testing.assert_allclose(spiral.data, manifolds.thin_spiral_map(spiral.latent[:, 0]), rtol=1e-5, atol=1e-6)
+    assert stats.kstest(spiral.latent[:, 0], "expon", args=(0, 0.3)).pvalue > 1e-3
+    sin = manifolds.sin_curve(1000, seed=1)
+    np.testing.assert_allclose(sin.data[:, 1], np.sin(2 * sin.data[:, 0]), atol=1e-6)
+    squares = manifolds.fading_squares(50, seed=2)
+    assert squares.data.shape == (50, 32, 32, 1) and squares.data.dtype == np.uint8
+    outside = squares.data.copy()
+    outside[:, 13:19, 13:19] = 0
+    assert not outside.any()
+    np.testing.assert_array_equal(squares.data[:, 13, 13, 0], np.round(255 * squares.latent[:, 0]))
+    circle = manifolds.von_mises_circle(1000, seed=3)
+    np.testing.assert_allclose(np.linalg.norm(circle.data, axis=1), 1.0, atol=1e-6)
+    grid = np.linspace(-np.pi, np.pi, 20001)
+    assert abs(np.trapezoid(np.exp(circle.latent_log_density(grid)), grid) - 1.0) < 1e-6
+
+
+@pytest.mark.parametrize("name,expected", [("spiral", 1), ("sin", 1), ("s_curve", 2), ("von_mises", 1)])
+def test_levina_bickel_recovers_the_intrinsic_dimension(name, expected):
+    manifold = manifolds.GENERATORS[name](3000, seed=0)
+    estimate = metrics.levina_bickel_dimension(manifold.data, k=20)
+    assert abs(estimate - expected) <= 0.2 * expected, estimate
+
+
+def test_levina_bickel_on_fading_squares_and_full_dimensional_data():
+    squares = manifolds.fading_squares(2000, seed=0, quantize=False)
+    assert abs(metrics.levina_bickel_dimension(squares.data, k=20) - 1) <= 0.2
+    gaussian = np.random.default_rng(1).standard_normal((3000, 5))
+    assert abs(metrics.levina_bickel_dimension(gaussian, k=20) - 5) <= 1.0
+
+
+def test_frechet_distance_closed_form_and_scipy_reference():
+    rng = np.random.default_rng(0)
+    # Closed form: isotropic Gaussians N(m1, a^2 I), N(m2, b^2 I): |m1 - m2|^2 + k (a - b)^2.
+    k = 16
+    m1, m2 = rng.standard_normal(k), rng.standard_normal(k)
+    value = metrics.frechet_distance(m1, 4.0 * np.eye(k), m2, 0.25 * np.eye(k))
+    assert abs(value - (np.sum((m1 - m2) ** 2) + k * (2.0 - 0.5) ** 2)) < 1e-9
+    a, b = rng.standard_normal((k, k)), rng.standard_normal((k, k))
+    cov1, cov2 = a @ a.T + 0.1 * np.eye(k), b @ b.T + 0.1 * np.eye(k)
+    np.testing.assert_allclose(metrics.frechet_distance(m1, cov1, m2, cov2),
+                               metrics.scipy_frechet_distance(m1, cov1, m2, cov2), rtol=1e-7)
+
+
+def test_frechet_distance_of_feature_sets():
+    rng = np.random.default_rng(1)
+    features = rng.standard_normal((2000, 8))
+    assert abs(metrics.frechet_distance_from_features(features, features)) < 1e-9
+    shifted = features + 0.5
+    assert metrics.frechet_distance_from_features(features, shifted) > 1.0
+    with pytest.raises(ValueError, match="equal k"):
+        metrics.frechet_distance_from_features(features, features[:, :4])
