@@ -22,9 +22,12 @@ setup(
         "scipy>=1.13",
         "scikit-learn>=1.5",
         "pillow>=10.0",
+        "matplotlib>=3.8",
+        "umap-learn>=0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ai-edge-litert>=2.3"],
+        "litert": ["ai-edge-litert>=2.3"],
         "jax": ["jax>=0.10", "jaxlib>=0.10"],
     },
     classifiers=[

@@ -13,6 +13,7 @@ the formula of DESIGN.md section 4, obtained here by summing the log-dets of
 the chain ``Dequantize -> LogitTransform -> flow`` with the prior.
 """
 
+import contextlib
 import math
 
 import keras
@@ -115,7 +116,7 @@ class Dequantize(FlowLayer):
             hint=f"quantize uint8 pixels with layers.quantize_pixels(pixels, n_bits={self.n_bits}).",
         )
         k = ops.cast(inputs, self.compute_dtype)
-        if self.noise == "uniform":
+        if self.noise == "uniform" and not getattr(self, "_force_center", False):
             seed = self.seed_generator if training else self.eval_seed
             u = keras.random.uniform(ops.shape(k), dtype=self.compute_dtype, seed=seed)
         else:
@@ -179,3 +180,23 @@ class LogitTransform(FlowLayer):
         config = super().get_config()
         config["alpha"] = self.alpha
         return config
+
+
+@contextlib.contextmanager
+def centered_dequantization(model):
+    """Within the block, every ``Dequantize`` of ``model`` uses the bin centre (``u = 1/2``).
+
+    For deterministic representations (``FlowModel.encode``): the centre of a
+    pixel's bin is as far as possible from the bin edges, so
+    ``decode(encode(x))`` recovers the quantized pixels exactly, where a
+    uniform draw near an edge could be pushed across it by float32 round-off.
+    """
+    layers_ = [l for l in model._flatten_layers(include_self=True, recursive=True) if isinstance(l, Dequantize)]
+    previous = [getattr(l, "_force_center", False) for l in layers_]
+    try:
+        for layer in layers_:
+            layer._force_center = True
+        yield model
+    finally:
+        for layer, value in zip(layers_, previous):
+            layer._force_center = value

@@ -185,7 +185,7 @@ LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist, "fmnist": l
 
 
 def load(name, split="train", data_dir=None):
-    """Loads a dataset by name (``mnist``, ``fashion_mnist`` / ``fmnist``, ``digits``)."""
+    """Loads a dataset by name (``mnist``, ``fashion_mnist`` / ``fmnist``, ``digits``; ``data_dir`` unused for digits)."""
     if name not in LOADERS:
         raise KeyError(f"Unknown dataset '{name}'; known: {', '.join(sorted(LOADERS))}.")
     if name == "digits":

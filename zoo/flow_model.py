@@ -8,6 +8,7 @@ from keras import ops
 
 import layers as flow_layers
 from layers.checks import check_finite
+from layers.preprocessing import centered_dequantization
 
 
 def _first_batch(data, batch_size):
@@ -166,8 +167,14 @@ class FlowModel(keras.Model):
         return ops.sum(bpd * weight) / ops.maximum(ops.sum(weight), 1e-12)
 
     def encode(self, x, stochastic=False, seed=None):
-        """Data -> prior latent (the flow latent for a unit Gaussian prior)."""
-        z, _ = self.forward(x, training=False)
+        """Data -> prior latent (the flow latent for a unit Gaussian prior).
+
+        Images are dequantized at the centre of each pixel's bin, so the
+        representation is deterministic and ``decode(encode(x))`` returns the
+        quantized image exactly for a bijective flow.
+        """
+        with centered_dequantization(self):
+            z, _ = self.forward(x, training=False)
         return self.prior.encode(z, stochastic=stochastic, seed=seed)
 
     # ------------------------------------------------------------ latent -> data

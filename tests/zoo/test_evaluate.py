@@ -1,0 +1,101 @@
+"""Evaluation metrics, pictures and the zoo.evaluate command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import zoo
+from layers.testing import perturb_weights
+from zoo import evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return zoo.datasets.load("digits", "test")
+
+
+@pytest.fixture(scope="module")
+def nif(digits):
+    model = zoo.get("nif_digits_16", steps_per_level=1, hidden_channels=8)
+    model.initialize(digits[0])
+    perturb_weights(model, np.random.default_rng(0), scale=0.02)
+    return model
+
+
+def test_reconstruction_error_of_a_bijective_flow_is_zero(digits):
+    images = digits[0]
+    model = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
+    model.initialize(images)
+    perturb_weights(model, np.random.default_rng(3), scale=0.05)
+    result = evaluate.reconstruction_error(model, images)
+    assert result["value"] == 0.0 and result["units"].startswith("squared L2") and result["n_bits"] == 5
+
+
+def test_nif_reconstructions_lose_information_and_metrics_carry_provenance(nif, digits):
+    images = digits[0]
+    recon = evaluate.reconstruction_error(nif, images)
+    assert recon["value"] > 0  # a 16-d manifold cannot hold every 64-pixel image
+    bpd = evaluate.bits_per_dim(nif, images)
+    assert bpd["n_bits"] == 5 and bpd["examples"] == len(images) and np.isfinite(bpd["value"])
+    rows = evaluate.sweep(lambda t, s: t + 10 * s, noise_scales=(0.0, 1.0), temperatures=(0.5, 1.0))
+    assert [r["value"] for r in rows] == [0.5, 10.5, 1.0, 11.0]
+
+
+def test_pictures(nif, digits, tmp_path):
+    images, labels = digits
+    grid = np.asarray(Image.open(evaluate.sample_grid(nif, str(tmp_path / "g.png"), temperatures=(0.5, 1.0),
+                                                      noise_scales=(0.0, 0.5, 1.0))))
+    scale = 64 // 8
+    assert grid.shape == (2 * (8 * scale + 2) + 2, 3 * (8 * scale + 2) + 2)
+    strip = np.asarray(Image.open(evaluate.reconstruction_strip(nif, images[:5], str(tmp_path / "r.png"))))
+    assert strip.shape == (2 * (8 * scale + 2) + 2, 5 * (8 * scale + 2) + 2)
+    # The top row of the strip shows the originals, pixel for pixel (upscaled).
+    np.testing.assert_array_equal(strip[2:2 + 8 * scale:scale, 2:2 + 8 * scale:scale], images[0, ..., 0])
+    assert os.path.getsize(evaluate.interpolation(nif, images[0], images[1], str(tmp_path / "i.png"))) > 0
+    assert os.path.getsize(evaluate.umap_embedding(nif, images[:200], labels[:200], str(tmp_path / "u.png"))) > 0
+    rows = evaluate.sweep(lambda t, s: s * t, noise_scales=(0.0, 1.0), temperatures=(0.5, 1.0))
+    assert os.path.getsize(evaluate.metric_curve(rows, str(tmp_path / "c.png"), "m")) > 0
+    spiral = zoo.manifolds.thin_spiral(500)
+    vector = zoo.get("nif_spiral_1", num_couplings=2, hidden_units=8)
+    assert os.path.getsize(evaluate.density_grid(vector, spiral, str(tmp_path / "d.png"), n=50)) > 0
+
+
+def test_classifier_frechet_distance_is_labelled_and_separates_real_from_noise(digits):
+    images, labels = digits
+
+    class NoiseModel:
+        def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0):
+            return np.random.default_rng(seed).integers(0, 256, (n, 8, 8, 1)).astype(np.uint8)
+
+    class RealModel:
+        def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0):
+            return images[np.random.default_rng(seed + 1).permutation(len(images))[:n]]
+
+    noise = evaluate.frechet_distance_classifier(NoiseModel(), images, labels, 200)
+    real = evaluate.frechet_distance_classifier(RealModel(), images, labels, 200)
+    assert "not FID" in noise["label"] and real["value"] < noise["value"]
+
+
+def test_evaluate_writes_a_report_and_the_command_line_runs(nif, tmp_path):
+    report = evaluate.evaluate(nif, "digits", str(tmp_path / "e"), metrics=("bpd", "recon"), progress=False)
+    with open(tmp_path / "e" / "report.json") as f:
+        assert json.load(f)["metrics"]["bits_per_dim"]["n_bits"] == 5
+    for picture in report["pictures"].values():
+        assert os.path.getsize(picture) > 0
+    with pytest.raises(ValueError, match="Unknown metric 'fdi'"):
+        evaluate.evaluate(nif, "digits", str(tmp_path / "x"), metrics=("fdi",), progress=False)
+    path = str(tmp_path / "m.keras")
+    nif.save(path)
+    result = subprocess.run([sys.executable, "-m", "zoo.evaluate", "--model", path, "--dataset", "digits",
+                             "--metrics", "bpd", "--out", str(tmp_path / "cli")], capture_output=True, text=True,
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.exists(tmp_path / "cli" / "report.json") and "bits_per_dim" in result.stdout
