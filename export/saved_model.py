@@ -59,7 +59,8 @@ def _prepare_directory(path, overwrite):
     return path
 
 
-def _commit_directory(staging, path):
+def _commit_path(staging, path):
+    """Moves a finished file or directory into place, replacing what was there."""
     if os.path.exists(path):
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     os.replace(staging, path)
@@ -135,7 +136,7 @@ def saved_model(model, path, overwrite=False):
     staging = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(path))
     try:
         archive.write_out(staging, verbose=False)
-        _commit_directory(staging, path)
+        _commit_path(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.saved_model import _commit_directory, _outputs
+from export.saved_model import _commit_path, _outputs
 from layers.conv1x1 import frozen_inverses
 
 _MODULI = (30269, 30307, 30323)
@@ -135,7 +135,7 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
         staged_file = os.path.join(staging, "sampler.tflite")
         with open(staged_file, "wb") as f:
             f.write(flatbuffer)
-        _commit_directory(staged_file, path)
+        _commit_path(staged_file, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"path": path, "bytes": os.path.getsize(path), "signatures": ["generate", "sample"]}
