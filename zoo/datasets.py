@@ -180,12 +180,122 @@ def load_digits(split="train", test_size=297, seed=0):
     return images[index], labels[index]
 
 
+def _user_dir(name, data_dir, marker):
+    """The first of data_dir / FLOW_ZOO_<NAME>_DIR / FLOW_ZOO_DATA_DIR/<name> holding ``marker``, and what was looked at."""
+    looked, candidates = [], []
+    if data_dir:
+        candidates.append(("data_dir argument", data_dir))
+    for env_name, directory in ((f"FLOW_ZOO_{name.upper()}_DIR", os.environ.get(f"FLOW_ZOO_{name.upper()}_DIR")),
+                                ("FLOW_ZOO_DATA_DIR", os.path.join(os.environ["FLOW_ZOO_DATA_DIR"], name)
+                                 if os.environ.get("FLOW_ZOO_DATA_DIR") else None)):
+        if directory:
+            candidates.append((env_name, directory))
+    for source, directory in candidates:
+        for root in (directory, os.path.join(directory, "cifar-10-batches-py"), os.path.join(directory, "img_align_celeba")):
+            if os.path.exists(os.path.join(root, marker)):
+                return root, looked
+        looked.append(f"{directory} ({source})")
+    return None, looked
+
+
+def load_cifar10(split="train", data_dir=None):
+    """CIFAR-10 from its python pickles (``data_batch_1..5``, ``test_batch``) as uint8 ``(N, 32, 32, 3)``."""
+    import pickle
+
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test'; received {split!r}.")
+    files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    directory, looked = _user_dir("cifar10", data_dir, files[0])
+    if directory is None:
+        arrays = _load_from_tfds("cifar10", split, looked)
+        if arrays is not None:
+            return arrays
+        raise DatasetNotFoundError(
+            f"cifar10 ({split}) not found. Looked in: {'; '.join(looked) or 'nowhere'}; and tensorflow-datasets' "
+            f"local copy. To supply it: {HOW_TO_SUPPLY['cifar10']}, or set FLOW_ZOO_CIFAR10_DIR.")
+    images, labels = [], []
+    for name in files:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8)
+            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as error:
+            raise DatasetCorruptError(f"{path}: not a readable CIFAR-10 batch ({type(error).__name__}: {error}).") from error
+    return np.concatenate(images), np.concatenate(labels)
+
+
+# The NIF reference's CelebA preprocessing: aligned 218 x 178 images, every second pixel,
+# then rows 26:-19 and columns 12:-13 of the 109 x 89 result: 64 x 64.
+CELEBA_NIF_STRIDE = 2
+CELEBA_NIF_CROP = ((26, -19), (12, -13))
+
+
+def celeba_nif_preprocess(image):
+    """Stride 2 then the reference crop: an aligned CelebA image (218, 178, 3) -> (64, 64, 3)."""
+    (top, bottom), (left, right) = CELEBA_NIF_CROP
+    return image[::CELEBA_NIF_STRIDE, ::CELEBA_NIF_STRIDE][top:bottom, left:right]
+
+
+def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None):
+    """Aligned CelebA from a folder of ``*.jpg`` (``img_align_celeba``) as uint8 images.
+
+    Splits follow ``list_eval_partition.txt`` when it is beside the images
+    (0 train, 1 validation, 2 test); otherwise the sorted file list is split
+    deterministically 80 / 10 / 10. ``nif_preprocessing`` applies the NIF
+    paper's stride-2 + crop to 64x64.
+    """
+    from PIL import Image
+
+    splits = {"train": 0, "validation": 1, "test": 2}
+    if split not in splits:
+        raise ValueError(f"`split` must be one of {sorted(splits)}; received {split!r}.")
+    directory, looked = _user_dir("celeba", data_dir, "000001.jpg")
+    if directory is None:
+        raise DatasetNotFoundError(
+            f"celeba ({split}) not found. Looked in: {'; '.join(looked) or 'nowhere'}. "
+            f"To supply it: {HOW_TO_SUPPLY['celeba']}, or set FLOW_ZOO_CELEBA_DIR.")
+    names = sorted(f for f in os.listdir(directory) if f.endswith(".jpg"))
+    partition_file = next((p for p in (os.path.join(directory, "list_eval_partition.txt"),
+                                       os.path.join(os.path.dirname(directory), "list_eval_partition.txt"))
+                           if os.path.exists(p)), None)
+    if partition_file:
+        with open(partition_file) as f:
+            partition = dict(line.split() for line in f if line.strip())
+        names = [n for n in names if int(partition.get(n, -1)) == splits[split]]
+    else:
+        cut1, cut2 = int(0.8 * len(names)), int(0.9 * len(names))
+        names = {"train": names[:cut1], "validation": names[cut1:cut2], "test": names[cut2:]}[split]
+    names = names[:limit] if limit else names
+    images = []
+    for name in names:
+        image = np.asarray(Image.open(os.path.join(directory, name)).convert("RGB"), dtype=np.uint8)
+        if nif_preprocessing:
+            if image.shape[:2] != (218, 178):
+                raise DatasetCorruptError(f"{name}: the NIF preprocessing expects aligned 218x178 images; got "
+                                          f"{image.shape[:2]}.")
+            image = celeba_nif_preprocess(image)
+        images.append(image)
+    return np.stack(images), np.zeros(len(images), dtype=np.int64)
+
+
+def quantize(images, n_bits):
+    """Reduces uint8 images to ``n_bits`` (as the NIF reference does: 3 bits), kept on the 8-bit scale."""
+    shift = 8 - int(n_bits)
+    return ((np.asarray(images, np.uint8) >> shift) << shift).astype(np.uint8)
+
+
 LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist, "fmnist": load_fashion_mnist,
-           "digits": load_digits}
+           "digits": load_digits, "cifar10": load_cifar10, "celeba": load_celeba}
 
 
 def load(name, split="train", data_dir=None):
-    """Loads a dataset by name (``mnist``, ``fashion_mnist`` / ``fmnist``, ``digits``; ``data_dir`` unused for digits)."""
+    """Loads a dataset by name (``mnist``, ``fashion_mnist`` / ``fmnist``, ``digits``, ``cifar10``, ``celeba``).
+
+    ``data_dir`` is unused for the digits (they ship with scikit-learn).
+    """
     if name not in LOADERS:
         raise KeyError(f"Unknown dataset '{name}'; known: {', '.join(sorted(LOADERS))}.")
     if name == "digits":

@@ -137,3 +137,44 @@ def test_frechet_distance_of_feature_sets():
     assert metrics.frechet_distance_from_features(features, shifted) > 1.0
     with pytest.raises(ValueError, match="equal k"):
         metrics.frechet_distance_from_features(features, features[:, :4])
+
+
+def test_cifar10_from_a_user_directory(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    expected = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": list(range(4))}, f)
+        expected.append(data)
+    x, y = datasets.load("cifar10", "train", data_dir=str(tmp_path))
+    assert x.shape == (20, 32, 32, 3) and y.tolist() == list(range(4)) * 5
+    np.testing.assert_array_equal(x[0, :, :, 0].ravel(), expected[0][0, :1024])  # channel-first rows
+    (folder / "test_batch").write_bytes(b"garbage")
+    with pytest.raises(datasets.DatasetCorruptError, match="not a readable CIFAR-10 batch"):
+        datasets.load("cifar10", "test", data_dir=str(tmp_path))
+
+
+def test_celeba_with_the_nif_preprocessing(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "img_align_celeba"
+    folder.mkdir()
+    base = np.zeros((218, 178, 3), np.uint8)
+    base[::2, ::2][26:-19, 12:-13] = 200  # exactly the region the NIF crop keeps
+    for i in range(1, 11):
+        Image.fromarray(base).save(folder / f"{i:06d}.jpg", quality=100)
+    (tmp_path / "list_eval_partition.txt").write_text("".join(f"{i:06d}.jpg {0 if i <= 8 else 2}\n" for i in range(1, 11)))
+    train, _ = datasets.load("celeba", "train", data_dir=str(tmp_path))
+    test, _ = datasets.load("celeba", "test", data_dir=str(tmp_path))
+    assert train.shape == (8, 64, 64, 3) and test.shape == (2, 64, 64, 3)
+    assert train[:, 4:-4, 4:-4].min() > 150  # the kept region is the bright block (JPEG blurs its edges)
+    raw, _ = datasets.load_celeba("train", data_dir=str(tmp_path), nif_preprocessing=False, limit=2)
+    assert raw.shape == (2, 218, 178, 3)
+    np.testing.assert_array_equal(datasets.quantize(np.array([0, 31, 32, 255], np.uint8), 3), [0, 0, 32, 224])
+    with pytest.raises(datasets.DatasetNotFoundError, match="FLOW_ZOO_CELEBA_DIR"):
+        datasets.load("celeba", "train", data_dir=str(tmp_path / "missing"))
