@@ -195,18 +195,20 @@ def umap_embedding(model, images, labels, path, seed=0):
 
 
 def density_grid(model, manifold, path, half_width=None, n=200):
-    """PNG: a 2-D model's learned density on a grid next to the data (the ground truth's samples)."""
+    """PNG: a 2-D model's learned log-density on a grid next to the data (the ground truth's samples)."""
     data = manifold.data
     half_width = half_width or float(np.abs(data).max() * 1.2)
     axis_values = np.linspace(-half_width, half_width, n)
     xx, yy = np.meshgrid(axis_values, axis_values)
     points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype("float32")
-    density = np.exp(np.concatenate([np.asarray(model.log_prob(c)) for c in np.array_split(points, 10)])).reshape(n, n)
+    log_density = np.concatenate([np.asarray(model.log_prob(c)) for c in np.array_split(points, 10)]).reshape(n, n)
+    log_density = np.maximum(log_density, log_density.max() - 12.0)  # log scale, 12 nats of range
 
     def draw(figure):
         left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
-        left.imshow(density, origin="lower", extent=[-half_width, half_width, -half_width, half_width])
-        left.set_title("learned density")
+        shown = left.imshow(log_density, origin="lower", extent=[-half_width, half_width, -half_width, half_width])
+        figure.colorbar(shown, ax=left)
+        left.set_title("learned log-density")
         right.scatter(data[:, 0], data[:, 1], s=1)
         right.set_xlim(-half_width, half_width)
         right.set_ylim(-half_width, half_width)
