@@ -109,3 +109,19 @@ def test_evaluate_on_a_synthetic_manifold(tmp_path):
     assert report["metrics"]["bits_per_dim"]["n_bits"] is None
     assert abs(report["metrics"]["intrinsic_dimension"]["data"] - 1) < 0.3
     assert {"density", "samples"} <= set(report["pictures"])
+
+
+def test_fid_sweeps_noise_scale_for_noisy_injective_models(nif, digits, monkeypatch):
+    from zoo import fid_inception
+
+    # The Inception port has its own tests (test_fid_inception.py); here a cheap stand-in feature map.
+    monkeypatch.setattr(fid_inception, "load_inception_for_fid", lambda *a, **k: "stand-in")
+    monkeypatch.setattr(fid_inception, "inception_features",
+                        lambda model, x, batch_size=50: np.asarray(x, np.float64).reshape(len(x), -1)[:, ::4])
+    images = digits[0]
+    result = evaluate.fid(nif, images, 100, noise_scales=(0.0, 1.0))
+    assert [r["noise_scale"] for r in result["sweep"]] == [0.0, 1.0]
+    assert result["value"] == result["sweep"][1]["value"] and "2015 Inception" in result["feature_extractor"]
+    flow = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
+    flow.initialize(images)
+    assert len(evaluate.fid(flow, images, 100)["sweep"]) == 1  # no observation noise: one point
