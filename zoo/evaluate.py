@@ -155,8 +155,14 @@ def _scale_for(image_shape):
 
 
 def sample_grid(model, path, temperatures=(0.5, 0.7, 0.85, 1.0), noise_scales=(0.0, 0.5, 1.0), seed=0):
-    """PNG: rows = temperatures, columns = noise scales; every cell uses the same noise (so only t and s vary)."""
+    """PNG: rows = temperatures, columns = noise scales; every cell uses the same noise (so only t and s vary).
+
+    Models without observation noise (unit Gaussian prior) get one column: the noise scale has no effect.
+    """
     from layers import draw_noise
+
+    if model.noise_shapes[1] is None:
+        noise_scales = (1.0,)
 
     latent_noise, observation_noise = draw_noise(model.noise_shapes, 1, seed)
     cells = [np.asarray(model.generate(latent_noise, observation_noise, t, s))[0]

@@ -55,6 +55,10 @@ def test_pictures(nif, digits, tmp_path):
                                                       noise_scales=(0.0, 0.5, 1.0))))
     scale = 64 // 8
     assert grid.shape == (2 * (8 * scale + 2) + 2, 3 * (8 * scale + 2) + 2)
+    flow = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
+    flow.initialize(images)
+    one_column = np.asarray(Image.open(evaluate.sample_grid(flow, str(tmp_path / "f.png"), temperatures=(0.5, 1.0))))
+    assert one_column.shape == (2 * (8 * scale + 2) + 2, 1 * (8 * scale + 2) + 2)  # no noise scale: one column
     strip = np.asarray(Image.open(evaluate.reconstruction_strip(nif, images[:5], str(tmp_path / "r.png"))))
     assert strip.shape == (2 * (8 * scale + 2) + 2, 5 * (8 * scale + 2) + 2)
     # The top row of the strip shows the originals, pixel for pixel (upscaled).
