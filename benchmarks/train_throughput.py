@@ -31,8 +31,6 @@ import datetime
 import functools
 import math
 import os
-import platform
-import re
 import shlex
 import statistics
 import sys
@@ -51,6 +49,7 @@ import keras  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 import tf_keras  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 import layers as flow_layers  # noqa: E402
 import zoo  # noqa: E402
 
@@ -87,35 +86,15 @@ def parse_args(argv=None):
 
 # ------------------------------------------------------------------------ machine
 def machine_description():
-    cpu_model, logical = "unknown", 0
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and cpu_model == "unknown":
-                    cpu_model = line.split(":", 1)[1].strip()
-                if line.startswith("processor"):
-                    logical += 1
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    gpus = tf.config.list_physical_devices("GPU")
-    return {
-        "cpu_model": cpu_model,
-        "logical_cpus": logical or os.cpu_count(),
-        "usable_cpus": usable,
-        "gpus": len(gpus),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+    """The shared machine description plus the versions and thread settings this benchmark depends on."""
+    machine = common.machine_description()
+    machine.update({
         "tf_keras": tf_keras.__version__,
         "tfp": tfp.__version__,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-    }
+    })
+    return machine
 
 
 class CpuContention:
@@ -323,12 +302,15 @@ def render_section(result):
         f"Project figures time the whole `model.fit(...)` call (one epoch of {a.steps} steps; a "
         f"{a.warmup}-step warm-up `fit` before the first round traced the step and ran the act-norm "
         f"init); timing the epoch alone (fit's setup and teardown excluded) gives "
-        f"{r['ours_epoch_median']:.1f} images/s (ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}). "
+        f"{r['ours_epoch_median']:.1f} images/s (ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}); the "
+        "difference is `fit`'s per-call cost of building a tf.data pipeline from the NumPy array and "
+        "tearing its iterator down (usually a few tenths of a second, now and then about 2 s), which "
+        "long epochs amortize. "
         f"TFP figures time {a.steps} calls of its `tf.function` step on pre-built batch tensors after "
         f"{a.warmup} warm-up calls (act-norm init, tracing, optimizer slots). Rounds alternate "
         "project / TFP. The CPU-second row divides images by the user + system CPU time of the "
-        "process during each round: it is much less sensitive than wall time to other processes "
-        "sharing the machine.",
+        "process during each round: it is less sensitive than wall time to other processes "
+        "sharing the machine (not immune: contention also inflates CPU time).",
         "",
         "**Configuration** (both models): "
         f"images {a.height}x{a.width}x{a.channels} (random uint8 from NumPy, seed {a.seed}), "
@@ -340,7 +322,7 @@ def render_section(result):
         "",
         "**Machine:** "
         f"CPU {m['cpu_model']} (`model name` in /proc/cpuinfo), {m['logical_cpus']} logical CPUs "
-        f"({m['usable_cpus']} usable), {m['gpus']} GPU; TF intra/inter-op threads "
+        f"({m['usable_cpus']} usable), {m['gpus'] or 'no'} GPU; TF intra/inter-op threads "
         f"{m['intra_op_threads'] or 'default'}/{m['inter_op_threads'] or 'default'}; {m['platform']}, "
         f"Python {m['python']}; TensorFlow {m['tensorflow']}, Keras {m['keras']}, tf_keras {m['tf_keras']}, "
         f"TensorFlow Probability {m['tfp']}. During the {r['timed_seconds']:.0f} s of timed rounds this "
@@ -395,25 +377,6 @@ def render_section(result):
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(path, section):
-    """Replaces (or appends) SECTION_HEADING's section in `path`, keeping the rest."""
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    if not text.strip():
-        text = "# Benchmarks\n\n"
-    pattern = re.compile(r"^" + re.escape(SECTION_HEADING) + r"[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    text = text.rstrip("\n") + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def count_forward_conv_ops(train_step, example):
@@ -530,7 +493,7 @@ def main(argv=None):
     )
     print(f"params: ours {ours_params}, tfp {tfp_params}; tfp forward Conv2D ops {tfp_conv_ops}")
     if not args.no_write:
-        write_section(args.doc, render_section(result))
+        common.write_section(args.doc, SECTION_HEADING, render_section(result))
         print(f"wrote section '{SECTION_HEADING}' to {args.doc}")
     return result
 
