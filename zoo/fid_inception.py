@@ -37,7 +37,6 @@ The reference pipeline (``FidHelper.extract_feats`` with its defaults
 Grayscale images (one channel) are repeated to three channels.
 """
 
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -48,6 +47,8 @@ import zipfile
 import keras
 import numpy as np
 from keras import ops
+
+from zoo.weights import file_digest
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
@@ -503,12 +504,8 @@ def inception_for_fid(weights, name="inception_for_fid"):
 # --------------------------------------------------------------------------------------------
 
 
-def _sha1_of(path, chunk=1 << 20):
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _sha1_of(path):
+    return file_digest(path, "sha1")
 
 
 def find_wheel_archive():

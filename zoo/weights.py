@@ -33,13 +33,18 @@ class WeightsError(ValueError):
     """A weights file or preset directory that cannot be used (corrupt, mismatched, incomplete)."""
 
 
-def sha256_of(path, chunk=1 << 20):
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
+def file_digest(path, algorithm="sha256", chunk=1 << 20):
+    """Hex digest of a file (``algorithm``: any ``hashlib`` name), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_of(path):
+    """Hex sha256 of a file."""
+    return file_digest(path, "sha256")
 
 
 def is_preset_dir(path):
