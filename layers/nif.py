@@ -28,8 +28,8 @@ import math
 import keras
 from keras import ops
 
-from layers.base import sum_except_batch
-from layers.seeds import derive_seed, draw_noise
+from layers.base import check_example_shape, sum_except_batch
+from layers.seeds import draw_noise
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -48,6 +48,13 @@ def _solve_upper_transpose(chol, rhs):
         return ops.transpose(ops.solve_triangular(ops.transpose(chol), ops.transpose(rhs), lower=False))
     chol_t = ops.swapaxes(chol, -1, -2)
     return ops.solve_triangular(chol_t, rhs[..., None], lower=False)[..., 0]
+
+
+def add_observation_noise(mean, log_variance, noise_scale, noise):
+    """``mean + sqrt(noise_scale) * Sigma^(1/2) * noise`` (``noise`` None: ``mean``, on the manifold)."""
+    if noise is None:
+        return mean
+    return mean + ops.sqrt(ops.cast(noise_scale, mean.dtype)) * ops.exp(0.5 * log_variance) * noise
 
 
 def _log_det_from_chol(chol):
@@ -126,12 +133,16 @@ class InjectiveLayer(keras.layers.Layer):
         z = self._sample_posterior(terms, self.seed_generator) if training else terms["mean"]
         return z, terms["manifold"]
 
-    def inverse(self, z, noise_scale=0.0, seed=None):
-        """Latent -> data: ``A z + b + sqrt(noise_scale) Sigma^(1/2) eps``."""
+    def inverse(self, z, noise_scale=0.0, seed=None, noise=None):
+        """Latent -> data: ``A z + b + sqrt(noise_scale) Sigma^(1/2) eps``.
+
+        ``eps`` is ``noise`` when given (data-shaped, standard normal), else drawn from ``seed``.
+        """
         if isinstance(noise_scale, (int, float)) and noise_scale < 0:
             raise ValueError(f"{self.name}: `noise_scale` must be >= 0; received {noise_scale}.")
-        noise = None
-        if not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
+        if noise is not None:
+            noise = ops.cast(noise, self.compute_dtype)
+        elif not (isinstance(noise_scale, (int, float)) and noise_scale == 0):
             noise = keras.random.normal((ops.shape(z)[0],) + tuple(self.example_shape), dtype=self.compute_dtype, seed=seed)
         return self._decode_noise(ops.cast(z, self.compute_dtype), noise_scale, noise)
 
@@ -186,7 +197,7 @@ class NIFPrior(InjectiveLayer):
     def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
         """Deterministic sampling from given noise: ``A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
         z = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
-        return self._decode_noise(z, noise_scale, ops.cast(observation_noise, self.compute_dtype))
+        return self.inverse(z, noise_scale=noise_scale, noise=observation_noise)
 
     def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
         """``x = A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x`` with seeded noise."""
@@ -198,9 +209,7 @@ class NIFPrior(InjectiveLayer):
 
     def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
         """``A z + b + sqrt(noise_scale) Sigma^(1/2) eps`` (``eps`` = ``noise`` when given, else seeded)."""
-        if noise is None:
-            return self.inverse(latent, noise_scale=noise_scale, seed=seed)
-        return self._decode_noise(ops.cast(latent, self.compute_dtype), noise_scale, ops.cast(noise, self.compute_dtype))
+        return self.inverse(latent, noise_scale=noise_scale, seed=seed, noise=noise)
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -263,11 +272,7 @@ class GaussianNIF(NIFPrior):
         return (self.latent_dim,)
 
     def _flat(self, x):
-        if tuple(int(d) for d in x.shape[1:]) != self.example_shape:
-            raise ValueError(
-                f"{self.name}: `x` must have shape (batch, {', '.join(map(str, self.example_shape))}); "
-                f"received {tuple(x.shape)}."
-            )
+        check_example_shape(x, self.example_shape, "x", self.name)
         return ops.reshape(ops.cast(x, self.compute_dtype), (-1, self.data_dim))
 
     def _terms(self, x, marginal=False):
@@ -289,9 +294,8 @@ class GaussianNIF(NIFPrior):
     def _decode_noise(self, z, noise_scale, noise):
         self._check_latent(z)
         x = ops.matmul(z, ops.transpose(self.a_matrix)) + self.bias
-        if noise is not None:
-            noise = ops.reshape(noise, (-1, self.data_dim))
-            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * noise
+        noise = None if noise is None else ops.reshape(noise, (-1, self.data_dim))
+        x = add_observation_noise(x, self.log_variance, noise_scale, noise)
         return ops.reshape(x, (-1,) + self.example_shape)
 
     def _posterior_trace(self, terms):
@@ -373,11 +377,7 @@ class UpsampleNIF(NIFPrior):
         return ops.repeat(ops.repeat(z, self.factor, axis=1), self.factor, axis=2)
 
     def _terms(self, x, marginal=False):
-        if tuple(int(d) for d in x.shape[1:]) != self.example_shape:
-            raise ValueError(
-                f"{self.name}: `x` must have shape (batch, {', '.join(map(str, self.example_shape))}); "
-                f"received {tuple(x.shape)}."
-            )
+        check_example_shape(x, self.example_shape, "x", self.name)
         x = ops.cast(x, self.compute_dtype)
         inv_var = ops.exp(-self.log_variance)
         residual = x - self.bias
@@ -399,15 +399,8 @@ class UpsampleNIF(NIFPrior):
         return ops.sum(1.0 / terms["lam"])
 
     def _decode_noise(self, z, noise_scale, noise):
-        if tuple(int(d) for d in z.shape[1:]) != self._latent_shape:
-            raise ValueError(
-                f"{self.name}: `z` must have shape (batch, {', '.join(map(str, self._latent_shape))}); "
-                f"received {tuple(z.shape)}."
-            )
-        x = self._upsample(z) + self.bias
-        if noise is not None:
-            x = x + ops.sqrt(ops.cast(noise_scale, x.dtype)) * ops.exp(0.5 * self.log_variance) * noise
-        return x
+        check_example_shape(z, self._latent_shape, "z", self.name)
+        return add_observation_noise(self._upsample(z) + self.bias, self.log_variance, noise_scale, noise)
 
     def conditional_log_prob(self, x, z):
         """``log N(x; upsample(z) + b, Sigma)`` computed directly (a reference for tests)."""
@@ -502,11 +495,7 @@ class StochasticCoupling(InjectiveLayer):
 
     def _terms(self, x, marginal=False):
         del marginal
-        if tuple(int(d) for d in x.shape[1:]) != self.example_shape:
-            raise ValueError(
-                f"{self.name}: `x` must have shape (batch, {', '.join(map(str, self.example_shape))}); "
-                f"received {tuple(x.shape)}."
-            )
+        check_example_shape(x, self.example_shape, "x", self.name)
         x = ops.cast(x, self.compute_dtype)
         x_a, x_b = x[..., : self.split], x[..., self.split :]
         bias, log_variance = self._bias_and_log_variance(x_a)
@@ -524,16 +513,11 @@ class StochasticCoupling(InjectiveLayer):
         return ops.concatenate([terms["x_a"], z_b], axis=-1)
 
     def _decode_noise(self, z, noise_scale, noise):
-        if tuple(int(d) for d in z.shape[1:]) != self.latent_shape:
-            raise ValueError(
-                f"{self.name}: `z` must have shape (batch, {', '.join(map(str, self.latent_shape))}); "
-                f"received {tuple(z.shape)}."
-            )
+        check_example_shape(z, self.latent_shape, "z", self.name)
         z_a, z_b = z[..., : self.split], z[..., self.split :]
         bias, log_variance = self._bias_and_log_variance(z_a)
         x_b = ops.matmul(z_b, ops.transpose(self.a_matrix)) + bias
-        if noise is not None:
-            x_b = x_b + ops.sqrt(ops.cast(noise_scale, x_b.dtype)) * ops.exp(0.5 * log_variance) * noise[..., self.split :]
+        x_b = add_observation_noise(x_b, log_variance, noise_scale, None if noise is None else noise[..., self.split :])
         return ops.concatenate([z_a, x_b], axis=-1)
 
     def conditional_log_prob(self, x, z):
@@ -641,7 +625,7 @@ class DeepNIFPrior(keras.layers.Layer):
     def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
         u = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
         z = self.latent_flow.inverse(u)
-        return self.nif._decode_noise(z, noise_scale, ops.cast(observation_noise, self.compute_dtype))
+        return self.nif.inverse(z, noise_scale=noise_scale, noise=observation_noise)
 
     def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
         return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
