@@ -78,21 +78,25 @@ def read_idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape), data
 
 
-def _find_idx_dir(name, data_dir, stem):
-    looked = []
-    candidates = []
-    if data_dir:
-        candidates.append(("data_dir argument", data_dir))
+def _find_dir(name, data_dir, filenames, subdirs=("",)):
+    """The first search place (or one of its ``subdirs``) holding one of ``filenames``.
+
+    Search order: ``data_dir``, ``FLOW_ZOO_<NAME>_DIR``, ``FLOW_ZOO_DATA_DIR/<name>``, the
+    known local places. Returns ``(directory or None, list of the places looked at)``.
+    """
+    candidates = [("data_dir argument", data_dir)] if data_dir else []
     env_name = f"FLOW_ZOO_{name.upper()}_DIR"
     if os.environ.get(env_name):
         candidates.append((env_name, os.environ[env_name]))
     if os.environ.get("FLOW_ZOO_DATA_DIR"):
         candidates.append(("FLOW_ZOO_DATA_DIR", os.path.join(os.environ["FLOW_ZOO_DATA_DIR"], name)))
     candidates += [("known place", p) for p in KNOWN_PLACES.get(name, [])]
+    looked = []
     for source, directory in candidates:
-        for suffix in ("", ".gz"):
-            if os.path.exists(os.path.join(directory, stem + suffix)):
-                return directory, looked
+        for sub in subdirs:
+            root = os.path.join(directory, sub) if sub else directory
+            if any(os.path.exists(os.path.join(root, f)) for f in filenames):
+                return root, looked
         looked.append(f"{directory} ({source})")
     return None, looked
 
@@ -102,7 +106,7 @@ def _load_idx_dataset(name, split, data_dir, checksums=None):
         raise ValueError(f"`split` must be 'train' or 'test'; received {split!r}.")
     prefix = "train" if split == "train" else "t10k"
     stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
-    directory, looked = _find_idx_dir(name, data_dir, stems[0])
+    directory, looked = _find_dir(name, data_dir, (stems[0], stems[0] + ".gz"))
     if directory is None:
         arrays = _load_from_tfds(name, split, looked)
         if arrays is not None:
@@ -180,24 +184,6 @@ def load_digits(split="train", test_size=297, seed=0):
     return images[index], labels[index]
 
 
-def _user_dir(name, data_dir, marker):
-    """The first of data_dir / FLOW_ZOO_<NAME>_DIR / FLOW_ZOO_DATA_DIR/<name> holding ``marker``, and what was looked at."""
-    looked, candidates = [], []
-    if data_dir:
-        candidates.append(("data_dir argument", data_dir))
-    for env_name, directory in ((f"FLOW_ZOO_{name.upper()}_DIR", os.environ.get(f"FLOW_ZOO_{name.upper()}_DIR")),
-                                ("FLOW_ZOO_DATA_DIR", os.path.join(os.environ["FLOW_ZOO_DATA_DIR"], name)
-                                 if os.environ.get("FLOW_ZOO_DATA_DIR") else None)):
-        if directory:
-            candidates.append((env_name, directory))
-    for source, directory in candidates:
-        for root in (directory, os.path.join(directory, "cifar-10-batches-py"), os.path.join(directory, "img_align_celeba")):
-            if os.path.exists(os.path.join(root, marker)):
-                return root, looked
-        looked.append(f"{directory} ({source})")
-    return None, looked
-
-
 def load_cifar10(split="train", data_dir=None):
     """CIFAR-10 from its python pickles (``data_batch_1..5``, ``test_batch``) as uint8 ``(N, 32, 32, 3)``."""
     import pickle
@@ -205,7 +191,7 @@ def load_cifar10(split="train", data_dir=None):
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test'; received {split!r}.")
     files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    directory, looked = _user_dir("cifar10", data_dir, files[0])
+    directory, looked = _find_dir("cifar10", data_dir, (files[0],), subdirs=("", "cifar-10-batches-py"))
     if directory is None:
         arrays = _load_from_tfds("cifar10", split, looked)
         if arrays is not None:
@@ -252,7 +238,7 @@ def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None
     splits = {"train": 0, "validation": 1, "test": 2}
     if split not in splits:
         raise ValueError(f"`split` must be one of {sorted(splits)}; received {split!r}.")
-    directory, looked = _user_dir("celeba", data_dir, "000001.jpg")
+    directory, looked = _find_dir("celeba", data_dir, ("000001.jpg",), subdirs=("", "img_align_celeba"))
     if directory is None:
         raise DatasetNotFoundError(
             f"celeba ({split}) not found. Looked in: {'; '.join(looked) or 'nowhere'}. "
