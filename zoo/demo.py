@@ -45,17 +45,9 @@ def sample_grid(rows, scale=4, pad=2):
     Returns:
         A uint8 array ``(height, width)``.
     """
-    import numpy as np
+    from zoo.evaluate import tile_images
 
-    n = max(len(r) for r in rows)
-    h, w = rows[0].shape[1:3]
-    cell_h, cell_w = h * scale + pad, w * scale + pad
-    grid = np.full((len(rows) * cell_h + pad, n * cell_w + pad), 255, dtype=np.uint8)
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            big = np.kron(image[..., 0], np.ones((scale, scale), dtype=np.uint8))
-            grid[pad + i * cell_h: pad + i * cell_h + h * scale, pad + j * cell_w: pad + j * cell_w + w * scale] = big
-    return grid
+    return tile_images(rows, scale, pad)
 
 
 def run(out, epochs, batch_size, num_levels, steps_per_level, hidden_channels, n_bits, learning_rate,

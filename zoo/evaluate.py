@@ -131,15 +131,25 @@ def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 
 # ------------------------------------------------------------------ pictures
 
 
-def _tile(images, rows, cols, scale, pad=2):
-    """Tiles ``rows x cols`` uint8 images ``(h, w, c)`` into one RGB / grey array."""
-    h, w, c = images[0].shape
-    grid = np.full((rows * (h * scale + pad) + pad, cols * (w * scale + pad) + pad, c), 255, dtype=np.uint8)
-    for index, image in enumerate(images):
-        r, col = divmod(index, cols)
-        big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
-        top, left = pad + r * (h * scale + pad), pad + col * (w * scale + pad)
-        grid[top:top + h * scale, left:left + w * scale] = big
+def tile_images(rows, scale, pad=2):
+    """Tiles rows of uint8 images ``(h, w, c)`` into one picture on a white background.
+
+    Args:
+        rows: list of rows, each a sequence of images (rows may differ in length).
+        scale: integer upscaling of each pixel.
+        pad: pixels of white space around and between images.
+
+    Returns:
+        uint8 ``(height, width)`` for grey images, ``(height, width, c)`` otherwise.
+    """
+    h, w, c = np.asarray(rows[0][0]).shape
+    cols = max(len(row) for row in rows)
+    grid = np.full((len(rows) * (h * scale + pad) + pad, cols * (w * scale + pad) + pad, c), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        for col, image in enumerate(row):
+            big = np.repeat(np.repeat(np.asarray(image), scale, axis=0), scale, axis=1)
+            top, left = pad + r * (h * scale + pad), pad + col * (w * scale + pad)
+            grid[top:top + h * scale, left:left + w * scale] = big
     return grid[..., 0] if c == 1 else grid
 
 
@@ -165,15 +175,15 @@ def sample_grid(model, path, temperatures=(0.5, 0.7, 0.85, 1.0), noise_scales=(0
         noise_scales = (1.0,)
 
     latent_noise, observation_noise = draw_noise(model.noise_shapes, 1, seed)
-    cells = [np.asarray(model.generate(latent_noise, observation_noise, t, s))[0]
-             for t in temperatures for s in noise_scales]
-    return _save_png(_tile(cells, len(temperatures), len(noise_scales), _scale_for(model.example_shape)), path)
+    rows = [[np.asarray(model.generate(latent_noise, observation_noise, t, s))[0] for s in noise_scales]
+            for t in temperatures]
+    return _save_png(tile_images(rows, _scale_for(model.example_shape)), path)
 
 
 def reconstruction_strip(model, images, path):
     """PNG: originals (top row) over their on-manifold reconstructions (bottom row)."""
     recon = np.asarray(model.decode(model.encode(images), noise_scale=0.0))
-    return _save_png(_tile(list(images) + list(recon), 2, len(images), _scale_for(model.example_shape)), path)
+    return _save_png(tile_images([list(images), list(recon)], _scale_for(model.example_shape)), path)
 
 
 def interpolation(model, first, second, path, steps=8):
@@ -182,7 +192,7 @@ def interpolation(model, first, second, path, steps=8):
     weights = np.linspace(0.0, 1.0, steps)[:, None]
     latents = ((1 - weights) * a.reshape(1, -1) + weights * b.reshape(1, -1)).reshape((steps,) + a.shape)
     decoded = np.asarray(model.decode(latents.astype("float32"), noise_scale=0.0))
-    return _save_png(_tile(list(decoded), 1, steps, _scale_for(model.example_shape)), path)
+    return _save_png(tile_images([list(decoded)], _scale_for(model.example_shape)), path)
 
 
 def _figure(path, draw, size=(5, 4)):
