@@ -18,6 +18,7 @@ setup(
         "tf-keras>=2.21,<2.22",
         "tensorflow-datasets>=4.9",
         "absl-py>=2.1",
+        "tensorboard>=2.21,<2.22",
         "numpy>=2.0",
         "scipy>=1.13",
         "scikit-learn>=1.5",

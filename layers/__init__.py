@@ -19,7 +19,7 @@ from layers.nif import DeepNIFPrior, GaussianNIF, InjectiveLayer, NIFPrior, Stoc
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
 from layers.priors import StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
-from layers.seeds import derive_seed, draw_noise
+from layers.seeds import batch_noise, derive_seed, draw_noise
 
 __all__ = [
     "ActNorm",
@@ -42,6 +42,7 @@ __all__ = [
     "UpsampleNIF",
     "check_example_shape",
     "derive_seed",
+    "batch_noise",
     "draw_noise",
     "event_size",
     "pixels_from_levels",

@@ -29,7 +29,7 @@ import keras
 from keras import ops
 
 from layers.base import check_example_shape, sum_except_batch
-from layers.seeds import draw_noise
+from layers.seeds import batch_noise, draw_noise
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -281,7 +281,7 @@ class GaussianNIF(NIFPrior):
         )
 
     def _sample_posterior(self, terms, seed):
-        eps = keras.random.normal(ops.shape(terms["mean"]), dtype=self.compute_dtype, seed=seed)
+        eps = batch_noise(ops.shape(terms["mean"]), self.compute_dtype, seed)
         return terms["mean"] + _solve_upper_transpose(terms["chol"], eps)
 
     def _check_latent(self, z):
@@ -392,7 +392,7 @@ class UpsampleNIF(NIFPrior):
         return terms
 
     def _sample_posterior(self, terms, seed):
-        eps = keras.random.normal(ops.shape(terms["mean"]), dtype=self.compute_dtype, seed=seed)
+        eps = batch_noise(ops.shape(terms["mean"]), self.compute_dtype, seed)
         return terms["mean"] + eps * ops.rsqrt(terms["lam"])
 
     def _posterior_trace(self, terms):
@@ -508,7 +508,7 @@ class StochasticCoupling(InjectiveLayer):
         return terms
 
     def _sample_posterior(self, terms, seed):
-        eps = keras.random.normal(ops.shape(terms["mean_b"]), dtype=self.compute_dtype, seed=seed)
+        eps = batch_noise(ops.shape(terms["mean_b"]), self.compute_dtype, seed)
         z_b = terms["mean_b"] + _solve_upper_transpose(terms["chol"], eps)
         return ops.concatenate([terms["x_a"], z_b], axis=-1)
 
@@ -610,7 +610,7 @@ class DeepNIFPrior(keras.layers.Layer):
         k, d = self.num_importance_samples, self.nif.latent_dim
         batch = ops.shape(terms["mean"])[0]
         seed = self.seed_generator if training else self.eval_seed
-        eps = keras.random.normal((k, batch, d), dtype=self.compute_dtype, seed=seed)
+        eps = batch_noise((k, batch, d), self.compute_dtype, seed, batch_axis=1)
         draws = terms["mean"][None] + ops.reshape(
             _solve_upper_transpose(terms["chol"], ops.reshape(eps, (-1, d))), (k, batch, d)
         )

@@ -21,6 +21,7 @@ from keras import ops
 
 from layers.base import FlowLayer, event_size, sum_except_batch
 from layers.checks import check_integer_range
+from layers.seeds import batch_noise
 
 
 def _check_n_bits(n_bits):
@@ -118,7 +119,7 @@ class Dequantize(FlowLayer):
         k = ops.cast(inputs, self.compute_dtype)
         if self.noise == "uniform" and not getattr(self, "_force_center", False):
             seed = self.seed_generator if training else self.eval_seed
-            u = keras.random.uniform(ops.shape(k), dtype=self.compute_dtype, seed=seed)
+            u = batch_noise(ops.shape(k), self.compute_dtype, seed, distribution="uniform")
         else:
             u = 0.5
         return (k + u) / self.num_levels, self._log_det(inputs, -1.0)

@@ -5,12 +5,13 @@ them. Importing ``zoo`` registers every family's presets. ``zoo`` imports
 ``layers``; it never imports ``export``.
 """
 
-from zoo import datasets, manifolds, metrics, registry, weights
+from zoo import datasets, manifolds, metrics, registry, training, weights
 from zoo.datasets import load_digits_images
 from zoo.flow_model import FlowModel
 from zoo.glow import GLOW_PAPER_CONFIGS, glow_flow, glow_step, make_glow, make_realnvp, realnvp_flow
 from zoo.nif import make_deep_nif, make_nif, make_vector_nif
 from zoo.registry import Preset, get, list_presets, register
+from zoo.training import train
 
 list = list_presets  # noqa: A001  (the zoo.list() of the design card)
 
@@ -31,6 +32,8 @@ __all__ = [
     "make_vector_nif",
     "realnvp_flow",
     "register",
+    "train",
+    "training",
     "datasets",
     "manifolds",
     "metrics",

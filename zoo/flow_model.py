@@ -34,6 +34,24 @@ def _first_batch(data, batch_size):
     return element
 
 
+def _replica_share(loss):
+    """This replica's share of the global mean loss (the ``keras.losses`` convention).
+
+    Under a ``tf.distribute`` strategy each replica sees ``global_batch /
+    replicas`` examples and the gradients of the replicas are summed, so each
+    returns its mean divided by the number of replicas: the update is then the
+    gradient of the mean over the global batch, and Keras's loss tracker
+    (which multiplies back) reports the global mean. A no-op with one replica.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="flow_zoo")
 class FlowModel(keras.Model):
     """A normalizing flow as a Keras model: ``log p(x) = log p(z) + log_det``.
@@ -157,14 +175,14 @@ class FlowModel(keras.Model):
         return -log_prob / (self.num_dims * math.log(2.0))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean negative log-likelihood in bits per dimension (``y`` is ignored)."""
+        """Mean negative log-likelihood in bits per dimension (``y`` is ignored; see ``_replica_share``)."""
         if y_pred is None:
             y_pred = self(x, training=training)
         bpd = self._bits_per_dim(y_pred)
         if sample_weight is None:
-            return ops.mean(bpd)
+            return _replica_share(ops.mean(bpd))
         weight = ops.cast(ops.reshape(sample_weight, (-1,)), bpd.dtype)
-        return ops.sum(bpd * weight) / ops.maximum(ops.sum(weight), 1e-12)
+        return _replica_share(ops.sum(bpd * weight) / ops.maximum(ops.sum(weight), 1e-12))
 
     def encode(self, x, stochastic=False, seed=None):
         """Data -> prior latent (the flow latent for a unit Gaussian prior).

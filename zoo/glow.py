@@ -105,6 +105,8 @@ def make_realnvp(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log
 
 # ---------------------------------------------------------------- presets
 GLOW_PAPER = "Kingma & Dhariwal 2018 (GLOW), as configured by Cunningham et al. 2020 (A.10)"
+SMALL_PRESET_TRAINING = {"learning_rate": 1e-3, "warmup_steps": 100}
+"""Small CPU presets train for minutes, not days: a 10x larger peak rate and a short warm-up."""
 
 
 def _register_presets():
@@ -123,12 +125,14 @@ def _register_presets():
         family="nf", dataset="digits", paper=GLOW_PAPER, input_shape=(8, 8, 1),
         description="Small CPU preset (not in the paper): GLOW 2 levels x 8 steps x 64 channels on 8x8 digits, "
                     "n_bits=5 (the demo's model).",
+        training=SMALL_PRESET_TRAINING,
     )
     for dataset in ("spiral", "sin"):
         registry.register(
             f"nf_{dataset}", make_realnvp, dict(dim=2, num_couplings=8, hidden_units=64, num_hidden_layers=2),
             family="nf", dataset=dataset, paper="Dinh et al. 2017 (RealNVP)", input_shape=(2,),
             description=f"2-D toy preset: RealNVP 8 couplings x 64 units, unit Gaussian prior ({dataset}).",
+            training=SMALL_PRESET_TRAINING,
         )
 
 

@@ -9,7 +9,7 @@ the NIF latent and trains on the ELBO / importance-weighted bound.
 import layers as flow_layers
 from zoo import registry
 from zoo.flow_model import FlowModel
-from zoo.glow import GLOW_PAPER_CONFIGS, glow_flow, realnvp_flow
+from zoo.glow import GLOW_PAPER_CONFIGS, SMALL_PRESET_TRAINING, glow_flow, realnvp_flow
 
 NIF_PAPER = "Cunningham et al. 2020, Normalizing Flows Across Dimensions"
 # Quantization of the NIF reference's image experiments (DESIGN.md section 4).
@@ -99,6 +99,7 @@ def _register_presets():
         family="nif", dataset="digits", paper=NIF_PAPER, input_shape=(8, 8, 1), latent_dim=16,
         description="Small CPU preset (not in the paper): GLOW 2 levels x 8 steps x 64 channels + Gaussian NIF "
                     "d=16 on scikit-learn's 8x8 digits, n_bits=5.",
+        training=SMALL_PRESET_TRAINING,
     )
     for dataset in ("spiral", "sin"):
         registry.register(
@@ -106,6 +107,7 @@ def _register_presets():
             dict(dim=2, latent_dim=1, num_couplings=8, hidden_units=64, num_hidden_layers=2),
             family="nif", dataset=dataset, paper=NIF_PAPER, input_shape=(2,), latent_dim=1,
             description=f"2-D toy preset: RealNVP 8 couplings x 64 units + Gaussian NIF d=1 ({dataset} manifold).",
+            training=SMALL_PRESET_TRAINING,
         )
 
 

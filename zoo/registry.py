@@ -45,6 +45,8 @@ class Preset:
         latent_dim: dimension of the prior latent (``None`` when it equals D).
         description: one line, including how a small preset differs from the paper.
         weights: published weights ``{"url": ..., "sha256": ...}`` or None.
+        training: training settings that differ from ``zoo.training.DEFAULT_TRAINING``
+            for this preset (for example a larger learning rate for a small CPU preset).
     """
 
     name: str
@@ -57,6 +59,7 @@ class Preset:
     latent_dim: Optional[int]
     description: str
     weights: Optional[Dict[str, str]] = None
+    training: Optional[Dict[str, Any]] = None
 
     def metadata(self):
         """The preset as a plain dict (what ``list_presets`` returns)."""
@@ -72,11 +75,12 @@ class Preset:
             "parameters": _parameter_counts().get(self.name),
             "has_weights": self.weights is not None,
             "weights": None if self.weights is None else dict(self.weights),
+            "training": dict(self.training or {}),
         }
 
 
 def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_dim=None, description="",
-             weights=None):
+             weights=None, training=None):
     """Registers a named architecture; refuses duplicates.
 
     Args:
@@ -90,6 +94,8 @@ def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_
         latent_dim: prior latent size, or None.
         description: one line describing the preset.
         weights: published weights as ``{"url": ..., "sha256": ...}``, or None.
+        training: per-preset overrides of ``zoo.training.DEFAULT_TRAINING`` (learning rate,
+            warm-up, decay, clipping), or None for the defaults.
 
     Returns:
         The registered ``Preset``.
@@ -105,7 +111,7 @@ def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_
     if weights is not None and not {"url", "sha256"} <= set(weights):
         raise ValueError(f"Preset '{name}': `weights` needs 'url' and 'sha256'; received {sorted(weights)}.")
     preset = Preset(name, builder, dict(kwargs), family, dataset, paper, tuple(input_shape), latent_dim, description,
-                    None if weights is None else dict(weights))
+                    None if weights is None else dict(weights), None if training is None else dict(training))
     _REGISTRY[name] = preset
     return preset
 

@@ -1,0 +1,183 @@
+"""zoo.train / python -m zoo.train: strategies, exact resume after SIGKILL, the NaN guard, outputs."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import zoo
+from zoo import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = {"steps_per_level": 2, "hidden_channels": 16}
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="2")
+    return env
+
+
+def _cli(out, *extra, epochs=2):
+    return [sys.executable, "-m", "zoo.train", "--model", "nf_digits", "--dataset", "digits", "--epochs", str(epochs),
+            "--batch-size", "16", "--out", str(out), "--overrides", json.dumps(SMALL), "--num_examples", "512",
+            *extra]
+
+
+def _weights(preset_dir):
+    with h5py.File(os.path.join(preset_dir, "model.weights.h5"), "r") as f:
+        arrays = []
+        f.visititems(lambda name, item: arrays.append((name, item[()])) if isinstance(item, h5py.Dataset) else None)
+    return dict(arrays)
+
+
+def test_mirrored_two_logical_devices_match_one_device():
+    # Same global batch (64 = 64 x 1 = 32 x 2) and seed: identical loss and weights, act-norm equal on replicas.
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "zoo", "mirrored_check.py")], env=_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == [1, 2] and report["global_batch"] == [64, 64]
+    np.testing.assert_allclose(report["loss"][1], report["loss"][0], rtol=1e-5)
+    assert report["max_weight_difference"] < 1e-5 * max(1.0, report["max_abs_weight"])
+    assert report["actnorm_copies"] == 2 and report["actnorm_replica_disagreement"] == 0.0
+    assert report["actnorm_initialized"]
+
+
+def test_cli_trains_nf_digits_and_writes_samples_tensorboard_and_a_saved_model(tmp_path):
+    out = tmp_path / "run"
+    run = subprocess.run(_cli(out, "--checkpoint_every", "8", epochs=1), env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "trained nf_digits on digits: 1 epochs" in run.stdout
+    assert os.path.getsize(out / "samples" / "epoch_0001.png") > 100
+    history = json.loads((out / "history.json").read_text())
+    assert history["steps_per_epoch"] == 32 and history["global_batch_size"] == 16
+    assert np.isfinite(history["history"][0]["val_bits_per_dim"])
+
+    import tensorflow as tf
+
+    tags = set()
+    for path in glob.glob(str(out / "logs" / "**" / "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"epoch_loss", "samples"} <= tags, tags
+
+    served = tf.saved_model.load(str(out / "saved_model"))
+    samples = served.sample(num_samples=tf.constant(3), temperature=tf.constant(0.7), noise_scale=tf.constant(1.0),
+                            seed=tf.constant(1, tf.int64))
+    assert samples["images"].shape == (3, 8, 8, 1) and samples["images"].dtype == tf.uint8
+    best = zoo.get(str(out / "best"))  # the best-model export is a loadable preset directory
+    assert best.count_params() == zoo.get("nf_digits", **SMALL).count_params()
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    flags = ["--resume", "--checkpoint_every", "4", "--sample_every", "0", "--novalidation", "--nosaved_model"]
+    reference = subprocess.run(_cli(tmp_path / "reference", *flags), env=_env(), capture_output=True, text=True,
+                               timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(_cli(out, *flags), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer, killed_at = out / "checkpoints" / "latest", None
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if pointer.exists():
+            state_file = out / "checkpoints" / pointer.read_text().strip() / "state.json"
+            if state_file.exists():
+                state = json.loads(state_file.read_text())
+                if state["epoch"] == 1 and state["step_in_epoch"] > 0:  # a mid-epoch checkpoint of epoch 2
+                    process.send_signal(signal.SIGKILL)
+                    killed_at = state["global_step"]
+                    break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    assert killed_at is not None, "the run ended before a mid-epoch checkpoint of epoch 2 could be awaited"
+    assert not (out / "final").exists()
+
+    resumed = subprocess.run(_cli(out, *flags), env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = json.loads((out / "history.json").read_text())
+    assert history["resumed_from_step"] >= killed_at > 32
+    expected, actual = _weights(tmp_path / "reference" / "final"), _weights(out / "final")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_an_existing_run_is_never_overwritten_without_resume(tmp_path):
+    kwargs = dict(model="nf_spiral", dataset="spiral", epochs=1, batch_size=100, out=str(tmp_path),
+                  num_examples=300, model_overrides={"num_couplings": 2, "hidden_units": 8}, verbose=0,
+                  sample_every=0, tensorboard=False)
+    training.train(**kwargs)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        training.train(**kwargs)
+    with pytest.raises(ValueError, match="other arguments"):
+        training.train(**dict(kwargs, batch_size=50), resume=True)
+    done = training.train(**kwargs, resume=True)  # already complete: nothing left to train
+    assert len(done.history) == 1
+
+
+def _spiral_run(tmp_path, data, **extra):
+    return dict(model="nf_spiral", dataset=data, epochs=2, batch_size=32, out=str(tmp_path / "run"),
+                model_overrides={"num_couplings": 2, "hidden_units": 8}, verbose=0, sample_every=0,
+                tensorboard=False, checkpoint_every=2, **extra)
+
+
+@pytest.mark.parametrize("poison", ["nan_input", "overflowing_input"])
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, poison):
+    data = zoo.manifolds.thin_spiral(320, seed=0).data.copy()
+    order = np.random.default_rng([0, 0]).permutation(len(data))  # epoch 0's order (epoch_dataset)
+    row = order[5 * 32]  # first row of the 6th batch: checkpoints after steps 2 and 4 come first
+    data[row] = np.nan if poison == "nan_input" else 1e30
+    with pytest.raises(training.TrainingDivergedError, match="last good checkpoint is kept") as caught:
+        training.train(**_spiral_run(tmp_path, data))
+    assert "--resume" in str(caught.value)
+    manager = training.CheckpointManager(str(tmp_path / "run" / "checkpoints"))
+    latest = manager.latest()
+    with np.load(os.path.join(latest, "variables.npz")) as stored:
+        assert all(np.all(np.isfinite(stored[key])) for key in stored.files)
+    state = json.loads(open(os.path.join(latest, "state.json")).read())
+    assert state["global_step"] == 4
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_training_settings_layering_and_schedule():
+    settings = training.training_settings("nf_digits", {"global_clipnorm": 1.0})
+    assert settings["learning_rate"] == 1e-3 and settings["warmup_steps"] == 100  # the preset's
+    assert settings["global_clipnorm"] == 1.0 and training.training_settings("nf_celeba")["learning_rate"] == 1e-4
+    with pytest.raises(ValueError, match="Unknown training setting"):
+        training.training_settings("nf_digits", {"lr": 1.0})
+    schedule = training.learning_rate_schedule(dict(settings, warmup_steps=10), total_steps=110)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
+    np.testing.assert_allclose(rates, [0.0, 5e-4, 1e-3, 5e-4, 0.0], atol=1e-9)
+    constant = training.learning_rate_schedule(dict(settings, warmup_steps=0, decay="none"), total_steps=50)
+    np.testing.assert_allclose([float(constant(s)) for s in (0, 25, 50)], [1e-3] * 3)
+    optimizer = training.make_optimizer(settings, 100)
+    assert optimizer.global_clipnorm == 1.0
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    data = np.arange(100, dtype=np.float32)[:, None]
+    first = np.concatenate([b.numpy() for b in training.epoch_dataset(data, 3, 10, seed=7)])
+    again = np.concatenate([b.numpy() for b in training.epoch_dataset(data, 3, 10, seed=7, skip_batches=4)])
+    np.testing.assert_array_equal(first[40:], again)
+    other = np.concatenate([b.numpy() for b in training.epoch_dataset(data, 4, 10, seed=7)])
+    assert not np.array_equal(first, other) and sorted(first[:, 0]) == list(range(100))
+
+
+def test_bad_arguments_get_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        training.make_strategy("horovod")
+    with pytest.raises(KeyError, match="Unknown dataset"):
+        training.load_training_data("imagenet")
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        training.train(model="nf_spiral", dataset="spiral", num_examples=10, batch_size=64, out=str(tmp_path),
+                       verbose=0)
