@@ -10,6 +10,7 @@ back (``s = 0`` lands on the learned manifold). See ``layers.nif``.
 This package imports nothing else of the project.
 """
 
+from layers import jacobian
 from layers.actnorm import ActNorm
 from layers.base import FlowLayer, FlowSequence, check_example_shape, event_size, sum_except_batch
 from layers.conv1x1 import InvertibleConv1x1
@@ -22,6 +23,7 @@ from layers.reshape import Flatten, Permute, Squeeze
 from layers.seeds import batch_noise, derive_seed, draw_noise
 
 __all__ = [
+    "jacobian",
     "ActNorm",
     "AffineCoupling",
     "DeepNIFPrior",
