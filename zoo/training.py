@@ -17,7 +17,8 @@
   learning rate) and images (``samples/``);
 - ``best/``: a preset directory (``zoo.get("out/best")``) of the epoch with the
   lowest validation bits/dim; ``final/``: the last epoch's;
-- ``history.json``: per-epoch train / validation bits/dim and learning rate.
+- ``history.json``: per-epoch ``loss`` and ``val_loss`` (bits/dim for flows; the training
+  objective for the autoencoder families) and the learning rate.
 
 The command line ``python -m zoo.train`` (``zoo/train.py``) wraps ``train``
 and also writes a SavedModel.
@@ -335,10 +336,10 @@ class TrainingState(keras.callbacks.Callback):
             self.diverged = f"the epoch-{epoch + 1} metrics or weights are not finite ({logs})"
             self.model.stop_training = True
             return
-        record = {"epoch": epoch + 1, "bits_per_dim": float(logs["loss"]),
+        record = {"epoch": epoch + 1, "loss": float(logs["loss"]),
                   "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))}
         if "val_loss" in logs:
-            record["val_bits_per_dim"] = float(logs["val_loss"])
+            record["val_loss"] = float(logs["val_loss"])
         self.state["history"].append(record)
         self.state["epoch"], self.state["step_in_epoch"] = epoch + 1, 0
         self._save()
@@ -545,7 +546,7 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
     os.makedirs(out, exist_ok=True)
     log_dir = os.path.join(out, "logs") if tensorboard else None
     tracker = TrainingState(manager, state, steps_per_epoch, checkpoint_every, write=chief)
-    best_so_far = min((h["val_bits_per_dim"] for h in state["history"] if "val_bits_per_dim" in h), default=math.inf)
+    best_so_far = min((h["val_loss"] for h in state["history"] if "val_loss" in h), default=math.inf)
     run_callbacks = [tracker]
     if chief:
         run_callbacks.append(SampleGrid(os.path.join(out, "samples"), every=sample_every, seed=seed, log_dir=log_dir))
@@ -573,6 +574,8 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
                                      f"{_first_line(error)}", out)
     if tracker.diverged:
         _raise_diverged(manager, tracker.diverged, out)
+    if hasattr(net, "fit_priors"):  # models with post-hoc latent priors (InjFlow, autoencoders): fit them now
+        net.fit_priors(data, seed=int(seed))
     if chief:
         net.save_to_preset(os.path.join(out, "final"), overwrite=True,
                            metadata={"dataset": dataset, "preset": model, "epochs": int(epochs),

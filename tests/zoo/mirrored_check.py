@@ -42,7 +42,7 @@ with tempfile.TemporaryDirectory() as tmp:
 report = {
     "replicas": [one.strategy.num_replicas_in_sync, two.strategy.num_replicas_in_sync],
     "global_batch": [one.global_batch_size, two.global_batch_size],
-    "loss": [one.history[-1]["bits_per_dim"], two.history[-1]["bits_per_dim"]],
+    "loss": [one.history[-1]["loss"], two.history[-1]["loss"]],
     "max_weight_difference": max(float(np.max(np.abs(a - b))) for a, b in zip(w1, w2)),
     "max_abs_weight": max(float(np.max(np.abs(a))) for a in w1),
     "actnorm_copies": min(len(c) for c in copies.values()),
