@@ -18,7 +18,7 @@ from layers.coupling import AffineCoupling
 from layers.multiscale import FactorOut
 from layers.nif import DeepNIFPrior, GaussianNIF, InjectiveLayer, NIFPrior, StochasticCoupling, UpsampleNIF
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
-from layers.priors import StandardNormal
+from layers.priors import LatentPrior, StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
 from layers.seeds import batch_noise, derive_seed, draw_noise
 
@@ -39,6 +39,7 @@ __all__ = [
     "NIFPrior",
     "Permute",
     "Squeeze",
+    "LatentPrior",
     "StandardNormal",
     "StochasticCoupling",
     "UpsampleNIF",

@@ -9,8 +9,31 @@ from layers.base import sum_except_batch
 from layers.seeds import draw_noise
 
 
+class LatentPrior:
+    """What a prior over the whole latent shares: seeded ``sample`` and identity ``encode`` / ``decode``.
+
+    A subclass (a Keras layer) defines ``noise_shapes`` and ``generate(latent_noise,
+    observation_noise, temperature, noise_scale)``; sampling is ``generate`` on
+    seeded standard-normal noise, as for every prior (DESIGN.md: exports rebuild it).
+    """
+
+    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
+        """Draws ``num_samples`` latents with standard deviation ``temperature`` (seeded noise)."""
+        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
+
+    def encode(self, z, stochastic=False, seed=None):
+        """Flow latent -> prior latent (identity: the prior is over the flow latent itself)."""
+        del stochastic, seed
+        return z
+
+    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
+        """Prior latent -> flow latent (identity)."""
+        del noise_scale, seed, noise
+        return latent
+
+
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class StandardNormal(keras.layers.Layer):
+class StandardNormal(LatentPrior, keras.layers.Layer):
     """Unit Gaussian prior ``N(0, I)`` over a flow's latent.
 
     Every prior in this package offers the same four methods, so a
@@ -71,16 +94,3 @@ class StandardNormal(keras.layers.Layer):
         del observation_noise, noise_scale
         return ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
 
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """Draws ``num_samples`` latents with standard deviation ``temperature`` (seeded noise)."""
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
-
-    def encode(self, z, stochastic=False, seed=None):
-        """Flow latent -> prior latent (identity for this prior)."""
-        del stochastic, seed
-        return z
-
-    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
-        """Prior latent -> flow latent (identity for this prior)."""
-        del noise_scale, seed, noise
-        return latent

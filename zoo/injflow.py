@@ -51,6 +51,7 @@ from keras import ops
 from layers import jacobian as jacobian_lib
 from layers.base import check_example_shape
 from layers.checks import check_finite, check_integer_range
+from layers.priors import LatentPrior
 from layers.seeds import draw_noise
 from zoo import registry
 from zoo.flow_model import FlowModel
@@ -99,7 +100,7 @@ def _component_thresholds(weights):
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class GaussianMixturePrior(keras.layers.Layer):
+class GaussianMixturePrior(LatentPrior, keras.layers.Layer):
     """A full-covariance Gaussian mixture over the latent, fitted after training.
 
     Held as non-trainable weights (``logits``, ``means``, ``scale_tril``, the
@@ -261,18 +262,6 @@ class GaussianMixturePrior(keras.layers.Layer):
         means = ops.take(ops.convert_to_tensor(self.means), component, axis=0)
         scales = ops.take(ops.convert_to_tensor(self.scale_tril), component, axis=0)
         return means + ops.cast(temperature, "float32") * ops.einsum("bij,bj->bi", scales, eps)
-
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """``num_samples`` latents (``generate`` on seeded noise)."""
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed), temperature, noise_scale)
-
-    def encode(self, z, stochastic=False, seed=None):
-        del stochastic, seed
-        return z
-
-    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
-        del noise_scale, seed, noise
-        return latent
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "num_components": self.num_components}
