@@ -15,15 +15,28 @@ from layers.actnorm import ActNorm
 from layers.base import FlowLayer, FlowSequence, check_example_shape, event_size, sum_except_batch
 from layers.conv1x1 import InvertibleConv1x1
 from layers.coupling import AffineCoupling
+from layers.manifold import Pad, Proj, SplitPrior, gram_log_det
 from layers.multiscale import FactorOut
 from layers.nif import DeepNIFPrior, GaussianNIF, InjectiveLayer, NIFPrior, StochasticCoupling, UpsampleNIF
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
 from layers.priors import LatentPrior, StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
 from layers.seeds import batch_noise, derive_seed, draw_noise
+from layers.spline import ElementwiseSpline, SplineCoupling, rational_quadratic_spline
+from layers.spread import DataNoise, SpreadPrior, significant_eigenvalue_count
 
 __all__ = [
     "jacobian",
+    "DataNoise",
+    "SpreadPrior",
+    "significant_eigenvalue_count",
+    "ElementwiseSpline",
+    "Pad",
+    "Proj",
+    "SplineCoupling",
+    "SplitPrior",
+    "gram_log_det",
+    "rational_quadratic_spline",
     "ActNorm",
     "AffineCoupling",
     "DeepNIFPrior",

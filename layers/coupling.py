@@ -54,12 +54,23 @@ class AffineCoupling(FlowLayer):
     ReLU, 3x3 conv, as in GLOW) and an MLP for vectors. Its last layer is
     zero-initialized, so a new coupling is the identity.
 
+    Volume-preserving ("incompressible") option: with
+    ``volume_preserving=True`` the bounded log-scale is normalized to sum
+    zero over every transformed entry of an example,
+    ``log_s <- log_s - mean(log_s)``, so the Jacobian determinant is exactly
+    one and ``log_det`` is exactly 0 (the prior then carries all the volume,
+    as the spread flows need). With a single transformed entry this is an
+    additive (NICE) coupling.
+
     Args:
         hidden_units: int, channels (images) or units (vectors) of the hidden
             conditioner layers.
         num_hidden_layers: int, hidden layers of the MLP conditioner (vectors
             only; the image conditioner always has two).
-        log_scale_clamp: float > 0, the bound on ``|log_s|``.
+        log_scale_clamp: float > 0, the bound on ``|log_s|`` (before the
+            volume-preserving normalization, which can at most double it).
+        volume_preserving: Python bool, normalize the log-scale to sum zero
+            (log-det exactly 0). Default False (the RealNVP / GLOW coupling).
         **kwargs: standard layer arguments.
 
     Call arguments:
@@ -74,16 +85,20 @@ class AffineCoupling(FlowLayer):
 
     Reference:
         Dinh et al., "Density estimation using Real NVP", ICLR 2017;
-        Kingma & Dhariwal, "Glow", NeurIPS 2018, section 3.3.
+        Kingma & Dhariwal, "Glow", NeurIPS 2018, section 3.3;
+        Sorrenson et al., "Disentanglement by nonlinear ICA with general
+        incompressible-flow networks (GIN)", ICLR 2020 (volume preserving);
+        "On the latent space of flow-based models", appendix C.1, eq. 43.
     """
 
-    def __init__(self, hidden_units=512, num_hidden_layers=2, log_scale_clamp=2.0, **kwargs):
+    def __init__(self, hidden_units=512, num_hidden_layers=2, log_scale_clamp=2.0, volume_preserving=False, **kwargs):
         super().__init__(**kwargs)
         if log_scale_clamp <= 0:
             raise ValueError(f"AffineCoupling: `log_scale_clamp` must be > 0; received {log_scale_clamp}.")
         self.hidden_units = int(hidden_units)
         self.num_hidden_layers = int(num_hidden_layers)
         self.log_scale_clamp = float(log_scale_clamp)
+        self.volume_preserving = bool(volume_preserving)
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -109,19 +124,27 @@ class AffineCoupling(FlowLayer):
         n = ops.shape(h)[-1] // 2
         shift, raw = h[..., :n], h[..., n:]
         log_scale = self.log_scale_clamp * ops.tanh(raw / self.log_scale_clamp)
+        if self.volume_preserving:
+            axes = tuple(range(1, len(log_scale.shape)))
+            log_scale = log_scale - ops.mean(log_scale, axis=axes, keepdims=True)
         return shift, log_scale
+
+    def _log_det(self, log_scale):
+        if self.volume_preserving:  # exactly 0, not a float sum of mean-free terms
+            return ops.zeros((ops.shape(log_scale)[0],), dtype=log_scale.dtype)
+        return sum_except_batch(log_scale)
 
     def call(self, inputs, training=None):
         x_a, x_b = inputs[..., : self.split], inputs[..., self.split :]
         shift, log_scale = self._shift_and_log_scale(x_a)
         z_b = x_b * ops.exp(log_scale) + shift
-        return ops.concatenate([x_a, z_b], axis=-1), sum_except_batch(log_scale)
+        return ops.concatenate([x_a, z_b], axis=-1), self._log_det(log_scale)
 
     def _inverse(self, z, training=None):
         z_a, z_b = z[..., : self.split], z[..., self.split :]
         shift, log_scale = self._shift_and_log_scale(z_a)
         x_b = (z_b - shift) * ops.exp(-log_scale)
-        return ops.concatenate([z_a, x_b], axis=-1), -sum_except_batch(log_scale)
+        return ops.concatenate([z_a, x_b], axis=-1), -self._log_det(log_scale)
 
     def get_config(self):
         config = super().get_config()
@@ -132,4 +155,6 @@ class AffineCoupling(FlowLayer):
                 "log_scale_clamp": self.log_scale_clamp,
             }
         )
+        if self.volume_preserving:  # only when set: configs of existing models stay byte-identical
+            config["volume_preserving"] = True
         return config

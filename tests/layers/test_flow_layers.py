@@ -49,6 +49,18 @@ CASES = {
     "coupling_conv": (lambda dtype: layers.AffineCoupling(hidden_units=8, dtype=dtype), (2, 4, 4, 4), {}),
     "coupling_conv_odd": (lambda dtype: layers.AffineCoupling(hidden_units=8, dtype=dtype), (2, 4, 4, 3), {}),
     "coupling_mlp": (lambda dtype: layers.AffineCoupling(hidden_units=16, dtype=dtype), (3, 5), {}),
+    "spline_coupling_mlp": (
+        lambda dtype: layers.SplineCoupling(hidden_units=8, num_bins=5, tail_bound=3.0, dtype=dtype), (3, 4), {}
+    ),
+    "spline_coupling_conv": (lambda dtype: layers.SplineCoupling(hidden_units=8, num_bins=5, dtype=dtype), (2, 4, 4, 4), {}),
+    "coupling_volume_preserving": (
+        lambda dtype: layers.AffineCoupling(hidden_units=8, volume_preserving=True, dtype=dtype), (2, 4, 4, 4), {}
+    ),
+    "coupling_volume_preserving_mlp": (
+        lambda dtype: layers.AffineCoupling(hidden_units=8, volume_preserving=True, dtype=dtype), (3, 5), {}
+    ),
+    "data_noise": (lambda dtype: layers.DataNoise(0.1, seed=0, dtype=dtype), (2, 4, 4, 1), {}),
+    "spline_elementwise": (lambda dtype: layers.ElementwiseSpline(num_bins=6, tail_bound=2.0, dtype=dtype), (8, 2), {}),
     "glow_step": (_glow_step, (2, 4, 4, 4), {}),
     "factor_out": (_factor_out, (2, 4, 4, 4), {}),
     "dequantize_uniform": (

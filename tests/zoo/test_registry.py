@@ -9,6 +9,12 @@ ISSUE_PRESETS = (
     [f"nif_{d}_{k}" for d in ("fmnist", "cifar10", "celeba") for k in (64, 128, 256, 512)]
     + ["deep_nif_celeba_128", "nf_fmnist", "nf_cifar10", "nf_celeba", "nif_digits_16", "nf_digits",
        "nif_spiral_1", "nif_sin_1", "nf_spiral", "nf_sin"]
+    + ["dnf_spiral_1", "mflow_spiral_1", "pie_spiral_1", "dnf_sin_1", "dnf_celeba_512", "mflow_celeba_512",
+       "dnf_fmnist_64", "dnf_digits_8"]
+    + [f"{family}_{data}" for family in ("injflow", "injflow_ln", "ae", "ae_l2", "ae_sn", "cae", "vae", "beta_vae")
+       for data in ("mnist_32", "cifar10_128", "celeba_128")]
+    + ["injflow_digits_8"]
+    + [f"{family}_{data}" for family in ("spread", "nf_spread") for data in ("sin", "scurve", "fading_square", "mnist")]
 )
 
 
@@ -25,7 +31,8 @@ def test_every_named_preset_exists_with_metadata():
 
 def test_filters():
     assert {p["name"] for p in zoo.list(family="nf", dataset="celeba")} == {"nf_celeba"}
-    assert len(zoo.list(dataset="fmnist")) == 5
+    assert {p["name"] for p in zoo.list(dataset="fmnist")} == {f"nif_fmnist_{d}" for d in (64, 128, 256, 512)} | {
+        "nf_fmnist", "dnf_fmnist_64"}
     assert zoo.list(family="no_such_family") == []
 
 

@@ -1,0 +1,302 @@
+"""Layers of the manifold flows (DNF, M-flow, PIE): Pad, Proj, the split prior and the Gram determinant.
+
+A full flow ``f`` on ``R^D`` maps data to a latent ``z = (u, v)`` whose first
+``d`` coordinates ``u`` describe the manifold and whose other ``D - d``
+coordinates ``v`` the off-manifold (noise) directions (Horvat & Pfister 2021,
+eq. 9-10; Brehmer & Cranmer 2020):
+
+* ``Proj(d)``: ``z -> u = (z_1, ..., z_d)`` (``Proj_u``);
+* ``Pad(D)``: ``u -> (u, 0, ..., 0)`` (eq. 10), so ``Pad(Proj(z))`` zeroes ``v``;
+* ``SplitPrior``: the reference density ``p_u'(h^-1(u)) |det J_h^-1(u)|
+  p_v(v)`` with an inner flow ``h`` on ``u`` (data -> latent direction, like
+  every flow layer here) and ``p_v = N(0, v_std^2 I)`` (eq. 13 without ``f``);
+  it offers the prior protocol of ``layers.priors`` over the ``d``-dim latent
+  ``u'`` (sample, encode, decode, generate);
+* ``gram_log_det(jacobian)``: ``0.5 log det(J^T J)`` of a ``(batch, D, d)``
+  Jacobian through a ``d x d`` Cholesky factor (the M-flow density, eq. 16).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from layers.base import FlowLayer, check_example_shape, sum_except_batch
+from layers.seeds import draw_noise
+
+
+def _check_flat(shape, name, owner):
+    if len(shape) != 2:
+        raise ValueError(
+            f"{owner}: `{name}` must be a batch of flat vectors (batch, features); received shape "
+            f"{tuple(shape)}. Flatten the flow's output first (e.g. with layers.Flatten)."
+        )
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class Proj(keras.layers.Layer):
+    """``Proj_u``: keeps the first ``latent_dim`` coordinates of flat latents.
+
+    Args:
+        latent_dim: int ``d >= 1``, the number of coordinates kept.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: ``(batch, D)`` with ``D > d``.
+
+    Example:
+
+    >>> layers.Proj(1)(np.array([[1.0, 2.0]]))  # [[1.0]]
+
+    Reference:
+        Horvat & Pfister, "Denoising Normalizing Flow", NeurIPS 2021, eq. 9.
+    """
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        if int(latent_dim) < 1:
+            raise ValueError(f"Proj: `latent_dim` must be >= 1; received {latent_dim}.")
+        self.latent_dim = int(latent_dim)
+
+    def build(self, input_shape):
+        _check_flat(tuple(input_shape), "inputs", self.name)
+        if input_shape[-1] is not None and int(input_shape[-1]) <= self.latent_dim:
+            raise ValueError(
+                f"{self.name}: the input dimension ({input_shape[-1]}) must exceed latent_dim ({self.latent_dim}); "
+                "choose a smaller latent_dim."
+            )
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.latent_dim)
+
+    def call(self, inputs):
+        _check_flat(inputs.shape, "inputs", self.name)
+        return inputs[:, : self.latent_dim]
+
+    def get_config(self):
+        config = super().get_config()
+        config["latent_dim"] = self.latent_dim
+        return config
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class Pad(keras.layers.Layer):
+    """``Pad``: appends zeros to ``d``-vectors up to ``data_dim`` coordinates (DNF eq. 10).
+
+    Args:
+        data_dim: int ``D``, the output dimension.
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: ``(batch, d)`` with ``1 <= d < D``.
+
+    Example:
+
+    >>> layers.Pad(3)(np.array([[1.0]]))  # [[1.0, 0.0, 0.0]]
+
+    Reference:
+        Horvat & Pfister, "Denoising Normalizing Flow", NeurIPS 2021, eq. 10.
+    """
+
+    def __init__(self, data_dim, **kwargs):
+        super().__init__(**kwargs)
+        if int(data_dim) < 2:
+            raise ValueError(f"Pad: `data_dim` must be >= 2; received {data_dim}.")
+        self.data_dim = int(data_dim)
+
+    def build(self, input_shape):
+        _check_flat(tuple(input_shape), "inputs", self.name)
+        if input_shape[-1] is not None and int(input_shape[-1]) >= self.data_dim:
+            raise ValueError(
+                f"{self.name}: the input dimension ({input_shape[-1]}) must be smaller than data_dim "
+                f"({self.data_dim})."
+            )
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.data_dim)
+
+    def call(self, inputs):
+        _check_flat(inputs.shape, "inputs", self.name)
+        d = inputs.shape[-1]
+        zeros = ops.zeros((ops.shape(inputs)[0], self.data_dim - d), dtype=inputs.dtype)
+        return ops.concatenate([inputs, zeros], axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config["data_dim"] = self.data_dim
+        return config
+
+
+def gram_log_det(jacobian):
+    """``0.5 * log det(J^T J)`` per example for Jacobians ``J`` of shape ``(batch, D, d)``, ``d <= D``.
+
+    This is ``log sqrt(det G)``, the volume change of an embedding
+    ``g: R^d -> R^D`` (DNF eq. 1, 16), computed from the Cholesky factor
+    ``L`` of the ``d x d`` Gram matrix as ``sum(log diag(L))``:
+    ``O(D d^2 + d^3)`` per example. The Gram matrix is formed and factored
+    in float64 (it squares the Jacobian's condition number; under JAX only
+    with ``jax_enable_x64``); the result has the Jacobian's dtype.
+
+    Args:
+        jacobian: a float tensor ``(batch, D, d)``.
+
+    Returns:
+        A tensor of shape ``(batch,)``.
+
+    Raises:
+        ValueError: if the Jacobian is not rank 3 with ``d <= D``.
+    """
+    if len(jacobian.shape) != 3:
+        raise ValueError(f"gram_log_det: the Jacobian must have shape (batch, D, d); received {tuple(jacobian.shape)}.")
+    if jacobian.shape[1] is not None and jacobian.shape[2] is not None and jacobian.shape[2] > jacobian.shape[1]:
+        raise ValueError(
+            f"gram_log_det: an embedding R^d -> R^D needs d <= D; received a Jacobian of shape {tuple(jacobian.shape)} "
+            "(pass d/du of the data-space output, shape (batch, D, d))."
+        )
+    dtype = jacobian.dtype
+    wide = "float64"  # J^T J squares the condition number: factor it in float64 where the backend has it
+    if keras.backend.backend() == "jax":
+        import jax
+
+        wide = "float64" if jax.config.jax_enable_x64 else dtype
+    jacobian = ops.cast(jacobian, wide)
+    gram = ops.matmul(ops.transpose(jacobian, (0, 2, 1)), jacobian)
+    chol = ops.cholesky(gram)
+    return ops.cast(ops.sum(ops.log(ops.abs(ops.diagonal(chol, axis1=1, axis2=2))), axis=-1), dtype)
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class SplitPrior(keras.layers.Layer):
+    """Reference density of a manifold flow's latent ``z = (u, v)`` (DNF eq. 13 without ``f``).
+
+    ``log p(z) = log p_u'(h(u)) + log |det dh/du| + log N(v; 0, v_std^2 I)``
+    with ``u = Proj_u(z)`` (first ``latent_dim`` coordinates), ``v`` the rest,
+    an inner flow ``h`` mapping ``u`` to ``u'`` (data -> latent, as every flow
+    layer here; the paper's ``h_phi`` is its inverse) and ``p_u' = N(0, I)``.
+
+    It keeps the prior protocol of ``layers.priors.StandardNormal``, so a
+    ``FlowModel`` samples, encodes and decodes through it:
+
+    * ``latent_shape = (latent_dim,)``: the prior latent is ``u'``;
+    * ``encode(z) = h(Proj_u(z))``; ``decode(u') = Pad(h^-1(u'))``;
+    * ``generate(eps, temperature=t) = Pad(h^-1(t * eps))`` (temperature
+      multiplies the standard deviation of ``u'``, GLOW's convention;
+      ``noise_scale`` is unused: samples lie on the learned manifold).
+
+    Args:
+        latent_dim: int ``d``, the manifold dimension.
+        inner_flow: a ``FlowLayer`` on ``(batch, d)`` vectors, or None for
+            ``h = identity``.
+        v_std: float > 0, the standard deviation of ``p_v`` (DNF: the
+            inflation noise ``sigma``; PIE: a small epsilon).
+        **kwargs: standard layer arguments.
+
+    Call arguments:
+        inputs: flat flow latents ``(batch, D)``; calling returns ``log_prob``.
+
+    Example:
+
+    >>> prior = layers.SplitPrior(1, v_std=0.1)
+    >>> prior.build((None, 2))
+    >>> prior.log_prob(np.zeros((3, 2), "float32")).shape  # (3,)
+
+    Reference:
+        Horvat & Pfister, "Denoising Normalizing Flow", NeurIPS 2021, eq. 13;
+        Brehmer & Cranmer, "Flows for simultaneous manifold learning and
+        density estimation", NeurIPS 2020.
+    """
+
+    def __init__(self, latent_dim, inner_flow=None, v_std=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(inner_flow, dict):
+            inner_flow = keras.saving.deserialize_keras_object(inner_flow)
+        if inner_flow is not None and not isinstance(inner_flow, FlowLayer):
+            raise TypeError(f"SplitPrior: `inner_flow` must be a FlowLayer or None; received {type(inner_flow).__name__}.")
+        if not float(v_std) > 0:
+            raise ValueError(f"SplitPrior: `v_std` must be > 0; received {v_std}.")
+        self.latent_dim = int(latent_dim)
+        self.inner_flow = inner_flow
+        self.v_std = float(v_std)
+        self.proj = Proj(self.latent_dim, name="proj")
+
+    def build(self, input_shape):
+        _check_flat(tuple(input_shape), "latent", self.name)
+        self.data_dim = int(input_shape[-1])
+        self.proj.build(input_shape)
+        self.pad = Pad(self.data_dim, name="pad")
+        self.pad.build((None, self.latent_dim))
+        if self.inner_flow is not None and not self.inner_flow.built:
+            self.inner_flow.build((None, self.latent_dim))
+
+    @property
+    def latent_shape(self):
+        """Shape of one prior latent ``u'``: ``(latent_dim,)``."""
+        return (self.latent_dim,)
+
+    @property
+    def noise_shapes(self):
+        return (self.latent_dim,), None
+
+    def split(self, z):
+        """``(u, v)``: the first ``latent_dim`` coordinates of flat latents and the rest."""
+        check_example_shape(z, (self.data_dim,), "z", self.name)
+        return self.proj(z), z[:, self.latent_dim :]
+
+    def inner(self, u, training=None):
+        """``(u', log |det du'/du|)`` through the inner flow ``h``."""
+        if self.inner_flow is None:
+            return u, ops.zeros((ops.shape(u)[0],), dtype=u.dtype)
+        return self.inner_flow(u, training=training)
+
+    def log_prob_u(self, u, training=None):
+        """``log p_u(u) = log N(h(u); 0, I) + log |det dh/du|`` per example."""
+        u_prime, log_det = self.inner(u, training=training)
+        return -0.5 * sum_except_batch(ops.square(u_prime)) - 0.5 * self.latent_dim * math.log(2 * math.pi) + log_det
+
+    def log_prob_v(self, v):
+        """``log N(v; 0, v_std^2 I)`` per example."""
+        k = v.shape[-1]
+        return (-0.5 * sum_except_batch(ops.square(v)) / self.v_std**2
+                - 0.5 * k * math.log(2 * math.pi * self.v_std**2))
+
+    def log_prob(self, z, training=None):
+        """``log p_u(u) + log p_v(v)`` per example, shape ``[batch]``."""
+        z = ops.cast(z, self.compute_dtype)
+        u, v = self.split(z)
+        return self.log_prob_u(u, training=training) + self.log_prob_v(v)
+
+    def call(self, inputs):
+        return self.log_prob(inputs)
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
+        """``Pad(h^-1(temperature * latent_noise))``: flow latents on the learned manifold."""
+        del observation_noise, noise_scale
+        eps = ops.cast(latent_noise, self.compute_dtype)
+        return self.decode(ops.cast(temperature, self.compute_dtype) * eps)
+
+    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
+        """``num_samples`` flow latents ``Pad(h^-1(u'))`` with ``u' ~ N(0, temperature^2 I)``."""
+        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature,
+                             noise_scale)
+
+    def encode(self, z, stochastic=False, seed=None):
+        """Flow latent -> ``u' = h(Proj_u(z))`` (deterministic; ``stochastic`` is unused)."""
+        del stochastic, seed
+        u, _ = self.split(ops.cast(z, self.compute_dtype))
+        return self.inner(u, training=False)[0]
+
+    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
+        """``u'`` -> flow latent ``Pad(h^-1(u'))`` (``noise_scale`` is unused)."""
+        del noise_scale, seed, noise
+        latent = ops.cast(latent, self.compute_dtype)
+        u = latent if self.inner_flow is None else self.inner_flow.inverse(latent)
+        return self.pad(u)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "latent_dim": self.latent_dim,
+            "inner_flow": None if self.inner_flow is None else keras.saving.serialize_keras_object(self.inner_flow),
+            "v_std": self.v_std,
+        })
+        return config
