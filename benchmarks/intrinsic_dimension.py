@@ -438,9 +438,6 @@ def main():
                 results[name] = json.load(f)
     text = section(results, machine_description())
     write_section(args.doc, SECTION_HEADING, text)
-    with open(args.doc) as f:
-        if SECTION_HEADING not in f.read():  # another writer raced us: write again
-            write_section(args.doc, SECTION_HEADING, text)
     print(text)
 
 

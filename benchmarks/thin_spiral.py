@@ -137,9 +137,6 @@ induced latent density (clipped at 1.5 max pi).
 ![thin spiral](figures/thin_spiral.png)
 """
     write_section(args.doc, SECTION_HEADING, section)
-    with open(args.doc) as f:
-        if SECTION_HEADING not in f.read():  # another writer raced us: write again
-            write_section(args.doc, SECTION_HEADING, section)
     print(section)
 
 

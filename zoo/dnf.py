@@ -229,18 +229,6 @@ class DenoisingFlow(FlowModel):
         return candidates
 
     # ------------------------------------------------------------ data -> latent
-    def preprocess(self, x, training=False):
-        """Validated data -> the outer flow's input ``(h, log_det)`` (identity for vectors)."""
-        x = self._validate(x)
-        if self.is_image_model:
-            h = flow_layers.quantize_pixels(x, self.n_bits, name="x", owner=self.name)
-        else:
-            h = ops.cast(x, self.compute_dtype)
-        log_det = ops.zeros((ops.shape(h)[0],), dtype=self.compute_dtype)
-        if self.preprocessing is not None:
-            h, log_det = self.preprocessing(h, training=training)
-        return h, log_det
-
     def _inflation_noise(self, h, training):
         seed = self.noise_generator if training else self.eval_seed
         return keras.random.normal(ops.shape(h), dtype=self.compute_dtype, seed=seed)

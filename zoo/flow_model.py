@@ -142,8 +142,8 @@ class FlowModel(keras.Model):
         flow_layers.check_example_shape(x, self.example_shape, name, self.name)
         return x if self.is_image_model else check_finite(x, name, self.name)
 
-    def forward(self, x, training=False):
-        """Maps data to the flow latent: returns ``(z, log_det)`` (all log-dets summed)."""
+    def preprocess(self, x, training=False):
+        """Validated data -> the flow's input ``(h, log_det)`` (quantization, dequantization, logit for images)."""
         x = self._validate(x)
         if self.is_image_model:
             h = flow_layers.quantize_pixels(x, self.n_bits, name="x", owner=self.name)
@@ -152,6 +152,11 @@ class FlowModel(keras.Model):
         log_det = ops.zeros((ops.shape(h)[0],), dtype=self.compute_dtype)
         if self.preprocessing is not None:
             h, log_det = self.preprocessing(h, training=training)
+        return h, log_det
+
+    def forward(self, x, training=False):
+        """Maps data to the flow latent: returns ``(z, log_det)`` (all log-dets summed)."""
+        h, log_det = self.preprocess(x, training=training)
         z, flow_log_det = self.flow(h, training=training)
         return z, log_det + flow_log_det
 
