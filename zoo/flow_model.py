@@ -138,9 +138,18 @@ class FlowModel(keras.Model):
 
     # ------------------------------------------------------------ data -> latent
     def _validate(self, x, name="x"):
-        """Checks shape (and finiteness for vectors); returns ``x`` gated on the checks."""
+        """Checks shape (and dtype and finiteness for continuous data); returns ``x`` gated on the checks."""
         flow_layers.check_example_shape(x, self.example_shape, name, self.name)
-        return x if self.is_image_model else check_finite(x, name, self.name)
+        if self.is_image_model:
+            return x
+        dtype = keras.backend.standardize_dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
+        if not dtype.startswith(("float", "bfloat")):
+            raise ValueError(
+                f"{self.name}: `{name}` has dtype {dtype}, but this model (n_bits=None) takes continuous "
+                "float data. Convert it first, e.g. images to [0, 1] with `x.astype('float32') / 255` "
+                "(or use a model with n_bits for uint8 pixels)."
+            )
+        return check_finite(x, name, self.name)
 
     def preprocess(self, x, training=False):
         """Validated data -> the flow's input ``(h, log_det)`` (quantization, dequantization, logit for images)."""

@@ -364,7 +364,7 @@ class SampleGrid(keras.callbacks.Callback):
             return
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
-        if getattr(self.model, "is_image_model", False):
+        if len(getattr(self.model, "example_shape", ())) == 3:  # images (uint8, or [0, 1] floats)
             self._image_grid(path, epoch)
         else:
             self._scatter(path)
@@ -373,8 +373,11 @@ class SampleGrid(keras.callbacks.Callback):
     def _image_grid(self, path, epoch):
         from zoo.evaluate import _save_png, _scale_for, tile_images
 
-        rows = [list(np.asarray(self.model.sample(self.columns, temperature=t, seed=self.seed)))
-                for t in self.temperatures]
+        def pixels(images):
+            images = np.asarray(images)
+            return images if images.dtype == np.uint8 else np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
+
+        rows = [list(pixels(self.model.sample(self.columns, temperature=t, seed=self.seed))) for t in self.temperatures]
         grid = tile_images(rows, _scale_for(self.model.example_shape))
         _save_png(grid, path)
         if self.log_dir:
@@ -526,6 +529,10 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         net.compile(optimizer=optimizer, jit_compile=jit_compile)
         optimizer.build(net.trainable_variables)
 
+    if getattr(net, "n_bits", 0) is None and np.issubdtype(data.dtype, np.integer) and data.ndim == 4:
+        # Continuous image models (the spread flows) take [0, 1] floats; the loaders give uint8 pixels.
+        data = data.astype(np.float32) / 255.0
+        val_data = None if val_data is None else val_data.astype(np.float32) / 255.0
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "arguments": arguments}
     resumed_from = 0
     if latest:

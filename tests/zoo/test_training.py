@@ -181,3 +181,17 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="fewer than one global batch"):
         training.train(model="nf_spiral", dataset="spiral", num_examples=10, batch_size=64, out=str(tmp_path),
                        verbose=0)
+
+
+def test_continuous_models_refuse_integer_data_and_train_scales_uint8_images(tmp_path):
+    with pytest.raises(ValueError, match="dtype int32.*continuous float data"):
+        zoo.get("nf_spiral").log_prob(np.zeros((2, 2), np.int32))
+    squares = zoo.manifolds.fading_squares(64, seed=0).data  # uint8 pixels, as the loaders give them
+    model = zoo.get("spread_fading_square", steps_per_level=1, hidden_channels=4)
+    with pytest.raises(ValueError, match="uint8"):
+        model.log_prob(squares[:2])
+    result = training.train(model="spread_fading_square", dataset=squares, epochs=1, batch_size=32,
+                            out=str(tmp_path), model_overrides={"steps_per_level": 1, "hidden_channels": 4},
+                            verbose=0, sample_every=1, tensorboard=False, validation=False)
+    assert np.isfinite(result.history[0]["loss"])
+    assert os.path.getsize(tmp_path / "samples" / "epoch_0001.png") > 100  # float images drawn as a grid
