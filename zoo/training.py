@@ -239,8 +239,7 @@ class CheckpointManager:
             np.savez(f, **arrays)
         with open(os.path.join(partial, "state.json"), "w") as f:
             json.dump(dict(state, format=CHECKPOINT_FORMAT), f, indent=1)
-        for path in (partial,):
-            _fsync_dir(path)
+        _fsync_dir(partial)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         tmp_pointer = self.pointer + ".tmp"
