@@ -36,7 +36,7 @@ from keras import ops
 
 from layers.base import FlowLayer, check_example_shape
 from layers.nif import _log_det_from_chol, _solve_lower
-from layers.seeds import draw_noise
+from layers.seeds import batch_noise, draw_noise
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -202,9 +202,7 @@ class SpreadPrior(keras.layers.Layer):
         """
         flat = self._flat(z)
         if training:
-            flat = flat + self.spread_std * keras.random.normal(
-                ops.shape(flat), dtype=self.compute_dtype, seed=self.seed_generator
-            )
+            flat = flat + self.spread_std * batch_noise(ops.shape(flat), self.compute_dtype, self.seed_generator)
         chol = ops.cholesky(self.covariance(spread=True))
         whitened = _solve_lower(chol, flat)
         return -0.5 * (ops.sum(ops.square(whitened), axis=-1) + _log_det_from_chol(chol) + self.num_dims * _LOG_2PI)
@@ -358,7 +356,7 @@ class DataNoise(FlowLayer):
         zeros = ops.zeros((ops.shape(inputs)[0],), dtype=self.compute_dtype)
         if not training:
             return inputs, zeros
-        noise = keras.random.normal(ops.shape(inputs), dtype=self.compute_dtype, seed=self.seed_generator)
+        noise = batch_noise(ops.shape(inputs), self.compute_dtype, self.seed_generator)
         return inputs + ops.cast(self.stddev, self.compute_dtype) * noise, zeros
 
     def _inverse(self, z, training=None):

@@ -34,7 +34,7 @@ from layers.base import sum_except_batch
 from layers.manifold import SplitPrior, gram_log_det
 from layers.spline import ElementwiseSpline, SplineCoupling
 from zoo import registry
-from zoo.flow_model import FlowModel
+from zoo.flow_model import FlowModel, replica_share, weighted_mean
 from zoo.glow import glow_flow, realnvp_flow
 from zoo.manifolds import THIN_SPIRAL_ALPHA, thin_spiral, thin_spiral_map
 
@@ -231,7 +231,7 @@ class DenoisingFlow(FlowModel):
     # ------------------------------------------------------------ data -> latent
     def _inflation_noise(self, h, training):
         seed = self.noise_generator if training else self.eval_seed
-        return keras.random.normal(ops.shape(h), dtype=self.compute_dtype, seed=seed)
+        return flow_layers.batch_noise(ops.shape(h), self.compute_dtype, seed)
 
     def reconstruct_flow_input(self, h):
         """``f^-1(Pad(Proj_u(f(h))))`` in the outer flow's input space (eq. 11)."""
@@ -275,11 +275,7 @@ class DenoisingFlow(FlowModel):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean per-example objective of the current phase, in nats (``y`` / ``y_pred`` are unused)."""
         del y, y_pred
-        loss = self.loss_terms(x, training=training)["loss"]
-        if sample_weight is None:
-            return ops.mean(loss)
-        weight = ops.cast(ops.reshape(sample_weight, (-1,)), loss.dtype)
-        return ops.sum(loss * weight) / ops.maximum(ops.sum(weight), 1e-12)
+        return replica_share(weighted_mean(self.loss_terms(x, training=training)["loss"], sample_weight))
 
     def initialize(self, x):
         """Act-norm data-dependent init of the outer flow and (on ``u``) of the inner flow."""

@@ -34,7 +34,15 @@ def _first_batch(data, batch_size):
     return element
 
 
-def _replica_share(loss):
+def weighted_mean(values, sample_weight=None):
+    """Mean of per-example ``values``, weighted by ``sample_weight`` when given (Keras's convention)."""
+    if sample_weight is None:
+        return ops.mean(values)
+    weight = ops.cast(ops.reshape(sample_weight, (-1,)), values.dtype)
+    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1e-12)
+
+
+def replica_share(loss):
     """This replica's share of the global mean loss (the ``keras.losses`` convention).
 
     Under a ``tf.distribute`` strategy each replica sees ``global_batch /
@@ -189,14 +197,10 @@ class FlowModel(keras.Model):
         return -log_prob / (self.num_dims * math.log(2.0))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean negative log-likelihood in bits per dimension (``y`` is ignored; see ``_replica_share``)."""
+        """Mean negative log-likelihood in bits per dimension (``y`` is ignored; see ``replica_share``)."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        bpd = self._bits_per_dim(y_pred)
-        if sample_weight is None:
-            return _replica_share(ops.mean(bpd))
-        weight = ops.cast(ops.reshape(sample_weight, (-1,)), bpd.dtype)
-        return _replica_share(ops.sum(bpd * weight) / ops.maximum(ops.sum(weight), 1e-12))
+        return replica_share(weighted_mean(self._bits_per_dim(y_pred), sample_weight))
 
     def encode(self, x, stochastic=False, seed=None):
         """Data -> prior latent (the flow latent for a unit Gaussian prior).

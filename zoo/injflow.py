@@ -52,9 +52,9 @@ from layers import jacobian as jacobian_lib
 from layers.base import check_example_shape
 from layers.checks import check_finite, check_integer_range
 from layers.priors import LatentPrior
-from layers.seeds import draw_noise
+from layers.seeds import batch_noise, draw_noise
 from zoo import registry
-from zoo.flow_model import FlowModel
+from zoo.flow_model import FlowModel, replica_share, weighted_mean
 
 PAPER = "Kumar, Poole & Murphy, Regularized Autoencoders via Relaxed Injective Probability Flow, AISTATS 2020"
 
@@ -443,7 +443,7 @@ class Autoencoder(keras.Model):
 
     def _noise(self, shape, training):
         seed = self.seed_generator if training else self.eval_seed
-        return keras.random.normal(shape, seed=seed)
+        return batch_noise(shape, "float32", seed)
 
     # ----------------------------------------------------------- objective
     def _latent(self, x01, training):
@@ -469,14 +469,10 @@ class Autoencoder(keras.Model):
         """Weighted mean of the per-example objective plus weight penalties (``y`` is ignored)."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        if sample_weight is None:
-            loss = ops.mean(y_pred)
-        else:
-            weight = ops.cast(ops.reshape(sample_weight, (-1,)), y_pred.dtype)
-            loss = ops.sum(y_pred * weight) / ops.maximum(ops.sum(weight), 1e-12)
+        loss = weighted_mean(y_pred, sample_weight)
         for penalty in self.losses:
             loss = loss + ops.cast(penalty, loss.dtype)
-        return loss
+        return replica_share(loss)
 
     # ----------------------------------------------------------- data <-> latent
     def encode(self, x, stochastic=False, seed=None):

@@ -35,7 +35,7 @@ from keras import ops
 import layers as flow_layers
 from layers.spread import DataNoise, SpreadPrior
 from zoo import registry
-from zoo.flow_model import FlowModel
+from zoo.flow_model import FlowModel, replica_share
 from zoo.manifolds import Manifold
 
 SPREAD_PAPER = "On the latent space of flow-based models (ICLR 2021 submission), appendix C"
@@ -370,7 +370,7 @@ class ImplicitVAE(keras.Model):
         x = ops.reshape(ops.cast(inputs, "float32"), (ops.shape(inputs)[0], -1))
         stats = self.encoder(x)
         mean, log_var = stats[:, : self.latent_dim], stats[:, self.latent_dim :]
-        eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        eps = flow_layers.batch_noise(ops.shape(mean), "float32", self.seed_generator)
         z = mean + ops.exp(0.5 * log_var) * eps
         residual = (x - self.decoder(z)) / self.decoder_std
         size = x.shape[-1]
@@ -382,7 +382,7 @@ class ImplicitVAE(keras.Model):
         """Negative mean ELBO per pixel (``y`` is ignored)."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        return -ops.mean(y_pred) / float(np.prod(self.image_shape))
+        return replica_share(-ops.mean(y_pred) / float(np.prod(self.image_shape)))
 
     def sample_latents(self, num_samples, seed=0):
         """``z ~ N(0, I_d)`` as a float64 NumPy array (seeded)."""

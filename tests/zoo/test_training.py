@@ -38,15 +38,22 @@ def _weights(preset_dir):
     return dict(arrays)
 
 
-def test_mirrored_two_logical_devices_match_one_device():
-    # Same global batch (64 = 64 x 1 = 32 x 2) and seed: identical loss and weights, act-norm equal on replicas.
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "zoo", "mirrored_check.py")], env=_env(),
-                         capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize("preset, weight_tolerance", [
+    ("nf_digits", 1e-5),
+    # Spline couplings + reconstruction: float32 reduction order differs between 1 and 2 replicas and Adam
+    # turns that rounding into weight differences ~1e-4 after a few steps; the loss (rtol 1e-5) is the sharp
+    # check there (with identical noise on both replicas it was off by 1.5%).
+    ("dnf_spiral_1", 1e-3),
+])
+def test_mirrored_two_logical_devices_match_one_device(preset, weight_tolerance):
+    # Same global batch (64 = 64 x 1 = 32 x 2) and seed: the same loss and weights, act-norm equal on replicas.
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "zoo", "mirrored_check.py"), preset],
+                         env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["replicas"] == [1, 2] and report["global_batch"] == [64, 64]
     np.testing.assert_allclose(report["loss"][1], report["loss"][0], rtol=1e-5)
-    assert report["max_weight_difference"] < 1e-5 * max(1.0, report["max_abs_weight"])
+    assert report["max_weight_difference"] < weight_tolerance * max(1.0, report["max_abs_weight"])
     assert report["actnorm_copies"] == 2 and report["actnorm_replica_disagreement"] == 0.0
     assert report["actnorm_initialized"]
 
