@@ -228,13 +228,13 @@ class CheckpointManager:
                              "the checkpoint directory was modified by hand. Delete it to start over.")
         return path
 
-    def save(self, model, state):
+    def save(self, arrays, state):
+        """Writes ``arrays`` (from ``snapshot(model)``) and ``state``, then publishes them as ``latest``."""
         os.makedirs(self.directory, exist_ok=True)
         name = f"ckpt-{int(state['global_step']):09d}"
         final, partial = os.path.join(self.directory, name), os.path.join(self.directory, name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
-        arrays = {key: _value(variable) for key, variable in _variables(model).items()}
         with open(os.path.join(partial, "variables.npz"), "wb") as f:
             np.savez(f, **arrays)
         with open(os.path.join(partial, "state.json"), "w") as f:
@@ -286,8 +286,15 @@ def _fsync_dir(path):
             os.fsync(f.fileno())
 
 
-def _all_finite(model):
-    return all(np.all(np.isfinite(_value(v))) for v in model.trainable_variables)
+def snapshot(model):
+    """The values a checkpoint stores (``_variables`` keys -> arrays), read once, and whether the weights are finite."""
+    trainable = {id(v) for v in model.trainable_variables}
+    arrays, finite = {}, True
+    for key, variable in _variables(model).items():
+        arrays[key] = _value(variable)
+        if id(variable) in trainable:
+            finite = finite and bool(np.all(np.isfinite(arrays[key])))
+    return arrays, finite
 
 
 # --------------------------------------------------------------- callbacks
@@ -305,9 +312,12 @@ class TrainingState(keras.callbacks.Callback):
         self.steps_per_epoch, self.checkpoint_every, self.write = steps_per_epoch, checkpoint_every, write
         self.diverged = None
 
-    def _save(self):
-        if self.write:
-            self.manager.save(self.model, self.state)
+    def _checkpoint(self):
+        """Checkpoints the current state; returns False (and writes nothing) when the weights are not finite."""
+        arrays, finite = snapshot(self.model)
+        if finite and self.write:
+            self.manager.save(arrays, self.state)
+        return finite
 
     def on_train_batch_end(self, batch, logs=None):
         self.state["global_step"] += 1
@@ -320,28 +330,30 @@ class TrainingState(keras.callbacks.Callback):
             return
         if self.checkpoint_every and self.state["global_step"] % self.checkpoint_every == 0 \
                 and self.state["step_in_epoch"] < self.steps_per_epoch:
-            if not _all_finite(self.model):
+            if not self._checkpoint():
                 self.diverged = f"the weights became non-finite at global step {self.state['global_step']}"
                 self.model.stop_training = True
-                return
-            self._save()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged:
             return
         logs = logs or {}
-        if not all(math.isfinite(float(v)) for k, v in logs.items() if k in ("loss", "val_loss")) \
-                or not _all_finite(self.model):
-            self.diverged = f"the epoch-{epoch + 1} metrics or weights are not finite ({logs})"
+        if not all(math.isfinite(float(v)) for k, v in logs.items() if k in ("loss", "val_loss")):
+            self.diverged = f"the epoch-{epoch + 1} metrics are not finite ({logs})"
             self.model.stop_training = True
             return
         record = {"epoch": epoch + 1, "loss": float(logs["loss"]),
                   "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))}
         if "val_loss" in logs:
             record["val_loss"] = float(logs["val_loss"])
+        before = (self.state["epoch"], self.state["step_in_epoch"])
         self.state["history"].append(record)
         self.state["epoch"], self.state["step_in_epoch"] = epoch + 1, 0
-        self._save()
+        if not self._checkpoint():  # keep the state of the last good checkpoint
+            self.state["history"].pop()
+            self.state["epoch"], self.state["step_in_epoch"] = before
+            self.diverged = f"the weights are not finite at the end of epoch {epoch + 1}"
+            self.model.stop_training = True
 
 
 class SampleGrid(keras.callbacks.Callback):
