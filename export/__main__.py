@@ -25,23 +25,13 @@ flags.DEFINE_integer("batch_size", 16, "Samples per call of the LiteRT sampler."
 flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
 
 
-def load(model, weights=None, weights_sha256=None):
-    """A zoo model from a preset name, a preset directory or a ``.keras`` file."""
-    import keras
-
-    import zoo
-
-    if model.endswith(".keras") and os.path.isfile(model):
-        return keras.saving.load_model(model)
-    return zoo.get(model, weights=weights, weights_sha256=weights_sha256)
-
-
 def main(argv):
     del argv
     import export
+    import zoo
 
-    model = load(FLAGS.model, FLAGS.weights, FLAGS.weights_sha256)
-    if hasattr(model, "is_initialized") and not model.is_initialized:
+    model = zoo.load(FLAGS.model, weights=FLAGS.weights, weights_sha256=FLAGS.weights_sha256)
+    if not model.is_initialized:
         print(f"warning: {FLAGS.model} has untrained, uninitialized weights (no --weights given).")
     start = time.time()
     if FLAGS.format == "saved_model":

@@ -10,15 +10,18 @@ signature          inputs                                                     ou
 ``bits_per_dim``   ``x``                                                      ``bits_per_dim`` float32 ``(batch,)``
 ``encode``         ``x``                                                      ``latent`` float32 ``(batch, *latent)``
 ``decode``         ``latent`` float32, ``noise_scale`` float32 ``()``,        ``images`` uint8, ``images_float`` float32
-                   ``seed`` int64 ``()``                                      in [0, 1] (vectors: ``samples`` float32)
+                   ``seed`` int64 ``()``                                      in [0, 1] (float models: ``samples``)
 ``sample``         ``num_samples`` int32 ``()``, ``temperature`` float32      as ``decode``
                    ``()``, ``noise_scale`` float32 ``()``, ``seed`` int64
 ``generate``       ``latent_noise`` float32 ``(batch, *latent)``,             as ``decode``
-                   ``observation_noise`` float32 ``(batch, *obs)`` (NIF
-                   priors only), ``temperature``, ``noise_scale``
+                   ``observation_noise`` float32 ``(batch, *obs)``,
+                   ``temperature``, ``noise_scale``
 =================  =========================================================  ==========================================
 
-Batch sizes are dynamic. ``sample`` with seed ``s`` draws the same noise as
+``noise_scale``, ``observation_noise`` and ``decode``'s ``seed`` exist only for
+models with observation noise (``model.has_observation_noise``: noisy injective
+and spread priors); a model without has nothing for them to act on, so its
+signatures leave them out rather than ignore them. Batch sizes are dynamic. ``sample`` with seed ``s`` draws the same noise as
 ``model.sample(..., seed=s)`` (``layers.draw_noise``'s seed streams and Keras's
 stateless TensorFlow sampler), and ``decode`` with seed ``s`` the same as
 ``model.decode(..., seed=s)``, so the exported model agrees with the Keras
@@ -28,13 +31,12 @@ by the signatures.
 """
 
 import os
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
 from layers.seeds import derive_seed
+from zoo import files
 
 SIGNATURES = ("log_prob", "bits_per_dim", "encode", "decode", "sample", "generate")
 
@@ -46,24 +48,9 @@ def stateless_normal(shape, seed):
 
 
 def _outputs(model, data):
-    if model.is_image_model:
+    if model.data_kind == "pixels":
         return {"images": data, "images_float": tf.cast(data, tf.float32) / 255.0}
     return {"samples": data}
-
-
-def _prepare_directory(path, overwrite):
-    path = os.path.abspath(path)
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
-
-
-def _commit_path(staging, path):
-    """Moves a finished file or directory into place, replacing what was there."""
-    if os.path.exists(path):
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.replace(staging, path)
 
 
 def saved_model(model, path, overwrite=False):
@@ -72,23 +59,24 @@ def saved_model(model, path, overwrite=False):
     Args:
         model: a built ``zoo.FlowModel`` (any family).
         path: target directory.
-        overwrite: replace an existing non-empty directory.
+        overwrite: replace an existing export of this project (any other
+            non-empty directory is refused).
 
     Returns:
-        ``path``. The directory is written elsewhere and moved into place at
-        the end, so a failure leaves nothing half-written.
+        ``path``. The directory is staged beside ``path`` and renamed into
+        place at the end (``zoo.files``), so a failure leaves nothing
+        half-written.
     """
-    path = _prepare_directory(path, overwrite)
-    example = tuple(model.example_shape)
-    x_dtype = tf.uint8 if model.is_image_model else tf.float32
-    latent_shape = tuple(model.prior.latent_shape)
-    latent_noise_shape, observation_shape = model.noise_shapes
+    path = os.path.abspath(path)
+    facts = model.describe()  # the GenerativeModel interface: no probing of the model
+    example = tuple(facts["example_shape"])
+    x_dtype = tf.uint8 if facts["input_dtype"] == "uint8" else tf.float32
+    latent_shape = tuple(facts["latent_shape"])
+    latent_noise_shape, observation_shape = (None if s is None else tuple(s) for s in facts["noise_shapes"])
+    noisy = observation_shape is not None  # only models with observation noise take noise_scale (and decode seeds)
     x_spec = tf.TensorSpec((None,) + example, x_dtype, name="x")
     scalar = lambda dtype, name: tf.TensorSpec((), dtype, name=name)  # noqa: E731
-    output = "uint8" if model.is_image_model else "float"
-
-    def _data(z_to_data):
-        return _outputs(model, z_to_data)
+    output = model.default_output
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -98,45 +86,47 @@ def saved_model(model, path, overwrite=False):
         "bits_per_dim", lambda x: {"bits_per_dim": model.bits_per_dim(x)}, input_signature=[x_spec])
     archive.add_endpoint("encode", lambda x: {"latent": model.encode(x)}, input_signature=[x_spec])
 
-    def decode(latent, noise_scale, seed):
-        noise = None
-        if observation_shape is not None:
+    latent_spec = tf.TensorSpec((None,) + latent_shape, tf.float32, name="latent")
+    if noisy:
+        def decode(latent, noise_scale, seed):
             noise = stateless_normal(tf.concat([tf.shape(latent)[:1], observation_shape], 0), seed)
-        return _data(model.decode(latent, noise_scale=noise_scale, noise=noise, output=output))
+            return _outputs(model, model.decode(latent, noise_scale=noise_scale, noise=noise, output=output))
 
-    archive.add_endpoint(
-        "decode", decode,
-        input_signature=[tf.TensorSpec((None,) + latent_shape, tf.float32, name="latent"),
-                         scalar(tf.float32, "noise_scale"), scalar(tf.int64, "seed")])
+        archive.add_endpoint("decode", decode, input_signature=[
+            latent_spec, scalar(tf.float32, "noise_scale"), scalar(tf.int64, "seed")])
+    else:
+        archive.add_endpoint("decode", lambda latent: _outputs(model, model.decode(latent, output=output)),
+                             input_signature=[latent_spec])
 
-    def sample(num_samples, temperature, noise_scale, seed):
+    def draw(num_samples, seed):
         latent_noise = stateless_normal(tf.concat([[num_samples], latent_noise_shape], 0), derive_seed(seed, 0))
         observation_noise = None
-        if observation_shape is not None:
+        if noisy:
             observation_noise = stateless_normal(tf.concat([[num_samples], observation_shape], 0), derive_seed(seed, 1))
-        return _data(model.generate(latent_noise, observation_noise, temperature, noise_scale, output=output))
+        return latent_noise, observation_noise
 
-    archive.add_endpoint(
-        "sample", sample,
-        input_signature=[scalar(tf.int32, "num_samples"), scalar(tf.float32, "temperature"),
-                         scalar(tf.float32, "noise_scale"), scalar(tf.int64, "seed")])
+    def run(latent_noise, observation_noise, temperature, noise_scale=None):
+        return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale,
+                                              output=output))
 
-    noise_specs = [tf.TensorSpec((None,) + tuple(latent_noise_shape), tf.float32, name="latent_noise")]
-    if observation_shape is not None:
-        noise_specs.append(tf.TensorSpec((None,) + tuple(observation_shape), tf.float32, name="observation_noise"))
-        generate = lambda latent_noise, observation_noise, temperature, noise_scale: _data(  # noqa: E731
-            model.generate(latent_noise, observation_noise, temperature, noise_scale, output=output))
+    knobs = [scalar(tf.float32, "temperature")] + ([scalar(tf.float32, "noise_scale")] if noisy else [])
+    if noisy:
+        archive.add_endpoint(
+            "sample", lambda num_samples, temperature, noise_scale, seed: run(
+                *draw(num_samples, seed), temperature, noise_scale),
+            input_signature=[scalar(tf.int32, "num_samples")] + knobs + [scalar(tf.int64, "seed")])
+        archive.add_endpoint(
+            "generate", run, input_signature=[
+                tf.TensorSpec((None,) + latent_noise_shape, tf.float32, name="latent_noise"),
+                tf.TensorSpec((None,) + observation_shape, tf.float32, name="observation_noise")] + knobs)
     else:
-        generate = lambda latent_noise, temperature, noise_scale: _data(  # noqa: E731
-            model.generate(latent_noise, None, temperature, noise_scale, output=output))
-    archive.add_endpoint(
-        "generate", generate,
-        input_signature=noise_specs + [scalar(tf.float32, "temperature"), scalar(tf.float32, "noise_scale")])
+        archive.add_endpoint(
+            "sample", lambda num_samples, temperature, seed: run(*draw(num_samples, seed), temperature),
+            input_signature=[scalar(tf.int32, "num_samples")] + knobs + [scalar(tf.int64, "seed")])
+        archive.add_endpoint(
+            "generate", lambda latent_noise, temperature: run(latent_noise, None, temperature),
+            input_signature=[tf.TensorSpec((None,) + latent_noise_shape, tf.float32, name="latent_noise")] + knobs)
 
-    staging = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(path))
-    try:
+    with files.staged_directory(path, "saved_model", overwrite=overwrite) as staging:
         archive.write_out(staging, verbose=False)
-        _commit_path(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -3,11 +3,11 @@
 ``tflite_sampler(model, path, batch_size)`` writes one LiteRT flatbuffer with
 two signatures, both for a fixed batch size:
 
-* ``generate(latent_noise, observation_noise, temperature, noise_scale)``:
+* ``generate(latent_noise, [observation_noise,] temperature, [noise_scale])``:
   images from given standard-normal noise (``observation_noise`` only for
-  noisy injective priors). Same computation as the SavedModel's ``generate``
+  models with observation noise, which alone also take ``noise_scale``). Same computation as the SavedModel's ``generate``
   signature, so both agree on the same noise to float32 rounding.
-* ``sample(temperature, noise_scale, seed)``: draws the noise inside the graph
+* ``sample(temperature, [noise_scale,] seed)``: draws the noise inside the graph
   from an int32 seed. LiteRT has no stateless random ops, so the noise comes
   from a counter-based Wichmann-Hill stream (three small multiplicative
   congruential generators whose per-element multipliers ``a^(i+1) mod m`` are
@@ -24,14 +24,14 @@ matrix-inverse op, and a sampler should not invert matrices at every call.
 
 import math
 import os
-import shutil
 import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from export.saved_model import _commit_path, _outputs
+from export.saved_model import _outputs
+from zoo import files
 from layers.conv1x1 import frozen_inverses
 
 _MODULI = (30269, 30307, 30323)
@@ -75,6 +75,12 @@ def counter_normal(seed, shape, multipliers=None):
     return tf.reshape(normal, shape)
 
 
+def _is_flatbuffer(path):
+    """True for a LiteRT / TFLite flatbuffer (file identifier ``TFL3`` at bytes 4-8)."""
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"TFL3"
+
+
 def tflite_sampler(model, path, batch_size=16, overwrite=False):
     """Writes a LiteRT sampler flatbuffer for ``model`` (see the module docstring).
 
@@ -90,52 +96,52 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    if os.path.isfile(path) and not _is_flatbuffer(path):
+        raise FileExistsError(f"{path} is not a LiteRT flatbuffer this project wrote; refusing to replace it.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an int >= 1; received {batch_size!r}.")
     latent_shape, observation_shape = model.noise_shapes
     latent_full = (batch_size,) + tuple(latent_shape)
     observation_full = None if observation_shape is None else (batch_size,) + tuple(observation_shape)
-    output = "uint8" if model.is_image_model else "float"
+    output = model.default_output
     scalar = lambda dtype, name: tf.TensorSpec((), dtype, name=name)  # noqa: E731
 
     latent_multipliers = stream_multipliers(2 * math.prod(latent_full))
     observation_multipliers = None if observation_full is None else stream_multipliers(2 * math.prod(observation_full))
 
-    def run(latent_noise, observation_noise, temperature, noise_scale):
+    def run(latent_noise, observation_noise, temperature, noise_scale=None):
         return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale, output=output))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     with frozen_inverses(model):
         latent_spec = tf.TensorSpec(latent_full, tf.float32, name="latent_noise")
-        knobs = [scalar(tf.float32, "temperature"), scalar(tf.float32, "noise_scale")]
-        if observation_full is None:
-            archive.add_endpoint("generate", lambda latent_noise, temperature, noise_scale: run(
-                latent_noise, None, temperature, noise_scale), input_signature=[latent_spec] + knobs)
+        if observation_full is None:  # no observation noise: no noise_scale to take (see export.saved_model)
+            archive.add_endpoint("generate", lambda latent_noise, temperature: run(latent_noise, None, temperature),
+                                 input_signature=[latent_spec, scalar(tf.float32, "temperature")])
+            archive.add_endpoint(
+                "sample", lambda temperature, seed: run(counter_normal(seed, latent_full, latent_multipliers), None,
+                                                        temperature),
+                input_signature=[scalar(tf.float32, "temperature"), scalar(tf.int32, "seed")])
         else:
+            knobs = [scalar(tf.float32, "temperature"), scalar(tf.float32, "noise_scale")]
             archive.add_endpoint("generate", run, input_signature=[
                 latent_spec, tf.TensorSpec(observation_full, tf.float32, name="observation_noise")] + knobs)
 
-        def sample(temperature, noise_scale, seed):
-            latent_noise = counter_normal(seed, latent_full, latent_multipliers)
-            observation_noise = None
-            if observation_full is not None:
+            def sample(temperature, noise_scale, seed):
+                latent_noise = counter_normal(seed, latent_full, latent_multipliers)
                 observation_noise = counter_normal(seed + 1, observation_full, observation_multipliers)
-            return run(latent_noise, observation_noise, temperature, noise_scale)
+                return run(latent_noise, observation_noise, temperature, noise_scale)
 
-        archive.add_endpoint("sample", sample, input_signature=knobs + [scalar(tf.int32, "seed")])
+            archive.add_endpoint("sample", sample, input_signature=knobs + [scalar(tf.int32, "seed")])
 
-    staging = tempfile.mkdtemp(prefix=".tflite-", dir=os.path.dirname(path))
-    try:
-        archive.write_out(os.path.join(staging, "saved_model"), verbose=False)
+    with tempfile.TemporaryDirectory(prefix="flow-zoo-tflite-") as scratch:
+        archive.write_out(os.path.join(scratch, "saved_model"), verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            os.path.join(staging, "saved_model"), signature_keys=["generate", "sample"])
+            os.path.join(scratch, "saved_model"), signature_keys=["generate", "sample"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         flatbuffer = converter.convert()
-        staged_file = os.path.join(staging, "sampler.tflite")
-        with open(staged_file, "wb") as f:
+    with files.staged_file(path, overwrite=overwrite, recognize=_is_flatbuffer) as staged:
+        with open(staged, "wb") as f:
             f.write(flatbuffer)
-        _commit_path(staged_file, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return {"path": path, "bytes": os.path.getsize(path), "signatures": ["generate", "sample"]}

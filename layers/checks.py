@@ -124,3 +124,25 @@ def check_integer_range(x, low, high, tensor_name, owner, hint=""):
             "images already scaled to [0, 1] must be passed as uint8 pixels instead."
         )
     return x
+
+
+def check_value_range(x, low, high, tensor_name, owner, hint=""):
+    """Raises unless every entry of the float tensor ``x`` lies in ``[low, high]`` (the data contract's range).
+
+    Returns:
+        ``x`` (gated on the check inside a TensorFlow graph; use the result).
+    """
+    if _is_symbolic(x):
+        return x
+    message = f"{owner}: `{tensor_name}` must lie in [{low:g}, {high:g}]; {hint}".rstrip()
+    if _tf_graph_mode():
+        import tensorflow as tf
+
+        xf = tf.cast(x, tf.float32)
+        ok = tf.reduce_all(tf.logical_and(xf >= low, xf <= high))
+        with tf.control_dependencies([_tf_assert(ok, message + " Received values outside that range.")]):
+            return tf.identity(x)
+    values = ops.convert_to_numpy(x)
+    if values.size and (float(values.min()) < low or float(values.max()) > high):
+        raise ValueError(f"{message} Received values in [{float(values.min()):g}, {float(values.max()):g}].")
+    return x

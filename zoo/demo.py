@@ -34,35 +34,18 @@ flags.DEFINE_integer("samples_per_row", 12, "Samples per temperature.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, the data split and the samples.")
 
 
-def sample_grid(rows, scale=4, pad=2):
-    """Tiles uint8 images into one picture.
-
-    Args:
-        rows: list of uint8 arrays ``(n, h, w, 1)``, one per grid row.
-        scale: integer upscaling of each pixel.
-        pad: pixels of white space between images.
-
-    Returns:
-        A uint8 array ``(height, width)``.
-    """
-    from zoo.evaluate import tile_images
-
-    return tile_images(rows, scale, pad)
-
-
 def run(out, epochs, batch_size, num_levels, steps_per_level, hidden_channels, n_bits, learning_rate,
         temperatures, samples_per_row, seed):
     """Trains, samples, saves; returns a dict of what was written where."""
     import keras
     import numpy as np
-    from PIL import Image
-
     import zoo
+    from zoo.evaluation import pictures
 
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    train, _ = zoo.datasets.load_digits("train", seed=seed)
-    test, _ = zoo.datasets.load_digits("test", seed=seed)
+    train, _ = zoo.data.load_digits("train", seed=seed)
+    test, _ = zoo.data.load_digits("test", seed=seed)
 
     model = zoo.make_glow((8, 8, 1), num_levels=num_levels, steps_per_level=steps_per_level,
                           hidden_channels=hidden_channels, n_bits=n_bits, seed=seed, name="glow_digits")
@@ -74,10 +57,9 @@ def run(out, epochs, batch_size, num_levels, steps_per_level, hidden_channels, n
     seconds = time.time() - start
     test_bpd = float(np.mean(np.asarray(model.bits_per_dim(test))))
 
-    rows = [np.asarray(model.sample(samples_per_row, temperature=float(t), seed=seed + i))
-            for i, t in enumerate(temperatures)]
-    grid_path = os.path.join(out, "samples.png")
-    Image.fromarray(sample_grid(rows)).save(grid_path)
+    grid_path = pictures.save_png(
+        pictures.temperature_grid(model, temperatures, samples_per_row, seed, seed_per_row=True),
+        os.path.join(out, "samples.png"))
 
     model_path = os.path.join(out, "glow_digits.keras")
     model.save(model_path)

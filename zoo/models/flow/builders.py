@@ -1,7 +1,7 @@
 """GLOW for images and a RealNVP-style coupling stack for vectors (the NF baselines)."""
 
 import layers as flow_layers
-from zoo.flow_model import FlowModel
+from zoo.models.flow.model import FlowModel
 
 # The NF baseline configurations of the papers (NIF appendix A.10: GLOW with
 # 16 steps of 256 channels per level; 2 levels for 28x28, 4 for 32x32, 5 for
@@ -101,39 +101,3 @@ def make_realnvp(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log
     """A vector ``FlowModel`` (float32 inputs of shape ``(dim,)``) with a unit Gaussian prior."""
     flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers, log_scale_clamp)
     return FlowModel(flow, input_shape=(dim,), name=name)
-
-
-# ---------------------------------------------------------------- presets
-GLOW_PAPER = "Kingma & Dhariwal 2018 (GLOW), as configured by Cunningham et al. 2020 (A.10)"
-SMALL_PRESET_TRAINING = {"learning_rate": 1e-3, "warmup_steps": 100}
-"""Small CPU presets train for minutes, not days: a 10x larger peak rate and a short warm-up."""
-
-
-def _register_presets():
-    from zoo import registry
-
-    for dataset, config in GLOW_PAPER_CONFIGS.items():
-        registry.register(
-            f"nf_{dataset}", make_glow, dict(config, n_bits=3),
-            family="nf", dataset=dataset, paper=GLOW_PAPER, input_shape=config["image_shape"],
-            description=f"NF baseline of the NIF paper: GLOW {config['num_levels']} levels x 16 steps x 256 "
-                        "channels, unit Gaussian prior, n_bits=3.",
-        )
-    registry.register(
-        "nf_digits", make_glow,
-        dict(image_shape=(8, 8, 1), num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5),
-        family="nf", dataset="digits", paper=GLOW_PAPER, input_shape=(8, 8, 1),
-        description="Small CPU preset (not in the paper): GLOW 2 levels x 8 steps x 64 channels on 8x8 digits, "
-                    "n_bits=5 (the demo's model).",
-        training=SMALL_PRESET_TRAINING,
-    )
-    for dataset in ("spiral", "sin"):
-        registry.register(
-            f"nf_{dataset}", make_realnvp, dict(dim=2, num_couplings=8, hidden_units=64, num_hidden_layers=2),
-            family="nf", dataset=dataset, paper="Dinh et al. 2017 (RealNVP)", input_shape=(2,),
-            description=f"2-D toy preset: RealNVP 8 couplings x 64 units, unit Gaussian prior ({dataset}).",
-            training=SMALL_PRESET_TRAINING,
-        )
-
-
-_register_presets()

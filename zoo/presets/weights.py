@@ -23,6 +23,8 @@ import zipfile
 
 import keras
 
+from zoo import files
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
@@ -128,27 +130,22 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
     ``config.json`` (the Keras-serialized model), ``model.weights.h5`` and
     ``metadata.json`` (``metadata`` merged with the model class, n_bits,
     parameter count, Keras version and the weights' sha256). Written into a
-    temporary directory beside ``directory`` and renamed at the end, so a
-    failure leaves nothing half-written.
+    staging directory beside ``directory`` and renamed at the end
+    (``zoo.files.staged_directory``), so a failure leaves nothing half-written.
 
     Args:
         model: a built Keras model (any ``zoo`` model).
         directory: target directory; must not exist or be empty unless
-            ``overwrite``.
+            ``overwrite``, and then it must be a preset directory this project
+            wrote (anything else is refused).
         metadata: dict of JSON-serializable facts (training data, n_bits,
             steps, metrics, ...).
-        overwrite: replace an existing non-empty directory.
+        overwrite: replace an existing preset directory.
 
     Returns:
         ``directory``.
     """
-    directory = os.path.abspath(directory)
-    if os.path.exists(directory) and os.listdir(directory) and not overwrite:
-        raise FileExistsError(f"{directory} exists and is not empty; pass overwrite=True to replace it.")
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".preset-", dir=parent)
-    try:
+    with files.staged_directory(directory, "preset", overwrite=overwrite) as staging:
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
             json.dump(keras.saving.serialize_keras_object(model), f, indent=1)
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))
@@ -158,7 +155,7 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
                 "format_version": FORMAT_VERSION,
                 "class_name": type(model).__name__,
                 "name": model.name,
-                "n_bits": getattr(model, "n_bits", None),
+                "n_bits": model.n_bits,
                 "parameters": int(model.count_params()),
                 "keras_version": keras.__version__,
                 "weights_sha256": sha256_of(os.path.join(staging, WEIGHTS_FILE)),
@@ -166,11 +163,6 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
         )
         with open(os.path.join(staging, METADATA_FILE), "w") as f:
             json.dump(facts, f, indent=1, sort_keys=True)
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 

@@ -1,4 +1,4 @@
-"""Noisy injective flow models: NIF, deep NIF and vector NIF, with their presets.
+"""Noisy injective flow models: NIF, deep NIF and vector NIF (builders; presets in ``presets.py``).
 
 NIF = the GLOW of the NF baseline with its unit Gaussian prior replaced by a
 closed-form Gaussian NIF over the whole flattened GLOW output (NIF section 5,
@@ -7,9 +7,8 @@ the NIF latent and trains on the ELBO / importance-weighted bound.
 """
 
 import layers as flow_layers
-from zoo import registry
-from zoo.flow_model import FlowModel
-from zoo.glow import GLOW_PAPER_CONFIGS, SMALL_PRESET_TRAINING, glow_flow, realnvp_flow
+from zoo.models.flow.builders import glow_flow, realnvp_flow
+from zoo.models.flow.model import FlowModel
 
 NIF_PAPER = "Cunningham et al. 2020, Normalizing Flows Across Dimensions"
 # Quantization of the NIF reference's image experiments (DESIGN.md section 4).
@@ -67,48 +66,3 @@ def make_vector_nif(dim, latent_dim, num_couplings=8, hidden_units=64, num_hidde
     flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers)
     prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif")
     return FlowModel(flow, input_shape=(dim,), prior=prior, name=name)
-
-
-# ---------------------------------------------------------------- presets
-def _register_presets():
-    for dataset, config in GLOW_PAPER_CONFIGS.items():
-        glow = {k: v for k, v in config.items() if k != "image_shape"}
-        for latent_dim in (64, 128, 256, 512):
-            registry.register(
-                f"nif_{dataset}_{latent_dim}", make_nif,
-                dict(image_shape=config["image_shape"], latent_dim=latent_dim, n_bits=NIF_PAPER_N_BITS, **glow),
-                family="nif", dataset=dataset, paper=NIF_PAPER, input_shape=config["image_shape"],
-                latent_dim=latent_dim,
-                description=f"Paper configuration: GLOW {config['num_levels']} levels x 16 steps x 256 channels "
-                            f"+ Gaussian NIF, d={latent_dim}, n_bits=3.",
-            )
-    celeba = GLOW_PAPER_CONFIGS["celeba"]
-    registry.register(
-        "deep_nif_celeba_128", make_deep_nif,
-        dict(image_shape=celeba["image_shape"], latent_dim=128, num_levels=celeba["num_levels"], steps_per_level=16,
-             hidden_channels=512, n_bits=NIF_PAPER_N_BITS, latent_flow_couplings=10, latent_flow_hidden_units=1024,
-             latent_flow_hidden_layers=4, num_importance_samples=1),
-        family="deep_nif", dataset="celeba", paper=NIF_PAPER + ", appendix B.5", input_shape=celeba["image_shape"],
-        latent_dim=128,
-        description="10 MLP couplings (4 x 1024) with act-norm and reverse on z (d=128) + Gaussian NIF + "
-                    "GLOW 5 levels x 16 steps x 512 channels.",
-    )
-    registry.register(
-        "nif_digits_16", make_nif,
-        dict(image_shape=(8, 8, 1), latent_dim=16, num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5),
-        family="nif", dataset="digits", paper=NIF_PAPER, input_shape=(8, 8, 1), latent_dim=16,
-        description="Small CPU preset (not in the paper): GLOW 2 levels x 8 steps x 64 channels + Gaussian NIF "
-                    "d=16 on scikit-learn's 8x8 digits, n_bits=5.",
-        training=SMALL_PRESET_TRAINING,
-    )
-    for dataset in ("spiral", "sin"):
-        registry.register(
-            f"nif_{dataset}_1", make_vector_nif,
-            dict(dim=2, latent_dim=1, num_couplings=8, hidden_units=64, num_hidden_layers=2),
-            family="nif", dataset=dataset, paper=NIF_PAPER, input_shape=(2,), latent_dim=1,
-            description=f"2-D toy preset: RealNVP 8 couplings x 64 units + Gaussian NIF d=1 ({dataset} manifold).",
-            training=SMALL_PRESET_TRAINING,
-        )
-
-
-_register_presets()

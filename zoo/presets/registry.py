@@ -1,7 +1,7 @@
 """The registry of named architectures (presets).
 
-Presets are plain data next to their family (``zoo/glow.py``, ``zoo/nif.py``)
-and are registered when the family module is imported (``import zoo`` imports
+Presets are plain data next to their family (``zoo/models/<family>/presets.py``)
+and are registered when the family package is imported (``import zoo`` imports
 every family). ``get(name)`` builds the architecture; ``list_presets`` describes
 them; ``register`` adds users' own.
 """
@@ -13,7 +13,7 @@ import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
 _REGISTRY: Dict[str, "Preset"] = {}
-PARAMETER_COUNTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preset_parameters.json")
+PARAMETER_COUNTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parameters.json")
 
 
 def _parameter_counts():
@@ -127,6 +127,21 @@ def _lookup(name):
     return _REGISTRY[name]
 
 
+def is_registered(name):
+    """True when ``name`` is a registered preset name."""
+    return isinstance(name, str) and name in _REGISTRY
+
+
+def preset(name):
+    """The registered ``Preset`` called ``name`` (``KeyError`` with the closest names otherwise)."""
+    return _lookup(name)
+
+
+def families():
+    """The sorted family names of the registered presets."""
+    return sorted({p.family for p in _REGISTRY.values()})
+
+
 def list_presets(family=None, dataset=None):
     """Metadata of every preset, optionally filtered by family and / or dataset."""
     return [
@@ -163,7 +178,7 @@ def get(name, weights=None, weights_sha256=None, **overrides):
         zoo.weights.WeightsError: a hash mismatch, a truncated or corrupt file,
             or weights of another architecture (never a half-loaded model).
     """
-    from zoo import weights as handles
+    from zoo.presets import weights as handles
 
     if os.path.isdir(name):
         if weights is not None or overrides:
@@ -198,6 +213,23 @@ def get(name, weights=None, weights_sha256=None, **overrides):
     return model
 
 
+def load(handle, weights=None, weights_sha256=None, **overrides):
+    """A zoo model from a preset name, a preset directory or a ``.keras`` file (what the command lines take).
+
+    ``.keras`` files carry their own weights (``weights`` and ``overrides``
+    must be left out); anything else goes to ``get``.
+    """
+    if isinstance(handle, str) and handle.endswith(".keras"):
+        if weights is not None or overrides:
+            raise ValueError(f"{handle} is a .keras file: it fixes its own architecture and weights.")
+        if not os.path.isfile(handle):
+            raise FileNotFoundError(f"No such .keras file: {handle}")
+        import keras
+
+        return keras.saving.load_model(handle)
+    return get(handle, weights=weights, weights_sha256=weights_sha256, **overrides)
+
+
 def count_parameters(name):
     """Builds preset ``name`` with its own configuration and returns its parameter count."""
     return int(get(name).count_params())
@@ -205,7 +237,7 @@ def count_parameters(name):
 
 if __name__ == "__main__":
     # Run as a script this file is a second module (__main__); the families register into zoo.registry.
-    from zoo import registry
+    from zoo.presets import registry
 
     counts = {preset["name"]: registry.count_parameters(preset["name"]) for preset in registry.list_presets()}
     with open(registry.PARAMETER_COUNTS_FILE, "w") as f:

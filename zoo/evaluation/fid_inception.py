@@ -48,7 +48,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.weights import file_digest
+from zoo.presets.weights import file_digest
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299

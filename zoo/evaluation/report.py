@@ -1,0 +1,108 @@
+r"""Evaluation: metrics with provenance, sweeps, pictures, and the ``zoo.evaluate`` command.
+
+Every number in a report says how it was obtained (split, number of examples,
+n_bits, feature extractor, seed). Pictures are PNG files.
+
+Usage:
+
+    python -m zoo.evaluate --model NAME_OR_PATH --dataset NAME --metrics bpd,recon,fd_classifier[,fid] --out DIR
+
+``--model`` is a preset name, a preset directory or a ``.keras`` file.
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from zoo.evaluation import model_metrics, pictures
+
+METRICS = ("bpd", "recon", "fd_classifier", "fid", "id")
+
+
+
+def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_examples=2000, num_samples=1000,
+             seed=0, data_dir=None, progress=True):
+    """Computes ``metrics`` on a dataset split, draws the pictures, writes ``out/report.json``.
+
+    Args:
+        model: a ``zoo`` model.
+        dataset: dataset name (``zoo.datasets.load``) or a synthetic manifold
+            (``zoo.manifolds.GENERATORS``: spiral, sin, s_curve, ...).
+        out: output directory.
+        metrics: subset of ``bpd``, ``recon``, ``fd_classifier``, ``fid``, ``id``
+            (Levina-Bickel intrinsic dimension of the data and of samples).
+        split: dataset split.
+        max_examples: evaluate on at most this many examples.
+        num_samples: samples for the Frechet distances.
+        seed: seed of samples and pictures.
+        data_dir: optional dataset directory.
+        progress: print a progress line per step.
+
+    Returns:
+        The report dict (also written as JSON).
+    """
+    from zoo.data import datasets
+    from zoo.data import manifolds
+
+    os.makedirs(out, exist_ok=True)
+    manifold = None
+    if dataset in manifolds.GENERATORS:
+        manifold = manifolds.GENERATORS[dataset](max_examples, seed=seed + (split == "test"))
+        images, labels = manifold.data, np.zeros(len(manifold.data), np.int64)
+    else:
+        images, labels = datasets.load(dataset, split, data_dir=data_dir)
+    images, labels = images[:max_examples], labels[:max_examples]
+    images = model.as_model_input(images)  # e.g. uint8 images for a float-image model: [0, 1] floats
+    report = {"model": model.name, "dataset": dataset, "split": split, "examples": int(len(images)),
+              "n_bits": model.n_bits, "data_kind": model.data_kind, "density": model.density, "seed": seed,
+              "metrics": {}, "pictures": {}, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    steps = list(metrics) + ["pictures"]
+    bar = keras.utils.Progbar(len(steps), verbose=1 if progress else 0)
+    for step in steps:
+        if step == "bpd":
+            report["metrics"]["bits_per_dim"] = model_metrics.bits_per_dim(model, images)
+        elif step == "recon":
+            report["metrics"]["reconstruction_error"] = model_metrics.reconstruction_error(model, images)
+        elif step == "fd_classifier":
+            report["metrics"]["frechet_distance_classifier"] = model_metrics.frechet_distance_classifier(
+                model, images, labels, min(num_samples, len(images)), seed=seed)
+        elif step == "fid":
+            report["metrics"]["fid"] = model_metrics.fid(model, images, min(num_samples, len(images)), seed=seed)
+            if len(report["metrics"]["fid"]["sweep"]) > 1:
+                report["pictures"]["fid_vs_s"] = pictures.metric_curve(
+                    report["metrics"]["fid"]["sweep"], os.path.join(out, "fid_vs_s.png"), "FID")
+        elif step == "id":
+            from zoo.evaluation import metrics as metric_lib
+
+            n = min(num_samples, len(images))
+            samples = np.asarray(model.sample(n, seed=seed))
+            report["metrics"]["intrinsic_dimension"] = {
+                "data": metric_lib.levina_bickel_dimension(images[:n].astype(np.float64), k=20),
+                "samples": metric_lib.levina_bickel_dimension(samples.astype(np.float64), k=20),
+                "how": "Levina-Bickel MLE, k = 20 nearest neighbours", "examples": n}
+        elif step == "pictures" and manifold is not None:
+            pictures = report["pictures"]
+            if images.shape[1] == 2:
+                pictures["density"] = pictures.density_grid(model, manifold, os.path.join(out, "density.png"))
+            pictures["samples"] = pictures.sample_scatter(model, manifold, os.path.join(out, "samples.png"), seed=seed)
+        elif step == "pictures":
+            pictures = report["pictures"]
+            pictures["samples"] = pictures.sample_grid(model, os.path.join(out, "samples_t_rows_s_columns.png"), seed=seed)
+            pictures["reconstructions"] = pictures.reconstruction_strip(model, images[:10], os.path.join(out, "reconstructions.png"))
+            pictures["interpolation"] = pictures.interpolation(model, images[0], images[1], os.path.join(out, "interpolation.png"))
+            if "recon" in metrics or "bpd" in metrics:
+                scales = (0.0, 0.25, 0.5, 1.0) if model.has_observation_noise else (None,)
+                rows = model_metrics.sweep(lambda t, s: float(np.mean(np.asarray(model.sample(
+                    64, temperature=t, noise_scale=s, seed=seed), dtype=np.float64))),
+                    noise_scales=scales, temperatures=(0.7, 1.0))
+                report["metrics"]["mean_sample_intensity_sweep"] = {"rows": rows, "how": "mean pixel of 64 samples"}
+                pictures["sweep"] = pictures.metric_curve(rows, os.path.join(out, "mean_intensity_vs_s.png"), "mean pixel value")
+            if len(np.unique(labels)) > 1 and len(images) >= 50:
+                pictures["umap"] = pictures.umap_embedding(model, images[:1000], labels[:1000], os.path.join(out, "umap.png"), seed)
+        bar.add(1)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    return report

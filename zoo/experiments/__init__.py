@@ -1,0 +1,1 @@
+"""Experiments that benchmarks/ and colabs/ run on top of the models (not model code)."""

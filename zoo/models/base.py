@@ -1,0 +1,516 @@
+"""``GenerativeModel``: the one base class of every zoo model.
+
+Every family (``FlowModel`` and its subclasses, ``DenoisingFlow``, the InjFlow /
+autoencoder models) is a ``GenerativeModel``. The base class owns, written once:
+
+* **The data contract.** ``data_kind`` says what the model takes: ``"pixels"``
+  (uint8 images, quantized to ``n_bits`` inside the model) or ``"float"``
+  (float32 vectors or images, within ``value_range`` when it is set).
+  ``validate`` enforces it on every public entry point, ``as_model_input``
+  converts a loader's uint8 images for a float-image model, ``fit`` checks the
+  data's dtype before the first step.
+* **One objective protocol.** ``objective_terms(x, training)`` (the family's
+  hook) returns a dict of named per-example terms in nats whose sum is the
+  per-example objective. ``call`` returns that dict; ``compute_loss`` is the
+  (weighted) mean of the sum plus ``self.losses`` (weight penalties, also in
+  nats per example), divided by ``D ln 2``: every model's loss, and therefore
+  every ``val_loss``, is **its training objective in bits per dimension**
+  (``LOSS_UNIT``). For likelihood-trained models it is the negative
+  log-likelihood in bits/dim; ``likelihood_term`` names the term that is a
+  negative log-likelihood, and where there is one the metric ``bits_per_dim``
+  is logged in training and validation.
+* **Sampling and the latent API**, with their argument checks:
+  ``sample`` = ``generate`` on seeded noise (``layers.draw_noise``),
+  ``generate`` / ``decode`` through the prior and the family's
+  ``latent_to_data``, ``encode`` through the family's ``data_to_latent``. An
+  argument a model cannot honour (``noise_scale`` without observation noise,
+  ``stochastic=True`` with a deterministic encoder) is refused, never ignored.
+* ``bits_per_dim``, ``initialize`` (act-norm data initialization), ``fit``,
+  ``fit_priors`` (no-op unless the model has post-hoc priors),
+  ``save_to_preset`` and ``describe()`` (the facts ``zoo.train``,
+  ``zoo.evaluate`` and ``export`` read; they never probe with ``hasattr``).
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from layers.actnorm import ActNorm
+from layers.base import check_example_shape
+from layers.checks import check_finite, check_value_range
+from layers.seeds import draw_noise
+
+LOSS_UNIT = "bits/dim"
+DATA_KINDS = ("pixels", "float")
+OUTPUTS = ("uint8", "float")
+
+
+def weighted_mean(values, sample_weight=None):
+    """Mean of per-example ``values``, weighted by ``sample_weight`` when given (Keras's convention)."""
+    if sample_weight is None:
+        return ops.mean(values)
+    weight = ops.cast(ops.reshape(sample_weight, (-1,)), values.dtype)
+    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1e-12)
+
+
+def replica_share(loss):
+    """This replica's share of the global mean loss (the ``keras.losses`` convention).
+
+    Under a ``tf.distribute`` strategy each replica sees ``global_batch /
+    replicas`` examples and the gradients of the replicas are summed, so each
+    returns its mean divided by the number of replicas: the update is then the
+    gradient of the mean over the global batch, and Keras's loss tracker
+    (which multiplies back) reports the global mean. A no-op with one replica.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
+def first_batch(data, batch_size):
+    """A batch of inputs from whatever ``fit`` was given, without consuming it."""
+    if data is None:
+        return None
+    if hasattr(data, "element_spec") and hasattr(data, "take"):  # tf.data.Dataset
+        element = next(iter(data.take(1)))
+    elif isinstance(data, keras.utils.PyDataset):
+        element = data[0]
+    elif isinstance(data, (np.ndarray, list)) or ops.is_tensor(data):
+        element = data[: max(int(batch_size or 32), 256)]
+    else:
+        raise TypeError(
+            f"fit cannot read a first batch from a {type(data).__name__}; pass a NumPy array, a tf.data.Dataset or "
+            "a keras.utils.PyDataset (or call `model.initialize(batch)` before a custom loop)."
+        )
+    while isinstance(element, (tuple, list)):
+        element = element[0]
+    if isinstance(element, dict):
+        raise TypeError("zoo models take a single input tensor, not a dict of inputs.")
+    return element
+
+
+def _dtype_name(x):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    return keras.backend.standardize_dtype(dtype)
+
+
+def _is_symbolic(value):
+    """True for a traced / graph tensor whose value cannot be read here."""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly() or (isinstance(value, tf.Tensor) and not hasattr(value, "numpy"))
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return isinstance(value, jax.core.Tracer)
+    return False
+
+
+class GenerativeModel(keras.Model):
+    """The base class of every zoo model (see the module docstring for what it owns).
+
+    Subclasses call ``super().__init__(example_shape=..., data_kind=..., n_bits=...,
+    value_range=..., **kwargs)`` and implement:
+
+    * ``objective_terms(x, training)``: dict of per-example terms (nats) on
+      validated input;
+    * ``log_prob(x)``: per-example log-density (nats) of the model's density
+      (``density`` says on what: ``"ambient"`` for a density on ``R^D``,
+      ``"manifold"`` for a density on the learned d-dimensional manifold);
+    * ``data_to_latent(x, stochastic, seed)``: validated data -> prior latent;
+    * ``latent_to_data(z, output)``: the prior's output (``prior.generate`` /
+      ``prior.decode``) -> data;
+    * the attribute ``prior`` (a ``layers.Prior``) and ``latent_shape``.
+
+    Args:
+        example_shape: shape of one example (no batch axis).
+        data_kind: ``"pixels"`` (uint8 in [0, 255], quantized to ``n_bits``)
+            or ``"float"`` (float32).
+        n_bits: int in [1, 8] for pixel models, None for float models.
+        value_range: ``(low, high)`` the float data must lie in (e.g. ``(0,
+            1)`` for float images), or None (any finite value).
+        likelihood_term: overrides the class's ``likelihood_term`` for this
+            instance (e.g. an M-flow, whose objective has no likelihood of x).
+        **kwargs: ``keras.Model`` arguments (``name``).
+    """
+
+    likelihood_term = None
+    """Name of the objective term that is a negative log-likelihood (its bits/dim is logged), or None."""
+    density = "ambient"
+    """What ``log_prob`` is a density on: ``"ambient"`` (R^D) or ``"manifold"`` (the learned d-dim manifold)."""
+    stochastic_encoder = False
+    """Whether ``encode(x, stochastic=True)`` draws from a posterior (else it is refused)."""
+
+    def __init__(self, example_shape, data_kind, n_bits=None, value_range=None, likelihood_term="default", **kwargs):
+        super().__init__(**kwargs)
+        if likelihood_term != "default":
+            self.likelihood_term = likelihood_term
+        if data_kind not in DATA_KINDS:
+            raise ValueError(f"`data_kind` must be one of {DATA_KINDS}; received {data_kind!r}.")
+        self.example_shape = tuple(int(d) for d in example_shape)
+        self.num_dims = math.prod(self.example_shape)
+        self.data_kind = data_kind
+        if data_kind == "pixels":
+            if len(self.example_shape) != 3:
+                raise ValueError(f"Pixel models take images (H, W, C); received example shape {self.example_shape}.")
+            if n_bits is None or not 1 <= int(n_bits) <= 8:
+                raise ValueError(f"Pixel models need n_bits in [1, 8]; received {n_bits!r}.")
+            if value_range is not None:
+                raise ValueError("Pixel models take uint8 in [0, 255]; `value_range` applies to float models only.")
+            self.n_bits = int(n_bits)
+            self.value_range = None
+        else:
+            if n_bits is not None:
+                raise ValueError(f"Float models take no n_bits; received n_bits={n_bits!r}.")
+            self.n_bits = None
+            self.value_range = None if value_range is None else (float(value_range[0]), float(value_range[1]))
+        self.bits_per_dim_tracker = (keras.metrics.Mean(name="bits_per_dim")
+                                     if self.likelihood_term is not None else None)
+
+    # ------------------------------------------------------------ contract
+    @property
+    def is_image_model(self):
+        """True for image-shaped examples ``(H, W, C)`` (pixels, or float images)."""
+        return len(self.example_shape) == 3
+
+    @property
+    def input_dtype(self):
+        """The dtype the model takes: ``"uint8"`` (pixels) or ``"float32"``."""
+        return "uint8" if self.data_kind == "pixels" else "float32"
+
+    @property
+    def default_output(self):
+        """``sample`` / ``decode``'s default output: ``"uint8"`` pixels, or ``"float"``."""
+        return "uint8" if self.data_kind == "pixels" else "float"
+
+    @property
+    def noise_shapes(self):
+        """Per-example shapes of the noise ``sample`` draws: (latent noise, observation noise or None)."""
+        return self.prior.noise_shapes
+
+    @property
+    def has_observation_noise(self):
+        return self.noise_shapes[1] is not None
+
+    def describe(self):
+        """Plain facts about the model that ``zoo.train``, ``zoo.evaluate`` and ``export`` use."""
+        return {
+            "class_name": type(self).__name__,
+            "name": self.name,
+            "example_shape": list(self.example_shape),
+            "data_kind": self.data_kind,
+            "input_dtype": self.input_dtype,
+            "n_bits": self.n_bits,
+            "value_range": None if self.value_range is None else list(self.value_range),
+            "latent_shape": list(self.latent_shape),
+            "noise_shapes": [None if s is None else list(s) for s in self.noise_shapes],
+            "loss_unit": LOSS_UNIT,
+            "likelihood_term": self.likelihood_term,
+            "density": self.density,
+            "stochastic_encoder": self.stochastic_encoder,
+        }
+
+    def validate(self, x, name="x"):
+        """Checks ``x`` against the data contract; returns it (gated on the value checks inside graphs).
+
+        Pixel models take uint8 tensors (a float array is refused even when its
+        values are whole: 0..16 digits or 0/1 masks would be read as 8-bit
+        pixels); float models take float tensors, finite and within
+        ``value_range``.
+        """
+        check_example_shape(x, self.example_shape, name, self.name)
+        dtype = _dtype_name(x)
+        if self.data_kind == "pixels":
+            if dtype != "uint8":
+                raise ValueError(
+                    f"{self.name}: `{name}` has dtype {dtype}, but this model takes uint8 pixels in [0, 255] "
+                    f"(quantized to n_bits={self.n_bits} inside the model). Scale the data to 0..255 and convert it "
+                    "with `x.astype('uint8')` (e.g. scikit-learn's 0..16 digits: `(x * 255 / 16).round()"
+                    ".astype('uint8')`, or use zoo.data.load_digits_images)."
+                )
+            return x
+        if not dtype.startswith(("float", "bfloat")):
+            raise ValueError(
+                f"{self.name}: `{name}` has dtype {dtype}, but this model takes float data"
+                + (f" in [{self.value_range[0]:g}, {self.value_range[1]:g}]" if self.value_range else "")
+                + ". Convert it first, e.g. uint8 images with `x.astype('float32') / 255` "
+                "(`model.as_model_input(images)` does this)."
+            )
+        x = check_finite(x, name, self.name)
+        if self.value_range is not None:
+            low, high = self.value_range
+            x = check_value_range(x, low, high, name, self.name,
+                                  hint=f"this model takes float data in [{low:g}, {high:g}] (uint8 images: "
+                                       "`x.astype('float32') / 255`).")
+        return x
+
+    def as_model_input(self, data):
+        """NumPy data in the model's contract: uint8 images become [0, 1] floats for a float-image model.
+
+        Anything else is returned unchanged and checked by ``validate`` when
+        used (ambiguous input is refused there, not guessed at here).
+        """
+        data = np.asarray(data)
+        if self.data_kind == "float" and data.dtype == np.uint8 and self.value_range == (0.0, 1.0):
+            return data.astype(np.float32) / 255.0
+        return data
+
+    def check_dataset(self, data):
+        """Refuses training / evaluation data whose dtype breaks the contract (before the first step)."""
+        if data is None:
+            return
+        if hasattr(data, "element_spec"):
+            spec = data.element_spec
+            while isinstance(spec, (tuple, list)):
+                spec = spec[0]
+            dtype = keras.backend.standardize_dtype(spec.dtype)
+        elif isinstance(data, keras.utils.PyDataset):
+            return  # checked batch by batch in the steps
+        else:
+            element = data
+            while isinstance(element, (tuple, list)):
+                element = element[0]
+            dtype = _dtype_name(element)
+        ok = dtype == "uint8" if self.data_kind == "pixels" else dtype.startswith(("float", "bfloat"))
+        if not ok:
+            raise ValueError(
+                f"{self.name}.fit: the training data has dtype {dtype}, but this model takes "
+                + ("uint8 pixels (convert with `x.astype('uint8')` after scaling to 0..255)."
+                   if self.data_kind == "pixels" else
+                   "float data (uint8 images: `model.as_model_input(images)` or `x.astype('float32') / 255`).")
+            )
+
+    # --------------------------------------------------------- objective
+    def objective_terms(self, x, training=False):
+        """Per-example terms of the training objective (dict of ``(batch,)`` tensors, nats); their sum is minimized."""
+        raise NotImplementedError(f"{type(self).__name__} must implement objective_terms(x, training).")
+
+    def call(self, inputs, training=False):
+        """The per-example objective terms (a dict; see ``objective_terms``)."""
+        return self.objective_terms(inputs, training=training)
+
+    def per_dim(self, nats):
+        """Nats per example -> bits per dimension."""
+        return nats / (self.num_dims * math.log(2.0))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The objective in bits/dim: (weighted mean of the summed terms + weight penalties) / (D ln 2).
+
+        ``y`` (labels in the data) is ignored; see ``replica_share`` for the
+        distributed convention.
+        """
+        del y
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        loss = weighted_mean(sum(y_pred.values()), sample_weight)
+        for penalty in self.losses:
+            loss = loss + ops.cast(penalty, loss.dtype)
+        return replica_share(self.per_dim(loss))
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates ``bits_per_dim`` (where a likelihood term exists) and any compiled metrics."""
+        if self.bits_per_dim_tracker is not None:
+            self.bits_per_dim_tracker.update_state(self.per_dim(y_pred[self.likelihood_term]),
+                                                   sample_weight=sample_weight)
+        if getattr(self, "_compile_metrics", None) is not None:
+            self._compile_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    # ----------------------------------------------------------- density
+    def log_prob(self, x):
+        """Per-example log-density in nats (``density`` says on what space)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement log_prob(x).")
+
+    def bits_per_dim(self, x):
+        """``-log_prob(x) / (D ln 2)`` per example.
+
+        For pixel models the discrete bits/dim at ``n_bits`` (compare numbers
+        only at equal n_bits). For ``density == "manifold"`` models it is a
+        density on the learned manifold per ambient dimension, not comparable
+        with ambient bits/dim.
+        """
+        return -self.per_dim(self.log_prob(x))
+
+    # ------------------------------------------------------ latent <-> data
+    def data_to_latent(self, x, stochastic=False, seed=None):
+        raise NotImplementedError
+
+    def latent_to_data(self, z, output):
+        raise NotImplementedError
+
+    def check_output(self, output):
+        output = self.default_output if output is None else output
+        if output not in OUTPUTS:
+            raise ValueError(f"{self.name}: `output` must be 'uint8' or 'float'; received {output!r}.")
+        if output == "uint8" and not self.is_image_model:
+            raise ValueError(f"{self.name}: output='uint8' is for image models; this one returns float vectors.")
+        return output
+
+    def _check_noise_scale(self, noise_scale, default, caller):
+        """``noise_scale`` -> a value to use; refused when the model has no observation noise."""
+        if noise_scale is None:
+            return default
+        if not self.has_observation_noise:
+            raise ValueError(
+                f"{self.name}.{caller}: this model has no observation noise, so `noise_scale` has no meaning here; "
+                "leave it unset (its samples and decodes already lie on the model's support)."
+            )
+        _check_nonnegative(noise_scale, "noise_scale", self.name, caller)
+        return noise_scale
+
+    def encode(self, x, stochastic=False, seed=None):
+        """Data -> prior latent (shape ``(batch,) + latent_shape``).
+
+        Deterministic by default (the pseudo-inverse / encoder mean);
+        ``stochastic=True`` draws from the posterior with ``seed`` where the
+        model has one (``stochastic_encoder``) and is refused otherwise.
+        """
+        if stochastic and not self.stochastic_encoder:
+            raise ValueError(f"{self.name}.encode: this model's encoder is deterministic; stochastic=True is not "
+                             "available (it would return the same latent).")
+        if seed is not None and not stochastic:
+            raise ValueError(f"{self.name}.encode: `seed` is used only with stochastic=True.")
+        return self.data_to_latent(self.validate(x), stochastic=bool(stochastic), seed=seed)
+
+    def decode(self, latent, noise_scale=None, seed=None, output=None, noise=None):
+        """Prior latent -> data (uint8 pixels, or floats with ``output="float"``).
+
+        ``noise_scale`` (default 0: on the learned manifold) multiplies the
+        observation noise's covariance of models that have it (noisy injective
+        and spread priors; refused otherwise); its standard-normal noise comes
+        from ``seed`` or is given as ``noise`` (shape ``(batch,) +
+        noise_shapes[1]``).
+        """
+        output = self.check_output(output)
+        noise_scale = self._check_noise_scale(noise_scale, 0.0, "decode")
+        if not self.has_observation_noise and (seed is not None or noise is not None):
+            raise ValueError(f"{self.name}.decode: this model has no observation noise; `seed` / `noise` are unused.")
+        check_example_shape(latent, self.prior.latent_shape, "latent", self.name)
+        latent = check_finite(latent, "latent", self.name)
+        kwargs = {"noise_scale": noise_scale, "seed": seed, "noise": noise} if self.has_observation_noise else {}
+        z = self.prior.decode(ops.cast(latent, self.compute_dtype), **kwargs)
+        return self.latent_to_data(z, output)
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=None, output=None):
+        """Deterministic sampling from given standard-normal noise (what exported samplers run).
+
+        ``sample(n, t, s, seed)`` equals ``generate(*layers.draw_noise(model.noise_shapes, n, seed), t, s)``.
+        """
+        output = self.check_output(output)
+        _check_nonnegative(temperature, "temperature", self.name, "generate")
+        noise_scale = self._check_noise_scale(noise_scale, 1.0, "generate")
+        check_example_shape(latent_noise, self.noise_shapes[0], "latent_noise", self.name)
+        latent_noise = check_finite(latent_noise, "latent_noise", self.name)
+        if self.has_observation_noise:
+            if observation_noise is None:
+                raise ValueError(
+                    f"{self.name}.generate: this model adds observation noise; pass `observation_noise` of shape "
+                    f"(batch, {', '.join(map(str, self.noise_shapes[1]))})."
+                )
+            check_example_shape(observation_noise, self.noise_shapes[1], "observation_noise", self.name)
+            observation_noise = check_finite(observation_noise, "observation_noise", self.name)
+        elif observation_noise is not None:
+            raise ValueError(f"{self.name}.generate: this model has no observation noise; pass "
+                             "observation_noise=None.")
+        z = self.prior.generate(latent_noise, observation_noise, temperature, noise_scale)
+        return self.latent_to_data(z, output)
+
+    def sample(self, num_samples, temperature=1.0, noise_scale=None, seed=None, output=None):
+        """Draws ``num_samples`` examples.
+
+        Args:
+            num_samples: int >= 1.
+            temperature: float >= 0, multiplies the prior's standard deviation
+                (GLOW's convention: the standard deviation, not the variance).
+            noise_scale: float >= 0, multiplies the observation noise's
+                covariance of models that have it (default 1: the trained
+                noise; 0: on the learned manifold); refused by models without.
+            seed: int or None; equal seeds give equal samples.
+            output: ``"uint8"`` or ``"float"`` (images; default: the data kind's).
+
+        Returns:
+            A tensor of shape ``(num_samples,) + example_shape``.
+        """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise ValueError(f"{self.name}.sample: `num_samples` must be an int >= 1; received {num_samples!r}.")
+        noise = draw_noise(self.noise_shapes, int(num_samples), seed)
+        return self.generate(*noise, temperature=temperature, noise_scale=noise_scale, output=output)
+
+    # --------------------------------------------------------- act-norm init
+    def actnorm_layers(self):
+        return [layer for layer in self._flatten_layers(include_self=False, recursive=True)
+                if isinstance(layer, ActNorm)]
+
+    @property
+    def is_initialized(self):
+        """True when every data-initialized act-norm layer has had its init (models without: True)."""
+        return all(layer.is_initialized for layer in self.actnorm_layers() if layer.data_init)
+
+    def initialize(self, x):
+        """Data-dependent initialization (act-norm) on the batch ``x``, eagerly; layers already initialized stay.
+
+        ``fit`` calls it on its first batch when needed; call it yourself before
+        a custom training loop. The default runs the objective once in training
+        mode on a copy of the state, so nothing but the act-norm layers changes.
+        """
+        x = self.validate(ops.convert_to_tensor(x))
+        self._initialize(x)
+
+    def _initialize(self, x):
+        """Family hook: run every act-norm layer (flow and prior) once in training mode on ``x``."""
+        del x
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """``keras.Model.fit`` after the data-contract check and act-norm init on the first batch."""
+        self.check_dataset(x)
+        if not self.is_initialized:
+            self.initialize(first_batch(x, batch_size))
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def begin_training_epoch(self, epoch, epochs):
+        """Called by ``zoo.train`` before each epoch (0-based of ``epochs``): multi-phase models switch phase here.
+
+        A no-op for single-phase models. It depends on ``(epoch, epochs)``
+        only, so a resumed run is in the same phase as an uninterrupted one.
+        """
+        del epoch, epochs
+
+    def fit_priors(self, x, seed=0):
+        """Fits post-hoc latent priors to the encoded training data; a no-op (returns {}) for models without."""
+        del x, seed
+        return {}
+
+    # ---------------------------------------------------------- serialization
+    def save_to_preset(self, directory, metadata=None, overwrite=False):
+        """Writes a self-describing preset directory (``zoo.presets.weights.save_to_preset``).
+
+        ``zoo.get(directory)`` rebuilds this model with identical outputs.
+        """
+        from zoo.presets import weights
+
+        facts = {"n_bits": self.n_bits, "input_shape": list(self.example_shape), "data_kind": self.data_kind}
+        facts.update(metadata or {})
+        return weights.save_to_preset(self, directory, facts, overwrite=overwrite)
+
+
+
+def _check_nonnegative(value, name, owner, caller):
+    """Eager scalars must be finite and >= 0 (graph tensors are checked by the signatures that take them)."""
+    if _is_symbolic(value) or (ops.is_tensor(value) and len(ops.shape(value)) > 0):
+        return
+    number = float(ops.convert_to_numpy(value)) if ops.is_tensor(value) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{owner}.{caller}: `{name}` must be a number; received {value!r}.")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{owner}.{caller}: `{name}` must be a finite number >= 0; received {value!r}.")

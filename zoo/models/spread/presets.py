@@ -1,0 +1,38 @@
+"""Spread-prior flow presets and their fixed-prior baselines (plain data, registered at import)."""
+
+from zoo.models.spread.builders import PAPER_SPREAD_STD, SPREAD_PAPER, make_spread_image, make_spread_vector
+from zoo.presets import registry
+
+
+# ---------------------------------------------------------------- presets
+def _register_presets():
+    vectors = {
+        "sin": dict(dim=2, num_couplings=2, hidden_units=24, num_hidden_layers=3, seed=0),
+        "scurve": dict(dim=3, num_couplings=6, hidden_units=24, num_hidden_layers=3, seed=0),
+    }
+    images = {
+        "fading_square": dict(image_shape=(32, 32, 1), steps_per_level=2, hidden_channels=16, num_couplings=2,
+                              hidden_units=24, num_hidden_layers=3, data_noise=0.0, seed=0),
+        "mnist": dict(image_shape=(28, 28, 1), steps_per_level=4, hidden_channels=16, num_couplings=2,
+                      hidden_units=24, num_hidden_layers=3, data_noise=0.05, seed=0),
+    }
+    tables = {"sin": "table 1", "scurve": "table 2", "fading_square": "table 3", "mnist": "table 4"}
+    for dataset, config in list(vectors.items()) + list(images.items()):
+        builder = make_spread_vector if dataset in vectors else make_spread_image
+        shape = (config["dim"],) if dataset in vectors else config["image_shape"]
+        kind = "float vectors" if dataset in vectors else "float images in [0, 1]"
+        registry.register(
+            f"spread_{dataset}", builder, dict(config, spread_std=PAPER_SPREAD_STD),
+            family="spread", dataset=dataset, paper=SPREAD_PAPER, input_shape=shape,
+            description=f"Volume-preserving coupling flow ({tables[dataset]}) + learnable prior N(0, AA^T) spread by "
+                        f"sigma_Z = {PAPER_SPREAD_STD}; {kind}; intrinsic dimension = rank of AA^T.",
+        )
+        registry.register(
+            f"nf_spread_{dataset}", builder, dict(config, volume_preserving=False, learnable_prior=False),
+            family="nf_spread", dataset=dataset, paper=SPREAD_PAPER, input_shape=shape,
+            description=f"The spread paper's baseline for {dataset}: same flow ({tables[dataset]}) with "
+                        f"non-volume-preserving couplings and a fixed N(0, I) prior; {kind}.",
+        )
+
+
+_register_presets()

@@ -1,0 +1,179 @@
+"""Keras callbacks of zoo.train: the state / NaN guard, sample grids, best-model export, data-noise annealing."""
+
+import math
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.training.checkpoints import snapshot
+
+
+class TrainingState(keras.callbacks.Callback):
+    """Counts steps, guards against non-finite losses and writes resumable checkpoints.
+
+    Put it first in the callback list: when a batch's loss (or the weights) is
+    not finite it stops training before any later callback can save or export
+    the broken model, and it never checkpoints such a state.
+    """
+
+    def __init__(self, manager, state, steps_per_epoch, checkpoint_every, write=True):
+        super().__init__()
+        self.manager, self.state = manager, state
+        self.steps_per_epoch, self.checkpoint_every, self.write = steps_per_epoch, checkpoint_every, write
+        self.diverged = None
+
+    def _checkpoint(self):
+        """Checkpoints the current state; returns False (and writes nothing) when the weights are not finite."""
+        arrays, finite = snapshot(self.model)
+        if finite and self.write:
+            self.manager.save(arrays, self.state)
+        return finite
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state["global_step"] += 1
+        self.state["step_in_epoch"] += 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = (f"the loss became {float(loss)} at epoch {self.state['epoch'] + 1}, step "
+                             f"{self.state['step_in_epoch']} (global step {self.state['global_step']})")
+            self.model.stop_training = True
+            return
+        if self.checkpoint_every and self.state["global_step"] % self.checkpoint_every == 0 \
+                and self.state["step_in_epoch"] < self.steps_per_epoch:
+            if not self._checkpoint():
+                self.diverged = f"the weights became non-finite at global step {self.state['global_step']}"
+                self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged:
+            return
+        logs = logs or {}
+        if not all(math.isfinite(float(v)) for k, v in logs.items() if k in ("loss", "val_loss")):
+            self.diverged = f"the epoch-{epoch + 1} metrics are not finite ({logs})"
+            self.model.stop_training = True
+            return
+        record = {"epoch": epoch + 1, "loss": float(logs["loss"]),
+                  "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))}
+        if "val_loss" in logs:
+            record["val_loss"] = float(logs["val_loss"])
+        before = (self.state["epoch"], self.state["step_in_epoch"])
+        self.state["history"].append(record)
+        self.state["epoch"], self.state["step_in_epoch"] = epoch + 1, 0
+        if not self._checkpoint():  # keep the state of the last good checkpoint
+            self.state["history"].pop()
+            self.state["epoch"], self.state["step_in_epoch"] = before
+            self.diverged = f"the weights are not finite at the end of epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Every ``every`` epochs: a PNG of samples (rows = temperatures) and a TensorBoard image.
+
+    Image models draw ``columns`` samples per temperature with a fixed seed
+    (the same noise every time, so grids of different epochs are comparable);
+    vector models get a scatter plot of samples.
+    """
+
+    def __init__(self, directory, every=1, temperatures=(0.5, 0.7, 0.85, 1.0), columns=8, seed=0, log_dir=None):
+        super().__init__()
+        self.directory, self.every, self.temperatures = directory, int(every), tuple(temperatures)
+        self.columns, self.seed, self.log_dir = int(columns), int(seed), log_dir
+        self.written = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every <= 0 or (epoch + 1) % self.every or self.model.stop_training:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
+        if self.model.is_image_model:  # uint8 pixels, or [0, 1] floats
+            self._image_grid(path, epoch)
+        else:
+            self._scatter(path)
+        self.written.append(path)
+
+    def _image_grid(self, path, epoch):
+        from zoo.evaluation import pictures
+
+        grid = pictures.temperature_grid(self.model, self.temperatures, self.columns, self.seed)
+        pictures.save_png(grid, path)
+        if self.log_dir:
+            import tensorflow as tf
+
+            with tf.summary.create_file_writer(os.path.join(self.log_dir, "samples")).as_default():
+                image = np.asarray(grid, np.uint8)
+                image = image[..., None] if image.ndim == 2 else image
+                tf.summary.image("samples", image[None], step=epoch + 1)
+
+    def _scatter(self, path):
+        from zoo.evaluation.pictures import figure
+
+        samples = np.asarray(self.model.sample(2000, seed=self.seed))
+
+        def draw(figure):
+            axis = figure.add_subplot(1, 1, 1)
+            axis.scatter(samples[:, 0], samples[:, 1], s=1)
+            axis.set_title(os.path.basename(path))
+        figure(path, draw)
+
+
+class BestModelExport(keras.callbacks.Callback):
+    """Writes a preset directory of the model whenever the validation objective (``val_loss``, bits/dim) improves.
+
+    The directory is replaced atomically (``save_to_preset(overwrite=True)``);
+    ``best_value`` starts from the resumed run's best so a restart does not
+    overwrite a better export with a worse one.
+    """
+
+    def __init__(self, directory, monitor="val_loss", best_value=math.inf, metadata=None):
+        super().__init__()
+        self.directory, self.monitor, self.best_value = directory, monitor, float(best_value)
+        self.metadata = dict(metadata or {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or self.model.stop_training or not math.isfinite(float(value)):
+            return
+        if float(value) < self.best_value:
+            self.best_value = float(value)
+            facts = dict(self.metadata, epoch=epoch + 1, **{self.monitor: float(value)})
+            self.model.save_to_preset(self.directory, metadata=facts, overwrite=True)
+class DataNoiseAnnealing(keras.callbacks.Callback):
+    """Anneals the ``layers.DataNoise`` of a model during ``fit``, never below a floor.
+
+    After ``start_step`` optimizer steps, every ``every_steps`` steps the
+    noise standard deviation is multiplied by ``factor`` and clipped at
+    ``floor`` (section 7.4: 0.05, annealed by 0.9 every 10k iterations after
+    2000k, floor 0.01). Steps are the optimizer's iteration count, so
+    annealing continues across several ``fit`` calls.
+
+    Args:
+        start_step: int >= 0.
+        every_steps: int >= 1.
+        factor: float in (0, 1].
+        floor: float >= 0, the smallest noise standard deviation.
+    """
+
+    def __init__(self, start_step=2_000_000, every_steps=10_000, factor=0.9, floor=0.01):
+        super().__init__()
+        if start_step < 0 or every_steps < 1 or not 0 < factor <= 1 or floor < 0:
+            raise ValueError(
+                "DataNoiseAnnealing: needs start_step >= 0, every_steps >= 1, 0 < factor <= 1 and floor >= 0; "
+                f"received {start_step}, {every_steps}, {factor}, {floor}."
+            )
+        self.start_step, self.every_steps, self.factor, self.floor = int(start_step), int(every_steps), factor, floor
+
+    def noise_layers(self):
+        found = [l for l in self.model._flatten_layers(include_self=False, recursive=True) if isinstance(l, DataNoise)]
+        if not found:
+            raise ValueError("DataNoiseAnnealing: the model has no layers.DataNoise to anneal.")
+        return found
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step <= self.start_step or (step - self.start_step) % self.every_steps:
+            return
+        for layer in self.noise_layers():
+            current = float(ops.convert_to_numpy(layer.stddev))
+            layer.stddev.assign(max(self.floor, current * self.factor))

@@ -1,0 +1,242 @@
+"""Training that scales and survives: strategies, exact resume, a NaN guard, callbacks, ``zoo.train``.
+
+``train(model, dataset, epochs, batch_size, out)`` builds a preset under a
+``tf.distribute`` strategy, trains it with ``model.fit`` and writes into
+``out``:
+
+- ``checkpoints/``: the full training state every ``checkpoint_every`` steps and
+  at each epoch end (model variables, optimizer variables, seed-generator
+  states, the position in the data and the history), written to a new
+  directory and then published by atomically replacing ``checkpoints/latest``;
+  a run killed at any moment (SIGKILL included) and started again with the
+  same arguments and ``resume=True`` continues from the last published state
+  and ends with the same weights as an uninterrupted run.
+- ``samples/epoch_NNNN.png``: sample grids every ``sample_every`` epochs
+  (rows = temperatures), also logged as TensorBoard images;
+- ``logs/``: TensorBoard scalars (``train/``, ``validation/``: bits/dim,
+  learning rate) and images (``samples/``);
+- ``best/``: a preset directory (``zoo.get("out/best")``) of the epoch with the
+  lowest validation bits/dim; ``final/``: the last epoch's;
+- ``history.json``: per-epoch ``loss`` and ``val_loss`` (bits/dim for flows; the training
+  objective for the autoencoder families) and the learning rate.
+
+The command line ``python -m zoo.train`` (``zoo/train.py``) wraps ``train``
+and also writes a SavedModel.
+
+Exact resume rests on three choices: (1) the data order of epoch ``e`` is a
+function of ``(seed, e)`` only (a fresh seeded shuffle per epoch, one
+``fit`` call per epoch), so skipping the batches already consumed puts a
+resumed run at the same batch; (2) the checkpoint holds every variable of
+the model and the optimizer, including the seed-generator states that draw
+the dequantization and NIF noise (Keras's ``save_weights`` omits those);
+(3) nothing is written after a non-finite loss or non-finite weights.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from zoo.models.base import GenerativeModel
+from zoo.presets import registry
+from zoo.training.callbacks import BestModelExport, SampleGrid, TrainingState
+from zoo.training.checkpoints import CheckpointManager
+from zoo.training.data import epoch_dataset, load_training_data
+from zoo.training.optimizers import make_optimizer, training_settings
+from zoo.training.strategies import is_chief, make_strategy
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training met a non-finite loss (or data); the last good checkpoint is kept."""
+
+
+# ------------------------------------------------------------------ train
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` returns: the trained model, its per-epoch history and where things went."""
+
+    model: keras.Model
+    history: list
+    out: str
+    strategy: object
+    global_batch_size: int
+    steps_per_epoch: int
+    resumed_from_step: int
+
+
+RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "training", "model_overrides",
+                 "replicas", "epochs")
+
+
+def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="runs/train", strategy="default",
+          resume=False, seed=0, training=None, model_overrides=None, num_examples=None, validation=True,
+          checkpoint_every=100, sample_every=1, tensorboard=True, verbose="auto", devices=None, tpu_address=None,
+          callbacks=None, jit_compile="auto"):
+    """Trains a preset with ``model.fit`` under a distribution strategy; resumable and guarded.
+
+    Args:
+        model: a preset name (``zoo.list()``).
+        dataset: ``zoo.datasets`` name (``digits``, ``mnist``, ``fashion_mnist``,
+            ``cifar10``, ``celeba``; validation on its test split), a synthetic
+            manifold (``spiral``, ``sin``, ...), or arrays: ``x`` or
+            ``(x_train, x_validation)``.
+        epochs: total number of epochs (a resumed run trains the rest).
+        batch_size: examples per replica; the global batch is
+            ``batch_size * strategy.num_replicas_in_sync``.
+        out: run directory (see the module docstring for its contents).
+        strategy: a name of ``STRATEGIES`` or a ``tf.distribute.Strategy``.
+        resume: continue from ``out/checkpoints`` if it holds a checkpoint
+            (start fresh if it does not). Without it an existing checkpoint is
+            an error, never silently overwritten.
+        seed: seeds the weights, the noise and the data order.
+        training: overrides of ``DEFAULT_TRAINING`` and the preset's settings.
+        model_overrides: builder arguments passed to ``zoo.get`` (e.g. a
+            smaller width).
+        num_examples: use only the first ``num_examples`` training examples.
+        validation: evaluate bits/dim on the test split after each epoch
+            (``val_loss`` in the logs; the best-model export follows it).
+        checkpoint_every: also checkpoint every this many steps (0: epoch ends only).
+        sample_every: sample grid every this many epochs (0: never).
+        tensorboard: write TensorBoard logs to ``out/logs``.
+        verbose: ``model.fit`` verbosity (progress bar by default).
+        devices: devices of the ``"mirrored"`` strategy.
+        tpu_address: TPU of the ``"tpu"`` strategy.
+        callbacks: extra Keras callbacks (called once per epoch's ``fit``).
+        jit_compile: passed to ``compile``.
+
+    Returns:
+        A ``TrainResult``.
+
+    Raises:
+        TrainingDivergedError: the loss or weights became non-finite (or a
+            batch held NaN); the last good checkpoint is kept and named.
+        FileExistsError: ``out`` holds a checkpoint and ``resume`` is False.
+    """
+    import tensorflow as tf
+
+    if keras.config.dtype_policy().name != "float32":
+        raise ValueError(
+            f"Flows train in float32; the global dtype policy is {keras.config.dtype_policy().name!r}. "
+            "Mixed precision is not supported (docs/ARCHITECTURE.md says why); call "
+            "keras.config.set_dtype_policy('float32')."
+        )
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy, devices=devices, tpu_address=tpu_address)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = int(batch_size) * replicas
+    settings = training_settings(model, training)
+    if isinstance(dataset, str):
+        data = load_training_data(dataset, "train", num_examples, seed)
+        val_data = load_training_data(dataset, "test", None, seed) if validation else None
+    else:  # arrays: x or (x_train, x_validation)
+        data, val_data = (dataset if isinstance(dataset, tuple) else (dataset, None))
+        data = np.asarray(data)[:num_examples]
+        val_data = None if val_data is None or not validation else np.asarray(val_data)
+        dataset = f"array{tuple(data.shape)}"
+    if len(data) < global_batch:
+        raise ValueError(f"{dataset}: {len(data)} training examples are fewer than one global batch "
+                         f"({batch_size} per replica x {replicas} replicas); lower --batch_size.")
+    steps_per_epoch = len(data) // global_batch
+    total_steps = steps_per_epoch * int(epochs)
+
+    chief = is_chief(strategy)
+    manager = CheckpointManager(os.path.join(out, "checkpoints"))
+    arguments = {"model": model, "dataset": dataset, "batch_size": int(batch_size), "seed": int(seed),
+                 "num_examples": num_examples, "training": settings, "model_overrides": dict(model_overrides or {}),
+                 "replicas": replicas, "epochs": int(epochs)}
+    latest = manager.latest()
+    if latest and not resume:
+        raise FileExistsError(f"{out} holds a checkpoint of an earlier run ({latest}); pass resume=True "
+                              "(--resume) to continue it, or choose another output directory.")
+
+    keras.utils.set_random_seed(int(seed))
+    with strategy.scope():
+        net = registry.get(model, **dict(model_overrides or {}))
+        if not isinstance(net, GenerativeModel):
+            raise TypeError(f"{model!r} builds a {type(net).__name__}, not a zoo.GenerativeModel; zoo.train trains "
+                            "zoo models (register your builder to return one).")
+        optimizer = make_optimizer(settings, total_steps)
+        net.compile(optimizer=optimizer, jit_compile=jit_compile)
+        optimizer.build(net.trainable_variables)
+
+    # The loaders give uint8 pixels; a float-image model (the spread flows) takes them as [0, 1] floats.
+    data = net.as_model_input(data)
+    val_data = None if val_data is None else net.as_model_input(val_data)
+    net.check_dataset(data)
+    net.check_dataset(val_data)
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "arguments": arguments}
+    resumed_from = 0
+    if latest:
+        with open(os.path.join(latest, "state.json")) as f:
+            previous = json.load(f).get("arguments", {})
+        changed = {k: (previous.get(k), arguments[k]) for k in RUN_ARGUMENTS
+                   if json.loads(json.dumps(previous.get(k))) != json.loads(json.dumps(arguments[k]))}
+        if changed:
+            raise ValueError(f"{out} holds a run with other arguments {changed} (earlier, now); rerun with the "
+                             "same arguments to resume, or use another output directory.")
+        state = manager.restore(net, latest)
+        resumed_from = state["global_step"]
+    elif not net.is_initialized:
+        first = np.asarray(next(iter(epoch_dataset(data, 0, global_batch, seed))))
+        with strategy.scope():
+            net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
+
+    os.makedirs(out, exist_ok=True)
+    log_dir = os.path.join(out, "logs") if tensorboard else None
+    tracker = TrainingState(manager, state, steps_per_epoch, checkpoint_every, write=chief)
+    best_so_far = min((h["val_loss"] for h in state["history"] if "val_loss" in h), default=math.inf)
+    run_callbacks = [tracker]
+    if chief:
+        run_callbacks.append(SampleGrid(os.path.join(out, "samples"), every=sample_every, seed=seed, log_dir=log_dir))
+        if validation:
+            run_callbacks.append(BestModelExport(os.path.join(out, "best"), best_value=best_so_far,
+                                                 metadata={"dataset": dataset, "preset": model}))
+    if tensorboard:
+        run_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
+    run_callbacks += list(callbacks or [])
+
+    val = None
+    if val_data is not None:
+        val = tf.data.Dataset.from_tensor_slices(val_data).batch(global_batch)
+    started = time.time()
+    while state["epoch"] < int(epochs) and not tracker.diverged:
+        epoch, skip = state["epoch"], state["step_in_epoch"]
+        net.begin_training_epoch(epoch, int(epochs))  # multi-phase models (M-flow) pick this epoch's phase
+        try:
+            net.fit(epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip), epochs=epoch + 1,
+                    initial_epoch=epoch, validation_data=val, callbacks=run_callbacks, verbose=verbose,
+                    shuffle=False)  # the order is epoch_dataset's
+        except tf.errors.InvalidArgumentError as error:
+            if "NaN or infinite" not in str(error) and "must hold whole numbers" not in str(error):
+                raise
+            _raise_diverged(manager, f"a training batch of epoch {epoch + 1} failed the input check: "
+                                     f"{_first_line(error)}", out)
+    if tracker.diverged:
+        _raise_diverged(manager, tracker.diverged, out)
+    net.fit_priors(data, seed=int(seed))  # post-hoc latent priors (InjFlow, autoencoders); a no-op otherwise
+    if chief:
+        net.save_to_preset(os.path.join(out, "final"), overwrite=True,
+                           metadata={"dataset": dataset, "preset": model, "epochs": int(epochs),
+                                     "history": state["history"][-1:]})
+        with open(os.path.join(out, "history.json"), "w") as f:
+            json.dump({"arguments": arguments, "history": state["history"], "global_batch_size": global_batch,
+                       "steps_per_epoch": steps_per_epoch, "resumed_from_step": resumed_from,
+                       "seconds_this_run": time.time() - started}, f, indent=1)
+    return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from)
+
+
+def _first_line(error):
+    text = getattr(error, "message", str(error))
+    return next((line for line in text.splitlines() if "NaN" in line or "whole numbers" in line), text.splitlines()[0])
+
+
+def _raise_diverged(manager, reason, out):
+    latest = manager.latest()
+    kept = (f"The last good checkpoint is kept at {latest}; rerun the same command with --resume to continue "
+            "from it (lower the learning rate with training={'learning_rate': ...} if it diverges again)."
+            if latest else "No checkpoint had been written yet.")
+    raise TrainingDivergedError(f"Training of {out} stopped: {reason}. {kept}")
