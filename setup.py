@@ -1,6 +1,6 @@
 """flow-zoo: a Keras 3 model zoo of normalizing flows across dimensions."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="flow-zoo",
@@ -9,8 +9,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=["layers", "zoo", "export"],
-    package_data={"zoo": ["preset_parameters.json"]},
+    packages=find_packages(include=["layers", "zoo", "zoo.*", "export"]),
+    package_data={"zoo.presets": ["parameters.json"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",

@@ -41,7 +41,7 @@ def main():
     import keras
 
     import zoo
-    from zoo import evaluate
+    import zoo
 
     images, _ = zoo.datasets.load("fmnist", "train")
     images = images[: args.train_images]
@@ -53,7 +53,7 @@ def main():
         start = time.time()
         model.fit(images, batch_size=64, epochs=args.epochs, verbose=2)
         train_seconds = time.time() - start
-        report = evaluate.evaluate(model, "fmnist", os.path.join(args.out, name), metrics=("bpd", "recon", "fid"),
+        report = zoo.evaluation.evaluate(model, "fmnist", os.path.join(args.out, name), metrics=("bpd", "recon", "fid"),
                                    max_examples=args.test_images, num_samples=args.samples)
         rows[name] = (report, train_seconds, model.count_params())
 

@@ -6,10 +6,10 @@ Trains the small presets ``injflow_digits_8``, ``injflow_ln_digits_8``, ``ae_dig
 fits the post-hoc full-covariance Gaussian and 10-component GMM priors (paper section
 2.2.1) to the encoded training digits and measures on the test split:
 
-* reconstruction error (``zoo.evaluate.reconstruction_error``: squared L2 per image in
+* reconstruction error (``zoo.evaluation.reconstruction_error``: squared L2 per image in
   8-bit units);
 * Frechet distances on the features of a small CNN classifier of the digits
-  (``zoo.evaluate.train_domain_classifier``; NOT FID: the Inception network is meaningless
+  (``zoo.evaluation.train_domain_classifier``; NOT FID: the Inception network is meaningless
   on 8x8 digits) between the test digits and (a) their reconstructions ("Rec."), (b)
   samples from the post-hoc Gaussian ("N"), (c) samples from the post-hoc GMM ("GMM"):
   the columns of the paper's table 1;
@@ -57,11 +57,13 @@ def main():
     import keras
 
     import zoo
-    from zoo import evaluate, injflow, metrics  # zoo.injflow registers the presets
+    import zoo
+    from zoo import injflow
+    from zoo.evaluation import metrics
 
     train, train_labels = zoo.datasets.load_digits("train")
     test, _ = zoo.datasets.load_digits("test")
-    extractor, accuracy = evaluate.train_domain_classifier(train, train_labels, epochs=20, seed=0)
+    extractor, accuracy = zoo.evaluation.train_domain_classifier(train, train_labels, epochs=20, seed=0)
     features = lambda images: np.asarray(extractor.predict(images, verbose=0))  # noqa: E731
     real = features(test)
     floor = metrics.frechet_distance_from_features(features(train[: len(test)]), real)
@@ -81,7 +83,7 @@ def main():
             recon_images = np.asarray(model.reconstruct(test))
             row = {
                 "seed": seed, "train_seconds": seconds, "final_loss": float(history.history["loss"][-1]),
-                "recon_error": evaluate.reconstruction_error(model, test)["value"],
+                "recon_error": zoo.evaluation.reconstruction_error(model, test)["value"],
                 "fd_rec": metrics.frechet_distance_from_features(real, features(recon_images)),
                 "fd_gaussian": metrics.frechet_distance_from_features(
                     real, features(np.asarray(model.sample(len(test), seed=seed, prior="gaussian")))),
@@ -97,7 +99,7 @@ def main():
     os.makedirs(os.path.dirname(args.figure), exist_ok=True)
     from PIL import Image
 
-    Image.fromarray(evaluate.tile_images(picture_rows, scale=4)).save(args.figure)
+    Image.fromarray(zoo.evaluation.pictures.tile_images(picture_rows, scale=4)).save(args.figure)
 
     def cell(label, key, digits=1):
         values = np.array([r[key] for r in results[label]])
@@ -121,7 +123,7 @@ def main():
         f"{accuracy:.3f}; NOT FID) between the test digits and their reconstructions (Rec.), samples from the "
         f"post-hoc Gaussian (N) and from the post-hoc 10-component GMM (GMM), {len(test)} images each; the same "
         f"distance between {len(test)} training and the test digits is {floor:.1f} (the floor).",
-        f"Objectives and architecture: {injflow.PAPER} (zoo/injflow.py).",
+        f"Objectives and architecture: {injflow.PAPER} (zoo/models/injflow).",
         "",
         "| model | recon. error | FD Rec. | FD N | FD GMM | final objective | train s |",
         "| --- | --- | --- | --- | --- | --- | --- |",

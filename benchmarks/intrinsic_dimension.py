@@ -114,7 +114,7 @@ def _save(fig, name):
     return os.path.relpath(path, REPO_ROOT)
 
 
-def _figure(rows, cols, size):
+def figure(rows, cols, size):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,7 +130,8 @@ def run_vector(name, args):
     from sklearn.manifold import trustworthiness
 
     import zoo
-    from zoo import manifolds, metrics, spread
+    from zoo.data import manifolds
+    from zoo.evaluation import metrics
 
     generate = manifolds.sin_curve if name == "sin" else manifolds.s_curve
     data = generate(20000, seed=0)
@@ -142,7 +143,7 @@ def run_vector(name, args):
     for preset in (f"spread_{name}", f"nf_spread_{name}"):
         keras.utils.set_random_seed(0)
         model = zoo.get(preset)
-        optimizer = spread.spread_optimizer(lr, weight_decay=0.1, decay_every=steps // 6, decay_rate=0.7, coupled=False)
+        optimizer = zoo.training.spread_optimizer(lr, weight_decay=0.1, decay_every=steps // 6, decay_rate=0.7, coupled=False)
         done, seconds, loss = train(model, data.data, steps, args.budget_seconds, optimizer)
         samples = _numpy(model.sample(2000, noise_scale=0.0, seed=0))
         if name == "sin":
@@ -176,7 +177,7 @@ def run_vector(name, args):
     color = test.latent[:, 0]
     three_d = name == "scurve"
     cols = 6 if three_d else 5
-    fig = _figure(1, cols, (4.4 * cols, 4))
+    fig = figure(1, cols, (4.4 * cols, 4))
     panels = [(test.data, "data", color), (samples, "spread model samples (s = 0)", None),
               (nf_samples, "fixed-prior flow samples", None)]
     for index, (points, title, c) in enumerate(panels):
@@ -222,7 +223,7 @@ def run_fading_square(args):
     from scipy import stats
 
     import zoo
-    from zoo import evaluate, manifolds, spread
+    from zoo.data import manifolds
 
     data = manifolds.fading_squares(10000, seed=0, quantize=False)
     test = manifolds.fading_squares(500, seed=1, quantize=False)
@@ -231,7 +232,7 @@ def run_fading_square(args):
     for preset, budget in (("spread_fading_square", args.budget_seconds), ("nf_spread_fading_square", args.budget_seconds / 2)):
         keras.utils.set_random_seed(0)
         model = zoo.get(preset)
-        optimizer = spread.spread_optimizer(4e-3, weight_decay=0.1, decay_every=250, decay_rate=0.7)
+        optimizer = zoo.training.spread_optimizer(4e-3, weight_decay=0.1, decay_every=250, decay_rate=0.7)
         done, seconds, loss = train(model, data.data, args.steps or 20000, budget, optimizer)
         drawn = _numpy(model.sample(64, noise_scale=0.0, seed=0))
         samples[preset] = drawn
@@ -240,7 +241,7 @@ def run_fading_square(args):
                    _numpy(model.sample(500, noise_scale=0.0, seed=1)))}
         if preset.startswith("spread"):
             eigenvalues, k, gap = _spectrum_facts(model.prior)
-            projection = spread.project(model, test.data, 1)[:, 0]
+            projection = zoo.experiments.intrinsic_dimension.project(model, test.data, 1)[:, 0]
             rho = stats.spearmanr(projection, test.latent[:, 0]).correlation
             row.update({"eigenvalues_top20": [float(e) for e in eigenvalues[:20]], "intrinsic_dimension": k,
                         "gap_ratio": gap, "spearman_projection_vs_grey_level": float(rho)})
@@ -250,11 +251,11 @@ def run_fading_square(args):
 
     def grid(images, rows=4):
         pixels = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
-        return evaluate.tile_images([list(pixels[r * 8:(r + 1) * 8]) for r in range(rows)], scale=1)
+        return zoo.evaluation.pictures.tile_images([list(pixels[r * 8:(r + 1) * 8]) for r in range(rows)], scale=1)
 
     order = np.argsort(spread_projection)
     picked = order[np.linspace(0, len(order) - 1, 16).astype(int)]
-    fig = _figure(1, 5, (24, 5))
+    fig = figure(1, 5, (24, 5))
     for index, (images, title) in enumerate(((data.data[:32], "data"),
                                               (samples["spread_fading_square"][:32], "spread model (s = 0)"),
                                               (samples["nf_spread_fading_square"][:32], "fixed-prior flow"))):
@@ -268,7 +269,7 @@ def run_fading_square(args):
     axis.set_xlabel("z_proj (1-D)")
     axis.set_ylabel("grey level v")
     axis.set_title("projection vs grey level")
-    strip = evaluate.tile_images([list((test.data[picked] * 255).round().astype(np.uint8))], scale=1)
+    strip = zoo.evaluation.pictures.tile_images([list((test.data[picked] * 255).round().astype(np.uint8))], scale=1)
     inset = fig.add_axes([0.63, -0.12, 0.36, 0.1])
     inset.imshow(strip, cmap="gray", vmin=0, vmax=255)
     inset.set_title("test images sorted by z_proj", fontsize=8)
@@ -281,13 +282,13 @@ def run_mnist(latent_dim, args):
     import keras
 
     import zoo
-    from zoo import evaluate, metrics, spread
+    from zoo.evaluation import metrics
 
     images, _ = zoo.datasets.load("mnist", "train")
     start = time.time()
-    vae = spread.train_implicit_model(images, latent_dim, epochs=args.vae_epochs, batch_size=100, seed=0)
+    vae = zoo.data.train_implicit_model(images, latent_dim, epochs=args.vae_epochs, batch_size=100, seed=0)
     vae_seconds = time.time() - start
-    data = spread.synthetic_mnist(20000, vae, seed=0)
+    data = zoo.data.synthetic_mnist(20000, vae, seed=0)
     results = {"experiment": f"mnist{latent_dim}", "true_dimension": latent_dim, "vae_epochs": args.vae_epochs,
                "vae_seconds": round(vae_seconds, 1), "n_train": len(data.data), "batch_size": 100,
                "levina_bickel_mle_k20": metrics.levina_bickel_dimension(data.data[:5000], k=20)}
@@ -298,8 +299,8 @@ def run_mnist(latent_dim, args):
     # budget: annealing starts after 1/4 of the expected steps and 16 decays (0.05 * 0.9^16 < 0.01) reach the floor
     # at 3/4, so the last quarter trains at the floor; the learning rate decays by 0.7 every 1/5.
     expected = args.expected_steps
-    annealing = spread.DataNoiseAnnealing(start_step=expected // 4, every_steps=max(1, expected // 32), factor=0.9, floor=0.01)
-    optimizer = spread.spread_optimizer(4e-3, weight_decay=0.1, decay_every=max(1, expected // 5), decay_rate=0.7)
+    annealing = zoo.training.DataNoiseAnnealing(start_step=expected // 4, every_steps=max(1, expected // 32), factor=0.9, floor=0.01)
+    optimizer = zoo.training.spread_optimizer(4e-3, weight_decay=0.1, decay_every=max(1, expected // 5), decay_rate=0.7)
     done, seconds, loss = train(model, data.data, steps, args.budget_seconds, optimizer, callbacks=[annealing])
     eigenvalues, k, gap = _spectrum_facts(model.prior)
     noise = [l for l in model._flatten_layers(recursive=True) if l.__class__.__name__ == "DataNoise"][0]
@@ -308,12 +309,12 @@ def run_mnist(latent_dim, args):
                     "intrinsic_dimension_rule": k, "gap_ratio": gap,
                     "largest_gap_in_top20": int(np.argmax(eigenvalues[:19] / eigenvalues[1:20])) + 1})
     samples = _numpy(model.sample(32, noise_scale=0.0, seed=0))
-    fig = _figure(1, 3, (16, 4.5))
+    fig = figure(1, 3, (16, 4.5))
     for index, (imgs, title) in enumerate(((data.data[:32], f"synthetic MNIST, dim(z) = {latent_dim}"),
                                             (samples, "spread model samples (s = 0)"))):
         pixels = (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8)
         axis = fig.add_subplot(1, 3, index + 1)
-        axis.imshow(evaluate.tile_images([list(pixels[r * 8:(r + 1) * 8]) for r in range(4)], scale=1), cmap="gray")
+        axis.imshow(zoo.evaluation.pictures.tile_images([list(pixels[r * 8:(r + 1) * 8]) for r in range(4)], scale=1), cmap="gray")
         axis.set_title(title)
         axis.axis("off")
     _spectrum_panel(fig.add_subplot(1, 3, 3), eigenvalues, model.prior.spread_std**2, k, f"dim(z) = {latent_dim}")
@@ -328,12 +329,12 @@ def _fmt(values, digits=3):
 
 def section(results, machine):
     lines = [SECTION_HEADING, "",
-             "Spread-prior flows (`zoo/spread.py`: volume-preserving couplings + `layers.SpreadPrior`, "
+             "Spread-prior flows (`zoo/models/spread`: volume-preserving couplings + `layers.SpreadPrior`, "
              "sigma_Z = 0.01) against the same flows with non-volume-preserving couplings and a fixed N(0, I) "
              "prior (`nf_spread_*`). Intrinsic dimension K = the number of significant eigenvalues of AA^T "
              "by the rule of `layers.spread.significant_eigenvalue_count` (eigenvalues floored at sigma_Z^2, "
              "K = position of the largest ratio between consecutive eigenvalues if that ratio is >= 10, "
-             "else D). Batch 100, step-decayed learning rate, weight decay 0.1 (`zoo.spread.spread_optimizer`: "
+             "else D). Batch 100, step-decayed learning rate, weight decay 0.1 (`zoo.zoo.training.spread_optimizer`: "
              "decoupled AdamW for the vectors, coupled `AdamL2` for the images; see its docstring for why). Each model trains "
              "for a wall-clock budget on a shared CPU "
              f"({machine['cpu_model']}, {machine['usable_cpus']} usable cores, shared with other jobs; "

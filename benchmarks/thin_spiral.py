@@ -54,15 +54,16 @@ def main():
     parser.add_argument("--json", default=None, help="optional path for the raw numbers")
     args = parser.parse_args()
 
+    import zoo
     from zoo import dnf
 
     start = time.perf_counter()
-    results = dnf.run_thin_spiral(num_train=args.num_train, epochs=args.epochs, batch_size=args.batch_size,
+    results = zoo.experiments.thin_spiral.run_thin_spiral(num_train=args.num_train, epochs=args.epochs, batch_size=args.batch_size,
                                   learning_rate=args.learning_rate, num_couplings=args.num_couplings,
                                   hidden_units=args.hidden_units, timing_points=args.timing_points, seed=args.seed)
     # The cost of the Gram determinant grows with d: the same timing on 8x8 digits (D = 64, d = 8) with a
     # small affine GLOW (untrained; act-norm initialized on data), as M-flow and as DNF.
-    from zoo.datasets import load_digits_images
+    from zoo.data.datasets import load_digits_images
 
     digits = load_digits_images()[0][: args.timing_points]
     image_models = [dnf.make_image_dnf((8, 8, 1), 8, mode=mode, num_levels=2, steps_per_level=2, hidden_channels=32,
@@ -70,9 +71,9 @@ def main():
                                        coupling="affine", name=mode) for mode in ("mflow", "dnf")]
     for model in image_models:
         model.initialize(digits)
-    digits_timing = dnf.density_timing(*image_models, digits)
+    digits_timing = zoo.experiments.thin_spiral.density_timing(*image_models, digits)
     os.makedirs(os.path.dirname(args.figure), exist_ok=True)
-    dnf.plot_thin_spiral(results, args.figure)
+    zoo.experiments.thin_spiral.plot_thin_spiral(results, args.figure)
     wall = time.perf_counter() - start
     metrics, timing = results["metrics"], results["timing"]
     if args.json:

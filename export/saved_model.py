@@ -25,9 +25,10 @@ signatures leave them out rather than ignore them. Batch sizes are dynamic. ``sa
 ``model.sample(..., seed=s)`` (``layers.draw_noise``'s seed streams and Keras's
 stateless TensorFlow sampler), and ``decode`` with seed ``s`` the same as
 ``model.decode(..., seed=s)``, so the exported model agrees with the Keras
-model to float32 rounding. Image pixels outside [0, 255] or fractional make
-the call fail with the model's message; wrong shapes and dtypes are refused
-by the signatures.
+model to float32 rounding. Pixel models take uint8 (the signature's dtype);
+float data with NaN or outside the model's ``value_range`` makes the call fail
+with the model's message; wrong shapes and dtypes are refused by the
+signatures.
 """
 
 import os

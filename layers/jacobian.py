@@ -14,8 +14,9 @@ needs ``J v`` for random ``v``, never ``J`` itself:
 * ``hutchinson_frobenius(fn, z)``: the unbiased estimate
   ``||J||_F^2 = E_v ||J v||^2``, ``v ~ N(0, I_d)`` (one draw per example by
   default, as in the paper).
-* ``frobenius_norm_squared`` / ``jacobian``: the exact quantities from ``d``
-  JVPs with the basis vectors (for evaluation, tests and small ``d``).
+* ``frobenius_norm_squared`` / ``batch_jacobian``: the exact quantities from
+  ``d`` JVPs with the basis vectors (for evaluation, tests and small ``d``);
+  ``layers.numerics.gram_log_det`` turns the Jacobian into ``0.5 ln det(J^T J)``.
 * The terms of the paper's objectives (eqs. 4, 5, 9, 10), as functions of
   ``||J v||^2`` and ``||v||^2``: ``frobenius_penalty`` (``1/(2 lambda)
   max(||Jv||^2, eta^2 ||v||^2)``), ``log_frobenius_penalty`` (``d/2 ln max(...)``),
@@ -196,12 +197,33 @@ def _basis_jvps(fn, primals, method, epsilon):
     return ops.reshape(jv, (d, batch) + tuple(jv.shape[1:]))
 
 
-def jacobian(fn, primals, method="auto", epsilon=DEFAULT_EPSILON):
-    """The full per-example Jacobian ``(batch, D, d)`` from ``d`` JVPs (flattened input / output).
+def batch_jacobian(fn, primals, method="auto", epsilon=DEFAULT_EPSILON):
+    """The per-example Jacobian ``d fn(x)_b / d x_b`` of shape ``(batch, D, d)`` (inputs and outputs flattened).
 
-    Costs ``d`` evaluations of ``fn`` on a batch ``d`` times larger; meant for
-    small ``d``, evaluation and tests. ``fn`` must treat rows independently
-    (e.g. batch norm with moving statistics).
+    Forward mode: ``d`` Jacobian-vector products with the basis vectors, the
+    cheap direction for an embedding ``R^d -> R^D`` with ``d < D`` (a
+    generator or decoder), computed in one batched call of ``fn`` on a batch
+    ``d`` times larger (TensorFlow: one ``ForwardAccumulator``; JAX:
+    ``jax.jvp``; ``method="finite_difference"``: eq. 8 of Kumar et al., error
+    O(epsilon)). Exact with ``method="forward"`` (``"auto"`` picks it on
+    TensorFlow and JAX). Differentiable in the weights ``fn`` closes over.
+
+    Args:
+        fn: callable mapping ``(batch, ...)`` to ``(batch, ...)`` row by row
+            (rows must not interact: batch norm with moving statistics, not
+            batch statistics); under JAX with forward mode it must be pure.
+        primals: the points ``x``, shape ``(batch, ...)`` with ``d`` entries per example.
+        method: ``"auto"``, ``"forward"`` or ``"finite_difference"`` (as ``jvp``).
+        epsilon: finite-difference step (only for ``"finite_difference"``).
+
+    Returns:
+        A tensor ``(batch, D, d)``, ``D`` the number of entries of one output.
+
+    Example:
+
+    >>> decoder = keras.Sequential([keras.layers.Dense(7, activation="tanh")])
+    >>> layers.batch_jacobian(decoder, keras.random.normal((4, 3))).shape
+    (4, 7, 3)
     """
     jv = _basis_jvps(fn, primals, method, epsilon)
     d = jv.shape[0]
@@ -213,13 +235,6 @@ def frobenius_norm_squared(fn, primals, method="auto", epsilon=DEFAULT_EPSILON):
     """Exact ``||J_fn(z)||_F^2`` per example, as the sum of ``||J e_i||^2`` over the basis (``d`` JVPs)."""
     jv = _basis_jvps(fn, primals, method, epsilon)
     return ops.sum(ops.reshape(ops.square(jv), (jv.shape[0], ops.shape(primals)[0], -1)), axis=(0, 2))
-
-
-def log_det_jtj(jacobian_matrix):
-    """Exact ``ln det(J^T J)`` per example for ``J`` of shape ``(batch, D, d)`` (Cholesky of the d x d Gram matrix)."""
-    gram = ops.einsum("bij,bik->bjk", jacobian_matrix, jacobian_matrix)
-    chol = ops.cholesky(gram)
-    return 2.0 * ops.sum(ops.log(ops.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
 # ------------------------------------------------------------------ penalty terms and bounds

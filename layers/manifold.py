@@ -10,10 +10,11 @@ eq. 9-10; Brehmer & Cranmer 2020):
 * ``SplitPrior``: the reference density ``p_u'(h^-1(u)) |det J_h^-1(u)|
   p_v(v)`` with an inner flow ``h`` on ``u`` (data -> latent direction, like
   every flow layer here) and ``p_v = N(0, v_std^2 I)`` (eq. 13 without ``f``);
-  it offers the prior protocol of ``layers.priors`` over the ``d``-dim latent
-  ``u'`` (sample, encode, decode, generate);
-* ``gram_log_det(jacobian)``: ``0.5 log det(J^T J)`` of a ``(batch, D, d)``
-  Jacobian through a ``d x d`` Cholesky factor (the M-flow density, eq. 16).
+  a ``layers.Prior`` over the ``d``-dim latent ``u'`` (sample, encode, decode,
+  generate);
+* ``gram_log_det(jacobian)`` (defined in ``layers.numerics``, importable from
+  here): ``0.5 log det(J^T J)`` of a ``(batch, D, d)`` Jacobian through a
+  ``d x d`` Cholesky factor (the M-flow density, eq. 16).
 """
 
 import math
@@ -22,7 +23,9 @@ import keras
 from keras import ops
 
 from layers.base import FlowLayer, check_example_shape, sum_except_batch
-from layers.seeds import draw_noise
+from layers.numerics import LOG_2PI, standard_normal_log_prob
+from layers.numerics import gram_log_det  # noqa: F401  (defined in layers.numerics; imported from here by callers)
+from layers.priors import Prior
 
 
 def _check_flat(shape, name, owner):
@@ -127,46 +130,8 @@ class Pad(keras.layers.Layer):
         return config
 
 
-def gram_log_det(jacobian):
-    """``0.5 * log det(J^T J)`` per example for Jacobians ``J`` of shape ``(batch, D, d)``, ``d <= D``.
-
-    This is ``log sqrt(det G)``, the volume change of an embedding
-    ``g: R^d -> R^D`` (DNF eq. 1, 16), computed from the Cholesky factor
-    ``L`` of the ``d x d`` Gram matrix as ``sum(log diag(L))``:
-    ``O(D d^2 + d^3)`` per example. The Gram matrix is formed and factored
-    in float64 (it squares the Jacobian's condition number; under JAX only
-    with ``jax_enable_x64``); the result has the Jacobian's dtype.
-
-    Args:
-        jacobian: a float tensor ``(batch, D, d)``.
-
-    Returns:
-        A tensor of shape ``(batch,)``.
-
-    Raises:
-        ValueError: if the Jacobian is not rank 3 with ``d <= D``.
-    """
-    if len(jacobian.shape) != 3:
-        raise ValueError(f"gram_log_det: the Jacobian must have shape (batch, D, d); received {tuple(jacobian.shape)}.")
-    if jacobian.shape[1] is not None and jacobian.shape[2] is not None and jacobian.shape[2] > jacobian.shape[1]:
-        raise ValueError(
-            f"gram_log_det: an embedding R^d -> R^D needs d <= D; received a Jacobian of shape {tuple(jacobian.shape)} "
-            "(pass d/du of the data-space output, shape (batch, D, d))."
-        )
-    dtype = jacobian.dtype
-    wide = "float64"  # J^T J squares the condition number: factor it in float64 where the backend has it
-    if keras.backend.backend() == "jax":
-        import jax
-
-        wide = "float64" if jax.config.jax_enable_x64 else dtype
-    jacobian = ops.cast(jacobian, wide)
-    gram = ops.matmul(ops.transpose(jacobian, (0, 2, 1)), jacobian)
-    chol = ops.cholesky(gram)
-    return ops.cast(ops.sum(ops.log(ops.abs(ops.diagonal(chol, axis1=1, axis2=2))), axis=-1), dtype)
-
-
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class SplitPrior(keras.layers.Layer):
+class SplitPrior(Prior):
     """Reference density of a manifold flow's latent ``z = (u, v)`` (DNF eq. 13 without ``f``).
 
     ``log p(z) = log p_u'(h(u)) + log |det dh/du| + log N(v; 0, v_std^2 I)``
@@ -174,14 +139,16 @@ class SplitPrior(keras.layers.Layer):
     an inner flow ``h`` mapping ``u`` to ``u'`` (data -> latent, as every flow
     layer here; the paper's ``h_phi`` is its inverse) and ``p_u' = N(0, I)``.
 
-    It keeps the prior protocol of ``layers.priors.StandardNormal``, so a
-    ``FlowModel`` samples, encodes and decodes through it:
+    A ``layers.Prior``, so a ``FlowModel`` samples, encodes and decodes
+    through it:
 
     * ``latent_shape = (latent_dim,)``: the prior latent is ``u'``;
-    * ``encode(z) = h(Proj_u(z))``; ``decode(u') = Pad(h^-1(u'))``;
+    * ``encode(z) = h(Proj_u(z))`` (deterministic: ``stochastic=True`` is
+      refused); ``decode(u') = Pad(h^-1(u'))`` (no observation noise: a
+      non-zero ``noise_scale`` is refused);
     * ``generate(eps, temperature=t) = Pad(h^-1(t * eps))`` (temperature
       multiplies the standard deviation of ``u'``, GLOW's convention;
-      ``noise_scale`` is unused: samples lie on the learned manifold).
+      ``noise_scale`` has no effect: samples lie on the learned manifold).
 
     Args:
         latent_dim: int ``d``, the manifold dimension.
@@ -235,6 +202,7 @@ class SplitPrior(keras.layers.Layer):
 
     @property
     def noise_shapes(self):
+        """Per-example shapes of the latent noise (``u'``) and (none here) the observation noise."""
         return (self.latent_dim,), None
 
     def split(self, z):
@@ -251,13 +219,12 @@ class SplitPrior(keras.layers.Layer):
     def log_prob_u(self, u, training=None):
         """``log p_u(u) = log N(h(u); 0, I) + log |det dh/du|`` per example."""
         u_prime, log_det = self.inner(u, training=training)
-        return -0.5 * sum_except_batch(ops.square(u_prime)) - 0.5 * self.latent_dim * math.log(2 * math.pi) + log_det
+        return standard_normal_log_prob(u_prime) + log_det
 
     def log_prob_v(self, v):
         """``log N(v; 0, v_std^2 I)`` per example."""
         k = v.shape[-1]
-        return (-0.5 * sum_except_batch(ops.square(v)) / self.v_std**2
-                - 0.5 * k * math.log(2 * math.pi * self.v_std**2))
+        return -0.5 * sum_except_batch(ops.square(v)) / self.v_std**2 - 0.5 * k * (LOG_2PI + 2.0 * math.log(self.v_std))
 
     def log_prob(self, z, training=None):
         """``log p_u(u) + log p_v(v)`` per example, shape ``[batch]``."""
@@ -265,32 +232,29 @@ class SplitPrior(keras.layers.Layer):
         u, v = self.split(z)
         return self.log_prob_u(u, training=training) + self.log_prob_v(v)
 
-    def call(self, inputs):
-        return self.log_prob(inputs)
-
     def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
         """``Pad(h^-1(temperature * latent_noise))``: flow latents on the learned manifold."""
         del observation_noise, noise_scale
         eps = ops.cast(latent_noise, self.compute_dtype)
         return self.decode(ops.cast(temperature, self.compute_dtype) * eps)
 
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """``num_samples`` flow latents ``Pad(h^-1(u'))`` with ``u' ~ N(0, temperature^2 I)``."""
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature,
-                             noise_scale)
-
     def encode(self, z, stochastic=False, seed=None):
-        """Flow latent -> ``u' = h(Proj_u(z))`` (deterministic; ``stochastic`` is unused)."""
-        del stochastic, seed
+        """Flow latent -> ``u' = h(Proj_u(z))`` (deterministic: ``stochastic=True`` / a ``seed`` are refused)."""
+        self.check_deterministic_encode(stochastic, seed)
         u, _ = self.split(ops.cast(z, self.compute_dtype))
         return self.inner(u, training=False)[0]
 
     def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
-        """``u'`` -> flow latent ``Pad(h^-1(u'))`` (``noise_scale`` is unused)."""
-        del noise_scale, seed, noise
+        """``u'`` -> flow latent ``Pad(h^-1(u'))`` (no observation noise: ``noise_scale`` must be 0)."""
+        self.check_noiseless_decode(noise_scale, seed, noise)
         latent = ops.cast(latent, self.compute_dtype)
         u = latent if self.inner_flow is None else self.inner_flow.inverse(latent)
         return self.pad(u)
+
+    def initialize(self, z):
+        """Act-norm data initialization of the inner flow on ``Proj_u(z)`` (eager, training mode)."""
+        u, _ = self.split(ops.cast(z, self.compute_dtype))
+        self.inner(u, training=True)
 
     def get_config(self):
         config = super().get_config()

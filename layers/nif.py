@@ -29,25 +29,17 @@ import keras
 from keras import ops
 
 from layers.base import check_example_shape, sum_except_batch
-from layers.seeds import batch_noise, draw_noise
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _solve_lower(chol, rhs):
-    """Solves ``L y = rhs`` for lower-triangular ``L``; ``L`` is ``(d, d)`` or ``(..., d, d)``."""
-    if len(chol.shape) == 2:
-        return ops.transpose(ops.solve_triangular(chol, ops.transpose(rhs), lower=True))
-    return ops.solve_triangular(chol, rhs[..., None], lower=True)[..., 0]
-
-
-def _solve_upper_transpose(chol, rhs):
-    """Solves ``L^T y = rhs`` for lower-triangular ``L``."""
-    if len(chol.shape) == 2:
-        return ops.transpose(ops.solve_triangular(ops.transpose(chol), ops.transpose(rhs), lower=False))
-    chol_t = ops.swapaxes(chol, -1, -2)
-    return ops.solve_triangular(chol_t, rhs[..., None], lower=False)[..., 0]
+from layers.numerics import (
+    LOG_2PI,
+    cholesky_log_det,
+    diagonal_normal_log_prob,
+    solve_lower,
+    solve_lower_transpose,
+    standard_normal_log_prob,
+)
+from layers.priors import Prior
+from layers.seeds import batch_noise
 
 
 def add_observation_noise(mean, log_variance, noise_scale, noise):
@@ -55,10 +47,6 @@ def add_observation_noise(mean, log_variance, noise_scale, noise):
     if noise is None:
         return mean
     return mean + ops.sqrt(ops.cast(noise_scale, mean.dtype)) * ops.exp(0.5 * log_variance) * noise
-
-
-def _log_det_from_chol(chol):
-    return 2.0 * ops.sum(ops.log(ops.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
 def gaussian_nif_terms(residual, log_variance, a_matrix, posterior=True, marginal=False):
@@ -88,18 +76,18 @@ def gaussian_nif_terms(residual, log_variance, a_matrix, posterior=True, margina
         lam = ops.einsum("...i,ij,ik->...jk", inv_var, a_matrix, a_matrix)
     u = ops.matmul(residual * inv_var, a_matrix)
     quad_x = ops.sum(residual * residual * inv_var, axis=-1)
-    log_z_x = 0.5 * (quad_x + ops.sum(log_variance, axis=-1) + big_d * _LOG_2PI)
+    log_z_x = 0.5 * (quad_x + ops.sum(log_variance, axis=-1) + big_d * LOG_2PI)
     terms = {}
     if posterior:
         chol = ops.cholesky(lam)
-        w = _solve_lower(chol, u)
-        log_z_z = 0.5 * (ops.sum(w * w, axis=-1) - _log_det_from_chol(chol) + d * _LOG_2PI)
-        terms.update(mean=_solve_upper_transpose(chol, w), chol=chol, manifold=log_z_z - log_z_x)
+        w = solve_lower(chol, u)
+        log_z_z = 0.5 * (ops.sum(w * w, axis=-1) - cholesky_log_det(chol) + d * LOG_2PI)
+        terms.update(mean=solve_lower_transpose(chol, w), chol=chol, manifold=log_z_z - log_z_x)
     if marginal:
         # log N(x; b, A A^T + Sigma) = u^T M^-1 u / 2 - log|M| / 2 - log Z_x with M = I + Lambda.
         chol_m = ops.cholesky(lam + ops.eye(d, dtype=lam.dtype))
-        w_m = _solve_lower(chol_m, u)
-        terms["marginal"] = 0.5 * ops.sum(w_m * w_m, axis=-1) - 0.5 * _log_det_from_chol(chol_m) - log_z_x
+        w_m = solve_lower(chol_m, u)
+        terms["marginal"] = 0.5 * ops.sum(w_m * w_m, axis=-1) - 0.5 * cholesky_log_det(chol_m) - log_z_x
     return terms
 
 
@@ -164,16 +152,20 @@ class InjectiveLayer(keras.layers.Layer):
         return config
 
 
-class NIFPrior(InjectiveLayer):
+class NIFPrior(InjectiveLayer, Prior):
     """An injective layer that is also a complete prior for a ``FlowModel``.
 
     With ``z ~ N(0, I)`` the marginal of ``x`` is Gaussian and closed-form;
     subclasses return it as ``terms["marginal"]`` from ``_terms(x, True)``
     (which may skip the posterior quantities)
     and the trace of ``Lambda^-1`` from ``_posterior_trace(terms)``.
-    Offers the prior protocol of ``layers.StandardNormal``: ``log_prob``,
-    ``sample``, ``encode``, ``decode`` and ``latent_shape``, plus ``elbo``.
+    Implements the ``layers.Prior`` protocol (``log_prob``, ``generate``,
+    ``noise_shapes``, a stochastic ``encode`` and a noisy ``decode``; ``sample``
+    is the base's) plus ``elbo``; ``call`` stays the injective layer's
+    (``layer(x)`` returns ``(z, manifold_term)``).
     """
+
+    stochastic_encoder = True
 
     def log_prob(self, x, training=None):
         """Closed-form marginal ``log p(x)`` under ``z ~ N(0, I)`` (eq. 41); deterministic."""
@@ -183,10 +175,7 @@ class NIFPrior(InjectiveLayer):
     def elbo(self, x):
         """``E_q[log N(z; 0, I)] + manifold term`` (eq. 7), exact expectation; <= ``log_prob``."""
         terms = self._terms(x)
-        mean = terms["mean"]
-        expected_log_prior = -0.5 * (sum_except_batch(mean * mean) + self._posterior_trace(terms)) - 0.5 * math.prod(
-            self.latent_shape
-        ) * _LOG_2PI
+        expected_log_prior = standard_normal_log_prob(terms["mean"]) - 0.5 * self._posterior_trace(terms)
         return expected_log_prior + terms["manifold"]
 
     @property
@@ -198,10 +187,6 @@ class NIFPrior(InjectiveLayer):
         """Deterministic sampling from given noise: ``A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
         z = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
         return self.inverse(z, noise_scale=noise_scale, noise=observation_noise)
-
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """``x = A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x`` with seeded noise."""
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
 
     def encode(self, x, stochastic=False, seed=None):
         """Pseudo-inverse ``z+`` by default; a draw from ``q(z | x)`` with ``stochastic=True``."""
@@ -282,7 +267,7 @@ class GaussianNIF(NIFPrior):
 
     def _sample_posterior(self, terms, seed):
         eps = batch_noise(ops.shape(terms["mean"]), self.compute_dtype, seed)
-        return terms["mean"] + _solve_upper_transpose(terms["chol"], eps)
+        return terms["mean"] + solve_lower_transpose(terms["chol"], eps)
 
     def _check_latent(self, z):
         if len(z.shape) != 2 or int(z.shape[-1]) != self.latent_dim:
@@ -300,13 +285,13 @@ class GaussianNIF(NIFPrior):
 
     def _posterior_trace(self, terms):
         chol = terms["chol"]
-        inv_chol = ops.solve_triangular(chol, ops.eye(self.latent_dim, dtype=chol.dtype), lower=True)
+        inv_chol = solve_lower(chol, ops.eye(self.latent_dim, dtype=chol.dtype))  # (L^-1)^T: the same Frobenius norm
         return ops.sum(inv_chol * inv_chol)
 
     def conditional_log_prob(self, x, z):
         """``log N(x; A z + b, Sigma)`` computed directly (a reference for tests)."""
         residual = self._flat(x) - ops.matmul(z, ops.transpose(self.a_matrix)) - self.bias
-        return -0.5 * ops.sum(residual**2 * ops.exp(-self.log_variance) + self.log_variance + _LOG_2PI, axis=-1)
+        return diagonal_normal_log_prob(residual, self.log_variance)
 
     def get_config(self):
         config = super().get_config()
@@ -384,8 +369,8 @@ class UpsampleNIF(NIFPrior):
         lam = self._block_sum(inv_var[None])[0]
         u = self._block_sum(residual * inv_var)
         d, big_d = math.prod(self._latent_shape), math.prod(self.example_shape)
-        log_z_x = 0.5 * (sum_except_batch(residual * residual * inv_var) + ops.sum(self.log_variance) + big_d * _LOG_2PI)
-        log_z_z = 0.5 * (sum_except_batch(u * u / lam) - ops.sum(ops.log(lam)) + d * _LOG_2PI)
+        log_z_x = 0.5 * (sum_except_batch(residual * residual * inv_var) + ops.sum(self.log_variance) + big_d * LOG_2PI)
+        log_z_z = 0.5 * (sum_except_batch(u * u / lam) - ops.sum(ops.log(lam)) + d * LOG_2PI)
         terms = {"mean": u / lam, "lam": lam, "manifold": log_z_z - log_z_x}
         if marginal:
             terms["marginal"] = 0.5 * sum_except_batch(u * u / (1.0 + lam)) - 0.5 * ops.sum(ops.log1p(lam)) - log_z_x
@@ -405,7 +390,7 @@ class UpsampleNIF(NIFPrior):
     def conditional_log_prob(self, x, z):
         """``log N(x; upsample(z) + b, Sigma)`` computed directly (a reference for tests)."""
         residual = ops.cast(x, self.compute_dtype) - self._upsample(z) - self.bias
-        return -0.5 * sum_except_batch(residual**2 * ops.exp(-self.log_variance) + self.log_variance + _LOG_2PI)
+        return diagonal_normal_log_prob(residual, self.log_variance)
 
     def get_config(self):
         config = super().get_config()
@@ -509,7 +494,7 @@ class StochasticCoupling(InjectiveLayer):
 
     def _sample_posterior(self, terms, seed):
         eps = batch_noise(ops.shape(terms["mean_b"]), self.compute_dtype, seed)
-        z_b = terms["mean_b"] + _solve_upper_transpose(terms["chol"], eps)
+        z_b = terms["mean_b"] + solve_lower_transpose(terms["chol"], eps)
         return ops.concatenate([terms["x_a"], z_b], axis=-1)
 
     def _decode_noise(self, z, noise_scale, noise):
@@ -526,7 +511,7 @@ class StochasticCoupling(InjectiveLayer):
         x_a, x_b = x[..., : self.split], x[..., self.split :]
         bias, log_variance = self._bias_and_log_variance(x_a)
         residual = x_b - ops.matmul(z[..., self.split :], ops.transpose(self.a_matrix)) - bias
-        return -0.5 * sum_except_batch(residual**2 * ops.exp(-log_variance) + log_variance + _LOG_2PI)
+        return diagonal_normal_log_prob(residual, log_variance)
 
     def get_config(self):
         config = super().get_config()
@@ -542,7 +527,7 @@ class StochasticCoupling(InjectiveLayer):
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class DeepNIFPrior(keras.layers.Layer):
+class DeepNIFPrior(Prior):
     """Deep NIF prior: a low-dimensional flow prior on ``z`` and a Gaussian NIF.
 
     Generative model: ``u ~ N(0, I_d)``, ``z = h^-1(u)`` through the flow
@@ -557,7 +542,8 @@ class DeepNIFPrior(keras.layers.Layer):
 
     The prior latent is ``u``: ``sample`` draws ``u`` with standard deviation
     ``temperature``, ``encode`` returns ``h(z+)`` (or ``h`` of a posterior draw)
-    and ``decode(u, noise_scale)`` returns ``A h^-1(u) + b + sqrt(s) Sigma^(1/2) eps``.
+    and ``decode(u, noise_scale)`` returns ``A h^-1(u) + b + sqrt(s) Sigma^(1/2) eps``
+    (the ``layers.Prior`` protocol; calling the layer returns ``log_prob``).
 
     Args:
         nif: a ``GaussianNIF`` (or its config).
@@ -576,6 +562,8 @@ class DeepNIFPrior(keras.layers.Layer):
         Cunningham et al., "Normalizing Flows Across Dimensions", 2020,
         appendix B.5.
     """
+
+    stochastic_encoder = True
 
     def __init__(self, nif, latent_flow, num_importance_samples=1, seed=None, eval_seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -601,8 +589,7 @@ class DeepNIFPrior(keras.layers.Layer):
 
     def _latent_log_prob(self, z, training=None):
         u, log_det = self.latent_flow(z, training=training)
-        d = self.nif.latent_dim
-        return -0.5 * ops.sum(u * u, axis=-1) - 0.5 * d * _LOG_2PI + log_det
+        return standard_normal_log_prob(u) + log_det
 
     def log_prob(self, x, training=None):
         """The ELBO (K = 1) or importance-weighted bound on ``log p(x)``, per example."""
@@ -612,7 +599,7 @@ class DeepNIFPrior(keras.layers.Layer):
         seed = self.seed_generator if training else self.eval_seed
         eps = batch_noise((k, batch, d), self.compute_dtype, seed, batch_axis=1)
         draws = terms["mean"][None] + ops.reshape(
-            _solve_upper_transpose(terms["chol"], ops.reshape(eps, (-1, d))), (k, batch, d)
+            solve_lower_transpose(terms["chol"], ops.reshape(eps, (-1, d))), (k, batch, d)
         )
         log_prior = ops.reshape(self._latent_log_prob(ops.reshape(draws, (-1, d)), training), (k, batch))
         bound = ops.logsumexp(log_prior, axis=0) - math.log(k)
@@ -620,21 +607,26 @@ class DeepNIFPrior(keras.layers.Layer):
 
     @property
     def noise_shapes(self):
+        """Per-example shapes of the latent noise (``u``) and the observation noise (the data's)."""
         return (self.nif.latent_dim,), tuple(self.nif.example_shape)
 
     def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
+        """Deterministic sampling from given noise: ``A h^-1(t eps_u) + b + sqrt(s) Sigma^(1/2) eps_x``."""
         u = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
         z = self.latent_flow.inverse(u)
         return self.nif.inverse(z, noise_scale=noise_scale, noise=observation_noise)
 
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
-
     def encode(self, x, stochastic=False, seed=None):
+        """``u = h(z+)`` (``stochastic=True``: ``h`` of a draw from ``q(z | x)`` with ``seed``)."""
         return self.latent_flow(self.nif.encode(x, stochastic=stochastic, seed=seed), training=False)[0]
 
     def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
+        """``A h^-1(u) + b + sqrt(noise_scale) Sigma^(1/2) eps`` (``eps`` = ``noise`` when given, else seeded)."""
         return self.nif.decode(self.latent_flow.inverse(latent), noise_scale=noise_scale, seed=seed, noise=noise)
+
+    def initialize(self, z):
+        """Act-norm data initialization of the low-dimensional flow on the pseudo-inverses of ``z`` (eager)."""
+        self.latent_flow(self.nif.pseudo_inverse(ops.cast(z, self.compute_dtype)), training=True)
 
     def get_config(self):
         config = super().get_config()

@@ -1,51 +1,239 @@
-"""Base distributions over a flow's latent."""
+"""Priors over a flow's latent: the ``Prior`` protocol, the unit Gaussian and the post-hoc Gaussian mixture.
 
-import math
+Every prior in this package (``StandardNormal``, ``GaussianMixturePrior``
+here; ``GaussianNIF``, ``UpsampleNIF`` and ``DeepNIFPrior`` in ``layers.nif``;
+``SplitPrior`` in ``layers.manifold``; ``SpreadPrior`` in ``layers.spread``)
+inherits ``Prior``, so a model swaps one for another and talks to one
+interface: ``log_prob``, ``generate`` from standard-normal noise, ``sample``,
+``encode``, ``decode``, ``latent_shape``, ``noise_shapes``,
+``stochastic_encoder`` and ``has_observation_noise``.
+"""
+
+import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
-from layers.base import sum_except_batch
+from layers.numerics import cholesky_log_det, standard_normal_log_prob
 from layers.seeds import draw_noise
 
 
-class LatentPrior:
-    """What a prior over the whole latent shares: seeded ``sample`` and identity ``encode`` / ``decode``.
-
-    A subclass (a Keras layer) defines ``noise_shapes`` and ``generate(latent_noise,
-    observation_noise, temperature, noise_scale)``; sampling is ``generate`` on
-    seeded standard-normal noise, as for every prior (DESIGN.md: exports rebuild it).
-    """
-
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """Draws ``num_samples`` latents with standard deviation ``temperature`` (seeded noise)."""
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
-
-    def encode(self, z, stochastic=False, seed=None):
-        """Flow latent -> prior latent (identity: the prior is over the flow latent itself)."""
-        del stochastic, seed
-        return z
-
-    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
-        """Prior latent -> flow latent (identity)."""
-        del noise_scale, seed, noise
-        return latent
+def _is_zero(value):
+    """True for None or a Python / NumPy number equal to 0 (a tensor cannot be checked, so it is not)."""
+    return value is None or (isinstance(value, numbers.Real) and value == 0)
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class StandardNormal(LatentPrior, keras.layers.Layer):
+class Prior(keras.layers.Layer):
+    """Base class of every prior over a flow's latent (the protocol a model talks to).
+
+    The latent ``z`` a flow produces (the *flow latent*) is modelled by the
+    prior, which may have a latent of its own (the *prior latent*: ``d``
+    coordinates for a noisy injective or manifold prior, the flow latent
+    itself for a unit Gaussian). A subclass implements:
+
+    * ``log_prob(z, training=None)``: per-example ``log p(z)``, shape ``[batch]``;
+    * ``latent_shape``: shape of one prior latent;
+    * ``noise_shapes``: ``(latent_noise_shape, observation_noise_shape or None)``,
+      the per-example shapes of the standard-normal noise ``generate`` maps;
+    * ``generate(latent_noise, observation_noise=None, temperature=1.0,
+      noise_scale=1.0)``: a deterministic map from given noise to flow latents
+      (what exported samplers run). Temperature ``t`` multiplies the standard
+      deviation of the prior latent (GLOW's convention); noise scale ``s``
+      multiplies the observation-noise covariance of priors that have one.
+
+    and, where they are not identities, ``encode(z, stochastic=False, seed=None)``
+    (flow latent -> prior latent; ``stochastic=True`` draws from the
+    posterior of priors with ``stochastic_encoder = True``) and
+    ``decode(latent, noise_scale=0.0, seed=None, noise=None)`` (prior latent ->
+    flow latent, with ``sqrt(noise_scale)``-scaled observation noise drawn from
+    ``seed`` or given as ``noise`` where ``has_observation_noise``).
+
+    Written once here: ``sample(num_samples, temperature, noise_scale, seed) =
+    generate(*layers.draw_noise(noise_shapes, num_samples, seed), temperature,
+    noise_scale)`` (one seed stream per noise tensor, so exports reproduce it),
+    identity ``encode`` / ``decode`` that refuse ``stochastic=True``, a
+    non-zero ``noise_scale``, a ``seed`` or ``noise`` with a ``ValueError``
+    (never ignored silently), ``has_observation_noise`` and ``call(inputs) =
+    log_prob(inputs)`` (evaluation mode). Layers that are priors and also
+    follow another contract (the NIF priors: ``layer(x)`` returns ``(z,
+    manifold_term)``) keep their own ``call``.
+
+    Args:
+        **kwargs: standard ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+        inputs: flow latents ``(batch, ...)``; returns ``log_prob(inputs)``.
+
+    Example (a prior defines its density, its shapes and its noise map; the rest is inherited):
+
+    >>> class Wide(layers.Prior):  # N(0, 4 I)
+    ...     def build(self, input_shape):
+    ...         self.shape = tuple(input_shape[1:])
+    ...     latent_shape = property(lambda self: self.shape)
+    ...     noise_shapes = property(lambda self: (self.shape, None))
+    ...     def log_prob(self, z, training=None):
+    ...         return layers.standard_normal_log_prob(z / 2.0) - math.prod(self.shape) * math.log(2.0)
+    ...     def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
+    ...         return 2.0 * temperature * latent_noise
+    >>> prior = Wide()
+    >>> prior.build((None, 3))
+    >>> prior.log_prob(prior.sample(4, seed=0)).shape, prior.has_observation_noise
+    ((4,), False)
+
+    Reference:
+        Kingma & Dhariwal, "Glow", NeurIPS 2018 (temperature, section 5.2);
+        Cunningham et al., "Normalizing Flows Across Dimensions", 2020 (noise
+        scale).
+    """
+
+    stochastic_encoder = False
+    """True where ``encode(z, stochastic=True)`` draws from a posterior (the NIF priors, ``SpreadPrior``)."""
+
+    @property
+    def latent_shape(self):
+        """Shape of one prior latent (what ``encode`` returns and ``decode`` takes, per example)."""
+        raise NotImplementedError(f"{type(self).__name__} must define `latent_shape`.")
+
+    @property
+    def noise_shapes(self):
+        """Per-example shapes ``(latent_noise, observation_noise or None)`` of the noise ``generate`` maps."""
+        raise NotImplementedError(f"{type(self).__name__} must define `noise_shapes`.")
+
+    @property
+    def has_observation_noise(self):
+        """True when sampling and ``decode`` add observation noise (``noise_shapes[1]`` is not None)."""
+        return self.noise_shapes[1] is not None
+
+    def log_prob(self, z, training=None):
+        """Per-example ``log p(z)`` of flow latents ``z``, shape ``[batch]``.
+
+        Args:
+            z: flow latents ``(batch, ...)``.
+            training: Python bool; priors with training-time noise (spread,
+                deep NIF draws) read it.
+
+        Returns:
+            A tensor of shape ``[batch]`` (nats).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement `log_prob`.")
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
+        """Flow latents from given standard-normal noise (deterministic; what exported samplers run).
+
+        Args:
+            latent_noise: ``(batch,) + noise_shapes[0]``.
+            observation_noise: ``(batch,) + noise_shapes[1]``, or None (priors
+                without observation noise; on the learned manifold otherwise).
+            temperature: multiplies the prior latent's standard deviation.
+            noise_scale: multiplies the observation-noise covariance.
+
+        Returns:
+            Flow latents ``(batch, ...)``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement `generate`.")
+
+    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
+        """Draws ``num_samples`` flow latents: ``generate`` on seeded standard-normal noise.
+
+        Args:
+            num_samples: int, the number of draws.
+            temperature: float >= 0 (see ``generate``).
+            noise_scale: float >= 0 (see ``generate``).
+            seed: int, ``keras.random.SeedGenerator`` or None; noise tensor
+                ``i`` is drawn from ``layers.derive_seed(seed, i)``.
+
+        Returns:
+            Flow latents ``(num_samples, ...)``.
+        """
+        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
+
+    def check_deterministic_encode(self, stochastic, seed):
+        """Refuses ``stochastic=True`` and a ``seed`` for a prior whose encoder is deterministic.
+
+        Raises:
+            ValueError: naming the prior and the fix.
+        """
+        if stochastic:
+            raise ValueError(
+                f"{type(self).__name__} has a deterministic encoder; stochastic=True is not available. Call "
+                "encode(z) with stochastic=False (priors with stochastic_encoder=True draw from a posterior)."
+            )
+        if seed is not None:
+            raise ValueError(f"{type(self).__name__} has a deterministic encoder: `seed` is unused; leave it None.")
+
+    def check_noiseless_decode(self, noise_scale, seed, noise):
+        """Refuses a non-zero ``noise_scale``, a ``seed`` and ``noise`` for a prior without observation noise.
+
+        Raises:
+            ValueError: naming the prior and the fix.
+        """
+        if not _is_zero(noise_scale):
+            raise ValueError(
+                f"{type(self).__name__} has no observation noise; decode(noise_scale={noise_scale!r}) is not "
+                "available. Use noise_scale=0.0 (the default, a Python number): its decodes lie on the support."
+            )
+        if seed is not None or noise is not None:
+            raise ValueError(
+                f"{type(self).__name__} has no observation noise: decode's `seed` and `noise` are unused; "
+                "leave them None."
+            )
+
+    def encode(self, z, stochastic=False, seed=None):
+        """Flow latent -> prior latent; here the identity (the prior is over the flow latent itself).
+
+        Args:
+            z: flow latents ``(batch, ...)``.
+            stochastic: must be False (deterministic encoder; refused otherwise).
+            seed: must be None.
+
+        Returns:
+            ``z``.
+        """
+        self.check_deterministic_encode(stochastic, seed)
+        return z
+
+    def decode(self, latent, noise_scale=0.0, seed=None, noise=None):
+        """Prior latent -> flow latent; here the identity (no observation noise).
+
+        Args:
+            latent: prior latents ``(batch,) + latent_shape``.
+            noise_scale: must be 0 (refused otherwise).
+            seed: must be None.
+            noise: must be None.
+
+        Returns:
+            ``latent``.
+        """
+        self.check_noiseless_decode(noise_scale, seed, noise)
+        return latent
+
+    def initialize(self, z):
+        """Data-dependent initialization (act-norm) of the prior's own flows from flow latents ``z`` (eager).
+
+        Nothing here; priors holding a flow with act-norm layers override it.
+        """
+        del z
+
+    def call(self, inputs):
+        return self.log_prob(inputs)
+
+
+LatentPrior = Prior
+"""The former name of ``Prior`` (kept so existing imports work)."""
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class StandardNormal(Prior):
     """Unit Gaussian prior ``N(0, I)`` over a flow's latent.
 
-    Every prior in this package offers the same four methods, so a
-    ``FlowModel`` can swap a unit Gaussian for a noisy injective prior:
-    ``log_prob(z)``, ``sample(num_samples, temperature, noise_scale, seed)``,
-    ``encode(z)`` (flow latent -> prior latent) and ``decode(latent,
-    noise_scale)`` (prior latent -> flow latent). For this prior the latent
-    spaces coincide and ``encode`` / ``decode`` are identities.
-
-    Temperature ``t`` multiplies the standard deviation of the samples
-    (GLOW's convention): ``z = t * eps``. ``noise_scale`` has no effect here
-    (it scales a noisy injective prior's observation noise).
+    The prior latent is the flow latent: ``encode`` / ``decode`` are
+    identities (deterministic, no observation noise: ``stochastic=True`` and
+    a non-zero ``noise_scale`` are refused, see ``Prior``). Temperature ``t``
+    multiplies the standard deviation of the samples (GLOW's convention):
+    ``z = t * eps``; ``generate``'s ``noise_scale`` has no effect here (it
+    scales a noisy injective prior's observation noise).
 
     Args:
         **kwargs: standard layer arguments.
@@ -77,12 +265,7 @@ class StandardNormal(LatentPrior, keras.layers.Layer):
     def log_prob(self, z, training=None):
         """Per-example ``log N(z; 0, I)``, shape ``[batch]`` (``training`` is unused)."""
         del training
-        z = ops.cast(z, self.compute_dtype)
-        d = math.prod(self.event_shape)
-        return -0.5 * sum_except_batch(ops.square(z)) - 0.5 * d * math.log(2.0 * math.pi)
-
-    def call(self, inputs):
-        return self.log_prob(inputs)
+        return standard_normal_log_prob(ops.cast(z, self.compute_dtype))
 
     @property
     def noise_shapes(self):
@@ -94,3 +277,197 @@ class StandardNormal(LatentPrior, keras.layers.Layer):
         del observation_noise, noise_scale
         return ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
 
+
+# ------------------------------------------------------------------ post-hoc Gaussian mixture
+
+
+def _tfd():
+    """TensorFlow Probability's distributions (TensorFlow backend)."""
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(
+            "GaussianMixturePrior.distribution() is a TensorFlow Probability distribution and needs the TensorFlow "
+            "backend (TFP's JAX substrate does not import with this JAX); log_prob and sample work on every backend."
+        )
+    import tensorflow_probability as tfp
+
+    return tfp.distributions
+
+
+def _component_thresholds(weights):
+    """``Phi^-1`` of the cumulative mixture weights (the last, +inf, stored as 1e30), float32."""
+    from scipy.special import ndtri
+
+    cumulative = np.cumsum(np.asarray(weights, np.float64))
+    cumulative[-1] = 1.0
+    return np.minimum(ndtri(np.clip(cumulative, 0.0, 1.0)), 1e30).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class GaussianMixturePrior(Prior):
+    """A full-covariance Gaussian mixture over the latent, fitted after training.
+
+    Held as non-trainable weights (``logits``, ``means``, ``scale_tril``, the
+    Cholesky factors of the covariances) and evaluated as a TensorFlow
+    Probability ``MixtureSameFamily(Categorical, MultivariateNormalTriL)``
+    (``distribution()``). Until ``fit`` (or ``set_parameters``) is called it is
+    the unit Gaussian (``is_fitted`` is False).
+
+    Sampling is a deterministic map of standard-normal noise (what exported
+    samplers run): for ``K > 1`` components the noise has ``d + 1``
+    coordinates; the first, ``u``, picks the component k with
+    ``t_(k-1) < u <= t_k``, ``t_k = Phi^-1(w_1 + ... + w_k)`` (so with
+    probability ``w_k``; the thresholds are a weight set with the mixture,
+    so the graph needs only comparisons: LiteRT has no ``erf``), the others
+    give ``z = mean_k + temperature * L_k eps``.
+    Temperature multiplies every component's standard deviation. The prior
+    latent is the flow / encoder latent (identity ``encode`` / ``decode``,
+    deterministic, no observation noise; see ``Prior``).
+
+    Args:
+        latent_dim: int, d.
+        num_components: int K (1: a single full-covariance Gaussian).
+        **kwargs: standard layer arguments.
+
+    Example:
+
+    >>> prior = layers.GaussianMixturePrior(8, num_components=10)
+    >>> prior.fit(encoded_training_data, seed=0)
+    >>> z = prior.sample(16, temperature=1.0, seed=0)
+
+    Reference:
+        Ghosh et al., "From Variational to Deterministic Autoencoders", ICLR
+        2020 (ex-post density estimation); Kumar, Poole & Murphy,
+        "Regularized Autoencoders via Relaxed Injective Probability Flow",
+        AISTATS 2020.
+    """
+
+    def __init__(self, latent_dim, num_components=10, **kwargs):
+        super().__init__(**kwargs)
+        if not (isinstance(latent_dim, int) and latent_dim >= 1):
+            raise ValueError(f"`latent_dim` must be an int >= 1; received {latent_dim!r}.")
+        if not (isinstance(num_components, int) and num_components >= 1):
+            raise ValueError(f"`num_components` must be an int >= 1; received {num_components!r}.")
+        self.latent_dim = latent_dim
+        self.num_components = num_components
+
+    def build(self, input_shape=None):
+        k, d = self.num_components, self.latent_dim
+        self.logits = self.add_weight(shape=(k,), initializer="zeros", trainable=False, name="logits")
+        self.means = self.add_weight(shape=(k, d), initializer="zeros", trainable=False, name="means")
+        eye = np.broadcast_to(np.eye(d, dtype="float32"), (k, d, d)).copy()
+        self.scale_tril = self.add_weight(shape=(k, d, d), initializer=keras.initializers.Constant(eye),
+                                          trainable=False, name="scale_tril")
+        self.thresholds = self.add_weight(shape=(k,), initializer=keras.initializers.Constant(
+            _component_thresholds(np.full(k, 1.0 / k))), trainable=False, name="component_thresholds")
+        self.fitted = self.add_weight(shape=(), initializer="zeros", trainable=False, name="fitted")
+        self.built = True
+
+    @property
+    def latent_shape(self):
+        return (self.latent_dim,)
+
+    @property
+    def is_fitted(self):
+        return bool(ops.convert_to_numpy(self.fitted) > 0.5)
+
+    @property
+    def noise_shapes(self):
+        """Per-example noise shapes: ``(d + 1,)`` for a mixture (component coordinate first), ``(d,)`` for K = 1."""
+        extra = 1 if self.num_components > 1 else 0
+        return (self.latent_dim + extra,), None
+
+    # -------------------------------------------------------------- fitting
+    def set_parameters(self, weights, means, covariances):
+        """Sets the mixture from weights ``(K,)``, means ``(K, d)`` and covariances ``(K, d, d)`` (NumPy)."""
+        k, d = self.num_components, self.latent_dim
+        weights = np.asarray(weights, np.float64).reshape(-1)
+        means = np.asarray(means, np.float64)
+        covariances = np.asarray(covariances, np.float64)
+        if weights.shape != (k,) or means.shape != (k, d) or covariances.shape != (k, d, d):
+            raise ValueError(
+                f"{self.name}: expected weights ({k},), means ({k}, {d}), covariances ({k}, {d}, {d}); received "
+                f"{weights.shape}, {means.shape}, {covariances.shape}."
+            )
+        if not (np.all(np.isfinite(weights)) and np.all(np.isfinite(means)) and np.all(np.isfinite(covariances))):
+            raise ValueError(f"{self.name}: mixture parameters contain NaN or infinite values.")
+        if np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0, atol=1e-6):
+            raise ValueError(f"{self.name}: mixture weights must be positive and sum to 1; received {weights}.")
+        try:
+            chol = np.linalg.cholesky((covariances + np.swapaxes(covariances, 1, 2)) / 2)
+        except np.linalg.LinAlgError as error:
+            raise ValueError(f"{self.name}: covariances must be symmetric positive definite ({error}).") from None
+        self.logits.assign(np.log(weights).astype("float32"))
+        self.thresholds.assign(_component_thresholds(weights))
+        self.means.assign(means.astype("float32"))
+        self.scale_tril.assign(chol.astype("float32"))
+        self.fitted.assign(1.0)
+
+    def fit(self, latents, seed=0, max_iter=200, reg_covar=1e-6):
+        """Fits the mixture to ``latents`` ``(n, d)`` with scikit-learn's ``GaussianMixture`` (full covariances, EM).
+
+        Returns:
+            dict with ``converged``, ``iterations`` and ``mean_log_likelihood``
+            (per example, of the fitted mixture on ``latents``).
+        """
+        from sklearn.mixture import GaussianMixture
+
+        x = np.asarray(ops.convert_to_numpy(latents), np.float64)
+        if x.ndim != 2 or x.shape[1] != self.latent_dim:
+            raise ValueError(f"{self.name}.fit: `latents` must be (n, {self.latent_dim}); received {x.shape}.")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{self.name}.fit: `latents` contain NaN or infinite values; the encoder diverged?")
+        if len(x) < max(2, self.num_components):
+            raise ValueError(
+                f"{self.name}.fit: needs at least {max(2, self.num_components)} encoded examples for "
+                f"{self.num_components} component(s); received {len(x)}."
+            )
+        mixture = GaussianMixture(self.num_components, covariance_type="full", random_state=seed, max_iter=max_iter,
+                                  reg_covar=reg_covar).fit(x)
+        self.set_parameters(mixture.weights_ / mixture.weights_.sum(), mixture.means_, mixture.covariances_)
+        return {"converged": bool(mixture.converged_), "iterations": int(mixture.n_iter_),
+                "mean_log_likelihood": float(mixture.score(x))}
+
+    # ---------------------------------------------------------- evaluation
+    def distribution(self):
+        """The mixture as a TensorFlow Probability distribution (event shape ``(d,)``)."""
+        tfd = _tfd()
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=ops.convert_to_tensor(self.logits)),
+            components_distribution=tfd.MultivariateNormalTriL(
+                loc=ops.convert_to_tensor(self.means), scale_tril=ops.convert_to_tensor(self.scale_tril)),
+        )
+
+    def log_prob(self, z, training=None):
+        """Per-example ``log p(z)`` (nats), shape ``(batch,)``: the TFP distribution's on TensorFlow, else ``log_prob_ops``."""
+        del training
+        if keras.backend.backend() == "tensorflow":
+            return self.distribution().log_prob(ops.cast(z, "float32"))
+        return self.log_prob_ops(z)
+
+    def log_prob_ops(self, z):
+        """The same log-density in plain ``keras.ops`` (triangular solves and a log-sum-exp; any backend)."""
+        z = ops.cast(z, "float32")
+        means, scales = ops.convert_to_tensor(self.means), ops.convert_to_tensor(self.scale_tril)
+        diff = ops.transpose(z[:, None, :] - means[None], (1, 2, 0))  # (K, d, batch)
+        white = ops.solve_triangular(scales, diff, lower=True)  # (K, d, batch): L_k^-1 (z - mean_k)
+        component = standard_normal_log_prob(white, axis=1) - 0.5 * cholesky_log_det(scales)[:, None]  # (K, batch)
+        log_weights = ops.log_softmax(ops.convert_to_tensor(self.logits))
+        return ops.logsumexp(component + log_weights[:, None], axis=0)
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
+        """Latents from given standard-normal noise of shape ``(batch,) + noise_shapes[0]`` (see the class docstring)."""
+        del observation_noise, noise_scale
+        noise = ops.cast(latent_noise, "float32")
+        if self.num_components > 1:
+            u, eps = noise[:, 0], noise[:, 1:]
+            thresholds = ops.convert_to_tensor(self.thresholds)[:-1]
+            component = ops.sum(ops.cast(u[:, None] > thresholds[None, :], "int32"), axis=1)
+        else:
+            eps = noise
+            component = ops.zeros((ops.shape(noise)[0],), "int32")
+        means = ops.take(ops.convert_to_tensor(self.means), component, axis=0)
+        scales = ops.take(ops.convert_to_tensor(self.scale_tril), component, axis=0)
+        return means + ops.cast(temperature, "float32") * ops.einsum("bij,bj->bi", scales, eps)
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim, "num_components": self.num_components}

@@ -35,10 +35,9 @@ import numpy as np
 from keras import ops
 
 from layers.base import FlowLayer, check_example_shape
-from layers.nif import _log_det_from_chol, _solve_lower
-from layers.seeds import batch_noise, draw_noise
-
-_LOG_2PI = math.log(2.0 * math.pi)
+from layers.numerics import LOG_2PI, cholesky_log_det, solve_lower
+from layers.priors import Prior
+from layers.seeds import batch_noise
 
 
 def significant_eigenvalue_count(eigenvalues, floor, min_ratio=10.0):
@@ -96,11 +95,11 @@ def _identity_packed(size):
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class SpreadPrior(keras.layers.Layer):
+class SpreadPrior(Prior):
     """Learnable degenerate Gaussian prior ``N(0, A A^T)`` spread by ``N(0, sigma_Z^2 I)``.
 
-    Implements the prior protocol of ``layers.priors`` (``log_prob``,
-    ``noise_shapes``, ``generate``, ``sample``, ``encode``, ``decode``), so it
+    A ``layers.Prior`` (``log_prob``, ``noise_shapes``, ``generate``; the base's
+    ``sample``; a stochastic ``encode`` and a noisy ``decode``), so it
     replaces the unit Gaussian of a ``FlowModel``. The latent may have any
     example shape; the prior works on the flattened ``D``-vector.
 
@@ -141,6 +140,8 @@ class SpreadPrior(keras.layers.Layer):
         submission), eq. 11, 14, 15 and section 7.2; Zhang et al., "Spread
         Divergence", ICML 2020.
     """
+
+    stochastic_encoder = True
 
     def __init__(self, spread_std=0.01, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -204,11 +205,8 @@ class SpreadPrior(keras.layers.Layer):
         if training:
             flat = flat + self.spread_std * batch_noise(ops.shape(flat), self.compute_dtype, self.seed_generator)
         chol = ops.cholesky(self.covariance(spread=True))
-        whitened = _solve_lower(chol, flat)
-        return -0.5 * (ops.sum(ops.square(whitened), axis=-1) + _log_det_from_chol(chol) + self.num_dims * _LOG_2PI)
-
-    def call(self, inputs):
-        return self.log_prob(inputs)
+        whitened = solve_lower(chol, flat)
+        return -0.5 * (ops.sum(ops.square(whitened), axis=-1) + cholesky_log_det(chol) + self.num_dims * LOG_2PI)
 
     # ------------------------------------------------------------ sampling
     @property
@@ -233,10 +231,6 @@ class SpreadPrior(keras.layers.Layer):
         z = ops.cast(temperature, self.compute_dtype) * ops.matmul(flat, ops.transpose(a))
         z = ops.reshape(z, (-1,) + self.event_shape)
         return self._add_spread(z, noise_scale, observation_noise)
-
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
-        """Draws ``num_samples`` latents ``t A eps_z + sqrt(s) sigma_Z eps_s`` from seeded noise."""
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
 
     def _spread_noise(self, z, noise_scale, seed, noise):
         if isinstance(noise_scale, (int, float)) and noise_scale < 0:

@@ -74,7 +74,7 @@ def main(argv):
         checkpoint_every=FLAGS.checkpoint_every, sample_every=FLAGS.sample_every, devices=devices,
         tpu_address=FLAGS.tpu,
     )
-    if FLAGS.saved_model and training._is_chief(result.strategy):
+    if FLAGS.saved_model and training.is_chief(result.strategy):
         # The command line is an application: it may use export/ (the zoo library never does).
         import os
 

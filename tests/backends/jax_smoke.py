@@ -48,6 +48,20 @@ for layer, x in [
     drawn = layer(x, training=True)[0]
     assert np.all(np.isfinite(np.asarray(drawn)))
 
+# The prior protocol: sample = generate(draw_noise(seed)); the per-example Jacobian of a known linear map.
+mixture = layers.GaussianMixturePrior(2, num_components=3)
+mixture.build()
+for prior, shape in [(layers.StandardNormal(), (3,)), (layers.SplitPrior(1, v_std=0.3), (3,)),
+                     (layers.SpreadPrior(0.1, seed=0), (3,)), (layers.GaussianNIF(2, seed=0), (5,)), (mixture, (2,))]:
+    if not prior.built:
+        prior.build((None,) + shape)
+    noise = layers.draw_noise(prior.noise_shapes, 4, 3, prior.compute_dtype)
+    np.testing.assert_array_equal(np.asarray(prior.sample(4, 0.8, 0.5, seed=3)), np.asarray(prior.generate(*noise, 0.8, 0.5)))
+    assert np.all(np.isfinite(np.asarray(prior.log_prob(prior.sample(4, seed=1))))), type(prior).__name__
+linear = rng.standard_normal((3, 5)).astype("float32")
+jacobian = np.asarray(layers.batch_jacobian(lambda q: q @ linear, rng.standard_normal((2, 3)).astype("float32")))
+np.testing.assert_allclose(jacobian, np.broadcast_to(linear.T, (2, 5, 3)), rtol=1e-6)
+
 # A GLOW FlowModel: act-norm init, one gradient step with fit, sampling.
 images = zoo.load_digits_images()[0][:64]
 model = zoo.make_glow((8, 8, 1), num_levels=2, steps_per_level=1, hidden_channels=8, n_bits=5)

@@ -30,16 +30,19 @@ results = {}
 for name in ("log_prob", "bits_per_dim", "encode"):
     for key, value in signatures[name](x=tf.constant(inputs["x"])).items():
         results[f"{name}/{key}"] = value.numpy()
-decode = signatures["decode"](latent=tf.constant(inputs["latent"]), noise_scale=tf.constant(0.5),
-                              seed=tf.constant(11, tf.int64))
+# Models with observation noise take noise_scale (and decode a seed); the others' signatures leave them out.
+noisy = "observation_noise" in inputs
+knob = {"noise_scale": tf.constant(0.5)} if noisy else {}
+decode = signatures["decode"](latent=tf.constant(inputs["latent"]),
+                              **(dict(knob, seed=tf.constant(11, tf.int64)) if noisy else {}))
 results.update({f"decode/{k}": v.numpy() for k, v in decode.items()})
-sample = signatures["sample"](num_samples=tf.constant(5), temperature=tf.constant(0.8),
-                              noise_scale=tf.constant(0.5), seed=tf.constant(3, tf.int64))
+sample = signatures["sample"](num_samples=tf.constant(5), temperature=tf.constant(0.8), seed=tf.constant(3, tf.int64),
+                              **knob)
 results.update({f"sample/{k}": v.numpy() for k, v in sample.items()})
 noise = {"latent_noise": tf.constant(inputs["latent_noise"])}
-if "observation_noise" in inputs:
+if noisy:
     noise["observation_noise"] = tf.constant(inputs["observation_noise"])
-generate = signatures["generate"](temperature=tf.constant(0.8), noise_scale=tf.constant(0.5), **noise)
+generate = signatures["generate"](temperature=tf.constant(0.8), **knob, **noise)
 results.update({f"generate/{k}": v.numpy() for k, v in generate.items()})
 assert not [m for m in sys.modules if m.split(".")[0] in ("layers", "zoo", "export")]
 np.savez(outputs_path, **results)

@@ -60,12 +60,12 @@ def test_saved_model_serves_without_project_code_and_agrees_with_keras(name, tmp
     np.testing.assert_allclose(served["log_prob/log_prob"], np.asarray(model.log_prob(x)), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(served["bits_per_dim/bits_per_dim"], np.asarray(model.bits_per_dim(x)), rtol=1e-5)
     np.testing.assert_allclose(served["encode/latent"], latent, rtol=1e-4, atol=1e-4)
+    noisy = model.has_observation_noise  # only then do the signatures take noise_scale (and decode a seed)
+    knob = {"noise_scale": 0.5} if noisy else {}
     expected = {
-        "decode": model.decode(latent, noise_scale=0.5, seed=11, output="uint8" if model.is_image_model else "float"),
-        "sample": model.sample(5, temperature=0.8, noise_scale=0.5, seed=3,
-                               output="uint8" if model.is_image_model else "float"),
-        "generate": model.generate(inputs["latent_noise"], inputs.get("observation_noise"), 0.8, 0.5,
-                                   output="uint8" if model.is_image_model else "float"),
+        "decode": model.decode(latent, **(dict(knob, seed=11) if noisy else {})),
+        "sample": model.sample(5, temperature=0.8, seed=3, **knob),
+        "generate": model.generate(inputs["latent_noise"], inputs.get("observation_noise"), 0.8, **knob),
     }
     for signature, value in expected.items():
         value = np.asarray(value)
@@ -119,6 +119,15 @@ def test_existing_directory_is_refused_and_failures_leave_nothing(tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         export.saved_model(model, str(tmp_path / "new"))
     assert sorted(os.listdir(tmp_path)) == ["sm"]
-    with pytest.raises(OSError, match="disk full"):
+    # overwrite=True replaces only an export of this project: a user's folder is refused, whatever the flag.
+    with pytest.raises(FileExistsError, match="flow-zoo did not write"):
         export.saved_model(model, str(target), overwrite=True)
-    assert (target / "keep.txt").read_text() == "user data"  # the old export survives a failed overwrite
+    assert (target / "keep.txt").read_text() == "user data"
+    monkeypatch.undo()
+    previous = export.saved_model(model, str(tmp_path / "ours"))
+    before = sorted(os.listdir(previous))
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export.saved_model(model, previous, overwrite=True)
+    assert sorted(os.listdir(previous)) == before  # the old export survives a failed overwrite
+    assert sorted(os.listdir(tmp_path)) == ["ours", "sm"]

@@ -114,3 +114,22 @@ def test_every_public_flow_layer_has_a_case():
         if isinstance(obj, type) and issubclass(obj, layers.FlowLayer) and obj is not layers.FlowLayer
     }
     assert public <= covered, f"flow layers without a harness case: {sorted(c.__name__ for c in public - covered)}"
+
+
+def test_coupling_factory_builds_each_kind():
+    affine = layers.coupling_factory("affine", log_scale_clamp=3.0)(16, 3)
+    assert type(affine) is layers.AffineCoupling and not affine.volume_preserving
+    assert (affine.hidden_units, affine.num_hidden_layers, affine.log_scale_clamp) == (16, 3, 3.0)
+    assert "volume_preserving" not in affine.get_config()  # configs of affine couplings are unchanged
+    preserving = layers.coupling_factory("volume_preserving")(8)
+    assert type(preserving) is layers.AffineCoupling and preserving.volume_preserving
+    assert preserving.num_hidden_layers == 2
+    make = layers.coupling_factory("spline", num_bins=5, tail_bound=4.0)
+    spline = make(8, 1)
+    assert type(spline) is layers.SplineCoupling
+    assert (spline.hidden_units, spline.num_hidden_layers, spline.num_bins, spline.tail_bound) == (8, 1, 5, 4.0)
+    assert make(8) is not make(8)  # a new layer at each call
+    with pytest.raises(ValueError, match="must be one of"):
+        layers.coupling_factory("additive")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_bins'\]"):
+        layers.coupling_factory("affine", num_bins=4)

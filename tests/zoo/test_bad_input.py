@@ -34,27 +34,30 @@ def test_wrong_channel_count(glow):
         glow.log_prob(_pixels((4, 8, 8, 3)))
 
 
-def test_pixels_out_of_range(glow):
-    bad = _pixels().astype("int32")
-    bad[0, 0, 0, 0] = 300
-    with pytest.raises(ValueError, match=r"`x` must hold whole numbers in \[0, 255\].*Received values in \[\d+, 300\]"):
-        glow.log_prob(bad)
-    bad[0, 0, 0, 0] = -1
-    with pytest.raises(ValueError, match=r"Received values in \[-1, "):
-        glow.bits_per_dim(bad)
+@pytest.mark.parametrize("make", [
+    lambda x: x.astype("int32"),                              # whole numbers, but not uint8
+    lambda x: x.astype("float32"),                            # whole-valued floats
+    lambda x: x.astype("float32") / 255.0,                    # images already scaled to [0, 1]
+    lambda x: (x > 127).astype("float32"),                    # binarized 0/1 masks
+    lambda x: (x.astype("float32") / 255.0 * 16).round(),     # scikit-learn's raw 0..16 digits
+], ids=["int32", "float_whole", "float_unit", "binary", "digits_0_16"])
+def test_non_uint8_pixels_are_refused_with_the_conversion(glow, make):
+    with pytest.raises(ValueError, match=r"has dtype \w+, but this model takes uint8 pixels.*astype\('uint8'\)"):
+        glow.log_prob(make(_pixels()))
 
 
-def test_images_scaled_to_unit_interval_are_refused(glow):
-    scaled = _pixels().astype("float32") / 255.0
-    with pytest.raises(ValueError, match="non-integer values.*uint8 pixels"):
-        glow.log_prob(scaled)
+def test_non_uint8_training_data_is_refused_before_the_first_step(glow):
+    import tensorflow as tf
 
-
-def test_nan_pixels_are_refused(glow):
-    bad = _pixels().astype("float32")
-    bad[1, 2, 3, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinite"):
-        glow.log_prob(bad)
+    glow.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = [np.asarray(w) for w in glow.trainable_weights]
+    floats = _pixels((64, 8, 8, 1)).astype("float32")
+    with pytest.raises(ValueError, match=r"fit: the training data has dtype float32.*uint8"):
+        glow.fit(floats, batch_size=64, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"fit: the training data has dtype float32.*uint8"):
+        glow.fit(tf.data.Dataset.from_tensor_slices(floats).batch(64), epochs=1, verbose=0)
+    for b, a in zip(before, [np.asarray(w) for w in glow.trainable_weights]):
+        np.testing.assert_array_equal(a, b)  # nothing was learned
 
 
 def test_nan_vectors_are_refused(vector_model):
@@ -69,17 +72,17 @@ def test_wrong_vector_width(vector_model):
         vector_model.log_prob(np.zeros((3, 3), "float32"))
 
 
-def test_bad_pixels_inside_fit_fail_the_step_with_the_message(glow):
+def test_bad_vectors_inside_fit_fail_the_step_with_the_message(vector_model):
     import tensorflow as tf
 
-    bad = _pixels((64, 8, 8, 1)).astype("float32")
-    bad[5, 0, 0, 0] = 256.0
-    glow.compile(optimizer=keras.optimizers.Adam(1e-3))
-    before = [np.asarray(w) for w in glow.trainable_weights]
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`x` must hold whole numbers in \[0, 255\]"):
-        glow.fit(bad, batch_size=64, epochs=1, verbose=0)
-    after = [np.asarray(w) for w in glow.trainable_weights]
-    for b, a in zip(before, after):
+    bad = np.zeros((64, 2), "float32")
+    bad[5, 0] = np.nan
+    vector_model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vector_model.initialize(np.zeros((64, 2), "float32"))  # act-norm done: fit goes straight to the graph step
+    before = [np.asarray(w) for w in vector_model.trainable_weights]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`x` contains NaN or infinite values"):
+        vector_model.fit(tf.data.Dataset.from_tensor_slices(bad).batch(64), epochs=1, verbose=0)
+    for b, a in zip(before, [np.asarray(w) for w in vector_model.trainable_weights]):
         np.testing.assert_array_equal(a, b)  # nothing was learned from the bad batch
 
 
@@ -90,9 +93,30 @@ def test_decode_checks_the_latent(glow):
         glow.decode(np.full((2, 64), np.nan, "float32"))
 
 
-def test_sample_refuses_negative_temperature(glow):
-    with pytest.raises(ValueError, match="temperature and noise_scale must be >= 0"):
-        glow.sample(2, temperature=-1.0)
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_samples=0), "`num_samples` must be an int >= 1"),
+    (dict(num_samples=-3), "`num_samples` must be an int >= 1"),
+    (dict(num_samples=2.7), "`num_samples` must be an int >= 1"),
+    (dict(num_samples=2, temperature=-1.0), "`temperature` must be a finite number >= 0"),
+    (dict(num_samples=2, temperature=float("nan")), "`temperature` must be a finite number >= 0"),
+    (dict(num_samples=2, noise_scale=0.5), "no observation noise"),
+    (dict(num_samples=2, output="png"), "`output` must be 'uint8' or 'float'"),
+])
+def test_sample_refuses_bad_arguments(glow, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        glow.sample(**kwargs)
+
+
+def test_generate_and_encode_refuse_what_they_cannot_honour(glow):
+    noise = np.zeros((2, 64), "float32")
+    with pytest.raises(ValueError, match="`temperature` must be a finite number >= 0"):
+        glow.generate(noise, temperature=-1.0)
+    with pytest.raises(ValueError, match="no observation noise"):
+        glow.generate(noise, np.zeros((2, 64), "float32"))
+    with pytest.raises(ValueError, match="deterministic; stochastic=True is not available"):
+        glow.encode(_pixels(), stochastic=True)
+    with pytest.raises(ValueError, match="no observation noise"):
+        glow.decode(noise, noise_scale=0.5)
 
 
 def test_layer_level_errors_name_the_problem():

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from zoo import datasets, manifolds, metrics
+from zoo.data import datasets
+from zoo.data import manifolds
+from zoo.evaluation import metrics
 
 SHARED_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))), "shared", "data", "mnist")

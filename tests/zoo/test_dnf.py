@@ -1,4 +1,4 @@
-"""DNF, M-flow and PIE (zoo/dnf.py): loss terms, densities, Gram determinants, phases, saving, bad input."""
+"""DNF, M-flow and PIE (zoo/models/dnf): loss terms, densities, Gram determinants, phases, saving, bad input."""
 
 import math
 
@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 import layers as flow_layers
-from zoo import dnf, manifolds, registry
-from zoo.datasets import load_digits_images
+import zoo
+from zoo import dnf
+from zoo.data import manifolds
+from zoo.presets import registry
+from zoo.data.datasets import load_digits_images
 
 LOC, LOG_SCALE = np.array([0.2, -0.1, 0.3]), np.array([0.5, -0.4, 0.1])
 INNER_LOC, INNER_LOG_SCALE = 0.4, -0.7
@@ -50,8 +53,11 @@ def test_dnf_loss_terms_against_hand_computation():
     np.testing.assert_allclose(terms["nll"], nll, rtol=1e-5)
     np.testing.assert_allclose(terms["reconstruction"], reconstruction, rtol=1e-5)
     np.testing.assert_allclose(terms["loss"], loss, rtol=1e-5)
+    # The loss is the objective in bits/dim (nats per example / (D ln 2), D = 3); the terms sum to loss_terms' loss.
     np.testing.assert_allclose(float(model.compute_loss(x, training=False)),
-                               np.mean(np.asarray(model.loss_terms(x)["loss"])), rtol=1e-6)
+                               np.mean(np.asarray(model.loss_terms(x)["loss"])) / (3 * np.log(2.0)), rtol=1e-6)
+    np.testing.assert_allclose(sum(np.asarray(v) for v in model(x).values()), np.asarray(model.loss_terms(x)["loss"]),
+                               rtol=1e-6)
     # The model density at clean x is eq. 13 without noise; PIE is the same with sigma = lambda = 0.
     np.testing.assert_allclose(np.asarray(model.log_prob(x)), -_hand_terms(x, noise, 0.0, 0.3, 0.0)[0], rtol=1e-5)
     pie = _tiny("pie", noise_std=0.0, reconstruction_weight=0.0)
@@ -102,7 +108,7 @@ def test_short_fit_of_dnf_spiral_lowers_the_loss():
     history = model.fit(data, batch_size=100, epochs=3, verbose=0)
     after = float(model.compute_loss(data, training=False))
     assert np.all(np.isfinite(history.history["loss"]))
-    assert after < before - 1.0, (before, after)
+    assert after < before - 1.0 / (2 * math.log(2.0)), (before, after)  # 1 nat per example, in bits/dim (D = 2)
     assert float(model.compute_loss(data, training=False)) == after  # fixed-seed noise at evaluation
 
 
@@ -207,14 +213,14 @@ def test_thin_spiral_speed_and_latent_distances():
     u = np.array([0.01, 0.3, 1.7])
     step = 1e-7
     speed = np.linalg.norm(manifolds.thin_spiral_map(u + step) - manifolds.thin_spiral_map(u - step), axis=-1) / (2 * step)
-    np.testing.assert_allclose(np.exp(dnf.thin_spiral_log_speed(u)), speed, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(zoo.experiments.thin_spiral.thin_spiral_log_speed(u)), speed, rtol=1e-6)
     grid = np.linspace(0.0, 3.0, 3001)
     true = np.exp(-grid / 0.3) / 0.3
-    same = dnf.latent_density_distances(grid, true, true)
+    same = zoo.experiments.thin_spiral.latent_density_distances(grid, true, true)
     assert same["total_variation"] == 0 and abs(same["wasserstein_1"]) < 1e-12
-    shifted = dnf.latent_density_distances(grid, np.exp(-(grid - 0.5) / 0.3) / 0.3 * (grid >= 0.5), true)
+    shifted = zoo.experiments.thin_spiral.latent_density_distances(grid, np.exp(-(grid - 0.5) / 0.3) / 0.3 * (grid >= 0.5), true)
     np.testing.assert_allclose(shifted["wasserstein_1"], 0.5, atol=1e-3)  # W1 of a shift = the shift
-    zero = dnf.latent_density_distances(grid, np.zeros_like(grid), true)
+    zero = zoo.experiments.thin_spiral.latent_density_distances(grid, np.zeros_like(grid), true)
     np.testing.assert_allclose(zero["total_variation"], 0.5, atol=1e-3)
     assert np.isnan(zero["wasserstein_1"]) and zero["learned_mass"] == 0
 

@@ -35,41 +35,41 @@ def test_reconstruction_error_of_a_bijective_flow_is_zero(digits):
     model = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
     model.initialize(images)
     perturb_weights(model, np.random.default_rng(3), scale=0.05)
-    result = evaluate.reconstruction_error(model, images)
+    result = zoo.evaluation.reconstruction_error(model, images)
     assert result["value"] == 0.0 and result["units"].startswith("squared L2") and result["n_bits"] == 5
 
 
 def test_nif_reconstructions_lose_information_and_metrics_carry_provenance(nif, digits):
     images = digits[0]
-    recon = evaluate.reconstruction_error(nif, images)
+    recon = zoo.evaluation.reconstruction_error(nif, images)
     assert recon["value"] > 0  # a 16-d manifold cannot hold every 64-pixel image
-    bpd = evaluate.bits_per_dim(nif, images)
+    bpd = zoo.evaluation.bits_per_dim(nif, images)
     assert bpd["n_bits"] == 5 and bpd["examples"] == len(images) and np.isfinite(bpd["value"])
-    rows = evaluate.sweep(lambda t, s: t + 10 * s, noise_scales=(0.0, 1.0), temperatures=(0.5, 1.0))
+    rows = zoo.evaluation.sweep(lambda t, s: t + 10 * s, noise_scales=(0.0, 1.0), temperatures=(0.5, 1.0))
     assert [r["value"] for r in rows] == [0.5, 10.5, 1.0, 11.0]
 
 
 def test_pictures(nif, digits, tmp_path):
     images, labels = digits
-    grid = np.asarray(Image.open(evaluate.sample_grid(nif, str(tmp_path / "g.png"), temperatures=(0.5, 1.0),
+    grid = np.asarray(Image.open(zoo.evaluation.pictures.sample_grid(nif, str(tmp_path / "g.png"), temperatures=(0.5, 1.0),
                                                       noise_scales=(0.0, 0.5, 1.0))))
     scale = 64 // 8
     assert grid.shape == (2 * (8 * scale + 2) + 2, 3 * (8 * scale + 2) + 2)
     flow = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
     flow.initialize(images)
-    one_column = np.asarray(Image.open(evaluate.sample_grid(flow, str(tmp_path / "f.png"), temperatures=(0.5, 1.0))))
+    one_column = np.asarray(Image.open(zoo.evaluation.pictures.sample_grid(flow, str(tmp_path / "f.png"), temperatures=(0.5, 1.0))))
     assert one_column.shape == (2 * (8 * scale + 2) + 2, 1 * (8 * scale + 2) + 2)  # no noise scale: one column
-    strip = np.asarray(Image.open(evaluate.reconstruction_strip(nif, images[:5], str(tmp_path / "r.png"))))
+    strip = np.asarray(Image.open(zoo.evaluation.pictures.reconstruction_strip(nif, images[:5], str(tmp_path / "r.png"))))
     assert strip.shape == (2 * (8 * scale + 2) + 2, 5 * (8 * scale + 2) + 2)
     # The top row of the strip shows the originals, pixel for pixel (upscaled).
     np.testing.assert_array_equal(strip[2:2 + 8 * scale:scale, 2:2 + 8 * scale:scale], images[0, ..., 0])
-    assert os.path.getsize(evaluate.interpolation(nif, images[0], images[1], str(tmp_path / "i.png"))) > 0
-    assert os.path.getsize(evaluate.umap_embedding(nif, images[:200], labels[:200], str(tmp_path / "u.png"))) > 0
-    rows = evaluate.sweep(lambda t, s: s * t, noise_scales=(0.0, 1.0), temperatures=(0.5, 1.0))
-    assert os.path.getsize(evaluate.metric_curve(rows, str(tmp_path / "c.png"), "m")) > 0
+    assert os.path.getsize(zoo.evaluation.pictures.interpolation(nif, images[0], images[1], str(tmp_path / "i.png"))) > 0
+    assert os.path.getsize(zoo.evaluation.pictures.umap_embedding(nif, images[:200], labels[:200], str(tmp_path / "u.png"))) > 0
+    rows = zoo.evaluation.sweep(lambda t, s: s * t, noise_scales=(0.0, 1.0), temperatures=(0.5, 1.0))
+    assert os.path.getsize(zoo.evaluation.pictures.metric_curve(rows, str(tmp_path / "c.png"), "m")) > 0
     spiral = zoo.manifolds.thin_spiral(500)
     vector = zoo.get("nif_spiral_1", num_couplings=2, hidden_units=8)
-    assert os.path.getsize(evaluate.density_grid(vector, spiral, str(tmp_path / "d.png"), n=50)) > 0
+    assert os.path.getsize(zoo.evaluation.pictures.density_grid(vector, spiral, str(tmp_path / "d.png"), n=50)) > 0
 
 
 def test_classifier_frechet_distance_is_labelled_and_separates_real_from_noise(digits):
@@ -83,19 +83,19 @@ def test_classifier_frechet_distance_is_labelled_and_separates_real_from_noise(d
         def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0):
             return images[np.random.default_rng(seed + 1).permutation(len(images))[:n]]
 
-    noise = evaluate.frechet_distance_classifier(NoiseModel(), images, labels, 200)
-    real = evaluate.frechet_distance_classifier(RealModel(), images, labels, 200)
+    noise = zoo.evaluation.frechet_distance_classifier(NoiseModel(), images, labels, 200)
+    real = zoo.evaluation.frechet_distance_classifier(RealModel(), images, labels, 200)
     assert "not FID" in noise["label"] and real["value"] < noise["value"]
 
 
 def test_evaluate_writes_a_report_and_the_command_line_runs(nif, tmp_path):
-    report = evaluate.evaluate(nif, "digits", str(tmp_path / "e"), metrics=("bpd", "recon"), progress=False)
+    report = zoo.evaluation.evaluate(nif, "digits", str(tmp_path / "e"), metrics=("bpd", "recon"), progress=False)
     with open(tmp_path / "e" / "report.json") as f:
         assert json.load(f)["metrics"]["bits_per_dim"]["n_bits"] == 5
     for picture in report["pictures"].values():
         assert os.path.getsize(picture) > 0
-    with pytest.raises(ValueError, match="Unknown metric 'fdi'"):
-        evaluate.evaluate(nif, "digits", str(tmp_path / "x"), metrics=("fdi",), progress=False)
+    with pytest.raises(ValueError, match=r"Unknown metric\(s\) \['fdi'\]"):
+        zoo.evaluation.evaluate(nif, "digits", str(tmp_path / "x"), metrics=("fdi",), progress=False)
     path = str(tmp_path / "m.keras")
     nif.save(path)
     result = subprocess.run([sys.executable, "-m", "zoo.evaluate", "--model", path, "--dataset", "digits",
@@ -108,7 +108,7 @@ def test_evaluate_writes_a_report_and_the_command_line_runs(nif, tmp_path):
 def test_evaluate_on_a_synthetic_manifold(tmp_path):
     model = zoo.get("nif_spiral_1", num_couplings=2, hidden_units=8)
     model.initialize(zoo.manifolds.thin_spiral(256).data)
-    report = evaluate.evaluate(model, "spiral", str(tmp_path), metrics=("bpd", "id"), max_examples=500,
+    report = zoo.evaluation.evaluate(model, "spiral", str(tmp_path), metrics=("bpd", "id"), max_examples=500,
                                num_samples=300, progress=False)
     assert report["metrics"]["bits_per_dim"]["n_bits"] is None
     assert abs(report["metrics"]["intrinsic_dimension"]["data"] - 1) < 0.3
@@ -116,16 +116,16 @@ def test_evaluate_on_a_synthetic_manifold(tmp_path):
 
 
 def test_fid_sweeps_noise_scale_for_noisy_injective_models(nif, digits, monkeypatch):
-    from zoo import fid_inception
+    from zoo.evaluation import fid_inception
 
     # The Inception port has its own tests (test_fid_inception.py); here a cheap stand-in feature map.
     monkeypatch.setattr(fid_inception, "load_inception_for_fid", lambda *a, **k: "stand-in")
     monkeypatch.setattr(fid_inception, "inception_features",
                         lambda model, x, batch_size=50: np.asarray(x, np.float64).reshape(len(x), -1)[:, ::4])
     images = digits[0]
-    result = evaluate.fid(nif, images, 100, noise_scales=(0.0, 1.0))
+    result = zoo.evaluation.fid(nif, images, 100, noise_scales=(0.0, 1.0))
     assert [r["noise_scale"] for r in result["sweep"]] == [0.0, 1.0]
     assert result["value"] == result["sweep"][1]["value"] and "2015 Inception" in result["feature_extractor"]
     flow = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
     flow.initialize(images)
-    assert len(evaluate.fid(flow, images, 100)["sweep"]) == 1  # no observation noise: one point
+    assert len(zoo.evaluation.fid(flow, images, 100)["sweep"]) == 1  # no observation noise: one point

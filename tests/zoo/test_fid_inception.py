@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo import fid_inception, metrics
+from zoo.evaluation import fid_inception
+from zoo.evaluation import metrics
 
 
 # --------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_keras_save_load_of_nif_models(name, digits, tmp_path):
 
 def test_nif_model_bad_input(digits):
     model = zoo.get("nif_digits_16", steps_per_level=1, hidden_channels=8)
-    with pytest.raises(ValueError, match="temperature and noise_scale must be >= 0"):
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
         model.sample(2, noise_scale=-0.5)
     with pytest.raises(ValueError, match=r"`latent` must have shape \(batch, 16\)"):
         model.decode(np.zeros((2, 64), "float32"))

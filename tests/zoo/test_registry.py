@@ -58,10 +58,10 @@ def test_a_paper_preset_builds_in_full_with_its_listed_parameter_count():
 
 
 def test_listed_parameter_counts():
-    # Rewrite the table with `python -m zoo.registry` when an architecture changes.
+    # Rewrite the table with `python -m zoo.presets.registry` when an architecture changes.
     listed = {p["name"]: p["parameters"] for p in zoo.list()}
     missing = sorted(name for name, count in listed.items() if count is None)
-    assert not missing, f"no parameter count for {missing}: run `python -m zoo.registry`"
+    assert not missing, f"no parameter count for {missing}: run `python -m zoo.presets.registry`"
     for p in zoo.list():
         if p["dataset"] in ("digits", "spiral", "sin"):  # small: build and count
             assert zoo.get(p["name"]).count_params() == p["parameters"], p["name"]

@@ -1,4 +1,4 @@
-"""Spread-prior flow models, their presets, training helpers and synthetic MNIST (zoo/spread.py)."""
+"""Spread-prior flow models, their presets, training helpers and synthetic MNIST (zoo/models/spread, zoo.training, zoo.data.implicit_model)."""
 
 import os
 
@@ -9,7 +9,8 @@ import pytest
 import layers
 import zoo
 from layers.spread import DataNoise, SpreadPrior
-from zoo import manifolds, spread
+from zoo import spread
+from zoo.data import manifolds
 
 PRESETS = ["spread_sin", "spread_scurve", "spread_fading_square", "spread_mnist"]
 
@@ -99,12 +100,12 @@ def test_a_short_fit_on_the_sin_curve_separates_one_eigenvalue():
     before = model.prior.spectrum()
     assert before[0] / before[1] < 1.01  # A = I
     # 120 steps; eigenvalue ratios 57-166 over seeds 0-3 when this was written (the assertion asks for 10).
-    model.compile(optimizer=spread.spread_optimizer(2e-2, weight_decay=0.0, decay_every=20, decay_rate=0.7))
+    model.compile(optimizer=zoo.training.spread_optimizer(2e-2, weight_decay=0.0, decay_every=20, decay_rate=0.7))
     model.fit(data, batch_size=100, epochs=6, verbose=0)
     eigenvalues = model.prior.spectrum()
     assert eigenvalues[0] / eigenvalues[1] > 10, eigenvalues
     assert model.prior.intrinsic_dimension() == 1
-    assert spread.project(model, data[:5]).shape == (5, 1)
+    assert zoo.experiments.intrinsic_dimension.project(model, data[:5]).shape == (5, 1)
 
 
 def test_adam_l2_is_adam_on_the_l2_regularized_gradient():
@@ -113,7 +114,7 @@ def test_adam_l2_is_adam_on_the_l2_regularized_gradient():
     start = np.array([1.0, -2.0, 0.5], "float32")
     target = np.array([0.3, 0.1, -0.2], "float32")
     decayed, plain = keras.Variable(start), keras.Variable(start)
-    optimizer_l2, optimizer = spread.AdamL2(l2=0.3, learning_rate=0.1), keras.optimizers.Adam(0.1)
+    optimizer_l2, optimizer = zoo.training.AdamL2(l2=0.3, learning_rate=0.1), keras.optimizers.Adam(0.1)
     for _ in range(3):
         with tf.GradientTape(persistent=True) as tape:
             loss = tf.reduce_sum((decayed - target) ** 2)
@@ -122,10 +123,10 @@ def test_adam_l2_is_adam_on_the_l2_regularized_gradient():
         optimizer.apply_gradients([(tape.gradient(regularized, plain), plain)])
     np.testing.assert_allclose(_numpy(decayed), _numpy(plain), rtol=1e-6)
     assert not np.allclose(_numpy(plain), start)
-    clone = spread.AdamL2.from_config(optimizer_l2.get_config())
+    clone = zoo.training.AdamL2.from_config(optimizer_l2.get_config())
     assert clone.l2 == 0.3
     with pytest.raises(ValueError, match="l2"):
-        spread.AdamL2(l2=-1.0)
+        zoo.training.AdamL2(l2=-1.0)
 
 
 def test_spread_model_keras_round_trip(tmp_path):
@@ -144,27 +145,27 @@ def test_spread_model_keras_round_trip(tmp_path):
 
 def test_data_noise_annealing_reaches_its_floor():
     model = _tiny_image_model(data_noise=0.05)
-    model.compile(optimizer=spread.spread_optimizer(1e-4), run_eagerly=True)  # 4 steps: tracing would dominate
+    model.compile(optimizer=zoo.training.spread_optimizer(1e-4), run_eagerly=True)  # 4 steps: tracing would dominate
     x = np.random.default_rng(0).uniform(size=(40, 8, 8, 1)).astype("float32")
     model.fit(x, batch_size=10, epochs=1, verbose=0,
-              callbacks=[spread.DataNoiseAnnealing(start_step=1, every_steps=1, factor=0.5, floor=0.02)])
+              callbacks=[zoo.training.DataNoiseAnnealing(start_step=1, every_steps=1, factor=0.5, floor=0.02)])
     (noise,) = [l for l in model._flatten_layers(recursive=True) if isinstance(l, DataNoise)]
     assert float(_numpy(noise.stddev)) == pytest.approx(0.02)  # 0.05 -> 0.025 -> floor
     with pytest.raises(ValueError, match="DataNoise"):
         vector = spread.make_spread_vector(2)
         vector.compile(optimizer="adam", run_eagerly=True)
-        vector.fit(np.zeros((4, 2), "float32"), epochs=1, verbose=0, callbacks=[spread.DataNoiseAnnealing(0, 1)])
+        vector.fit(np.zeros((4, 2), "float32"), epochs=1, verbose=0, callbacks=[zoo.training.DataNoiseAnnealing(0, 1)])
     with pytest.raises(ValueError, match="floor"):
-        spread.DataNoiseAnnealing(floor=-1.0)
+        zoo.training.DataNoiseAnnealing(floor=-1.0)
 
 
 def test_implicit_mnist_model_generates_data_of_known_intrinsic_dimension(tmp_path):
     images = zoo.load_digits_images()[0][:200]
-    vae = spread.train_implicit_model(images, latent_dim=3, epochs=1, batch_size=50)
-    data = spread.synthetic_mnist(16, vae, seed=0)
+    vae = zoo.data.train_implicit_model(images, latent_dim=3, epochs=1, batch_size=50)
+    data = zoo.data.synthetic_mnist(16, vae, seed=0)
     assert data.data.shape == (16, 8, 8, 1) and data.intrinsic_dim == 3 and data.latent.shape == (16, 3)
     assert data.data.min() >= 0.0 and data.data.max() <= 1.0
-    again = spread.synthetic_mnist(16, vae, seed=0)
+    again = zoo.data.synthetic_mnist(16, vae, seed=0)
     np.testing.assert_array_equal(again.data, data.data)
     # x = g(z) with z in R^3: the decoder's Jacobian has rank <= 3 (a 3-D manifold in 64-D).
     import tensorflow as tf
@@ -188,10 +189,10 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="non-finite|NaN"):
         model.log_prob(np.array([[np.nan, 0.0]], "float32"))
     with pytest.raises(ValueError, match="SpreadPrior"):
-        spread.project(spread.make_spread_vector(2, learnable_prior=False), np.zeros((1, 2), "float32"))
+        zoo.experiments.intrinsic_dimension.project(spread.make_spread_vector(2, learnable_prior=False), np.zeros((1, 2), "float32"))
     with pytest.raises(ValueError, match="divisible by 4"):
         spread.make_spread_image((10, 10, 1))
     with pytest.raises(ValueError, match="at least 2"):
         spread.make_spread_vector(1)
     with pytest.raises(ValueError, match="images"):
-        spread.train_implicit_model(np.full((2, 4, 4, 1), 2.0, "float32"), latent_dim=2)
+        zoo.data.train_implicit_model(np.full((2, 4, 4, 1), 2.0, "float32"), latent_dim=2)

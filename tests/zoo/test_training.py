@@ -75,11 +75,11 @@ def test_cli_trains_nf_digits_and_writes_samples_tensorboard_and_a_saved_model(t
     for path in glob.glob(str(out / "logs" / "**" / "events.out.tfevents.*"), recursive=True):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(value.tag for value in event.summary.value)
-    assert {"epoch_loss", "samples"} <= tags, tags
+    assert {"epoch_loss", "epoch_bits_per_dim", "samples"} <= tags, tags
 
     served = tf.saved_model.load(str(out / "saved_model"))
-    samples = served.sample(num_samples=tf.constant(3), temperature=tf.constant(0.7), noise_scale=tf.constant(1.0),
-                            seed=tf.constant(1, tf.int64))
+    samples = served.sample(num_samples=tf.constant(3), temperature=tf.constant(0.7),
+                            seed=tf.constant(1, tf.int64))  # a GLOW has no observation noise: no noise_scale input
     assert samples["images"].shape == (3, 8, 8, 1) and samples["images"].dtype == tf.uint8
     best = zoo.get(str(out / "best"))  # the best-model export is a loadable preset directory
     assert best.count_params() == zoo.get("nf_digits", **SMALL).count_params()
@@ -191,7 +191,7 @@ def test_bad_arguments_get_clear_errors(tmp_path):
 
 
 def test_continuous_models_refuse_integer_data_and_train_scales_uint8_images(tmp_path):
-    with pytest.raises(ValueError, match="dtype int32.*continuous float data"):
+    with pytest.raises(ValueError, match="dtype int32.*takes float data"):
         zoo.get("nf_spiral").log_prob(np.zeros((2, 2), np.int32))
     squares = zoo.manifolds.fading_squares(64, seed=0).data  # uint8 pixels, as the loaders give them
     model = zoo.get("spread_fading_square", steps_per_level=1, hidden_channels=4)

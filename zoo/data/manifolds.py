@@ -107,6 +107,8 @@ GENERATORS = {
     "thin_spiral": thin_spiral,
     "sin": sin_curve,
     "s_curve": s_curve,
+    "scurve": s_curve,  # the spread presets' dataset name
     "fading_squares": fading_squares,
+    "fading_square": fading_squares,  # the spread presets' dataset name
     "von_mises": von_mises_circle,
 }

@@ -40,7 +40,9 @@ def reconstruction_error(model, images, batch_size=256):
         errors.append(np.sum((x.astype(np.float64) - recon.astype(np.float64)) ** 2, axis=tuple(range(1, x.ndim))))
     errors = np.concatenate(errors)
     return {"value": float(errors.mean()), "standard_error": float(errors.std(ddof=1) / math.sqrt(len(errors))),
-            "examples": int(len(errors)), "units": "squared L2 per image, 8-bit pixel units",
+            "examples": int(len(errors)),
+            "units": "squared L2 per image, 8-bit pixel units" if model.data_kind == "pixels" else
+                     "squared L2 per example, in the data's own units",
             "how": "decode(encode(x), noise_scale=0) against x quantized to the model's n_bits",
             "n_bits": model.n_bits}
 

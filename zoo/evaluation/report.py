@@ -44,8 +44,11 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
     Returns:
         The report dict (also written as JSON).
     """
-    from zoo.data import datasets
-    from zoo.data import manifolds
+    from zoo.data import datasets, manifolds
+
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {unknown}; choose from {', '.join(METRICS)}.")
 
     os.makedirs(out, exist_ok=True)
     manifold = None
@@ -84,24 +87,24 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
                 "samples": metric_lib.levina_bickel_dimension(samples.astype(np.float64), k=20),
                 "how": "Levina-Bickel MLE, k = 20 nearest neighbours", "examples": n}
         elif step == "pictures" and manifold is not None:
-            pictures = report["pictures"]
+            shown = report["pictures"]
             if images.shape[1] == 2:
-                pictures["density"] = pictures.density_grid(model, manifold, os.path.join(out, "density.png"))
-            pictures["samples"] = pictures.sample_scatter(model, manifold, os.path.join(out, "samples.png"), seed=seed)
+                shown["density"] = pictures.density_grid(model, manifold, os.path.join(out, "density.png"))
+            shown["samples"] = pictures.sample_scatter(model, manifold, os.path.join(out, "samples.png"), seed=seed)
         elif step == "pictures":
-            pictures = report["pictures"]
-            pictures["samples"] = pictures.sample_grid(model, os.path.join(out, "samples_t_rows_s_columns.png"), seed=seed)
-            pictures["reconstructions"] = pictures.reconstruction_strip(model, images[:10], os.path.join(out, "reconstructions.png"))
-            pictures["interpolation"] = pictures.interpolation(model, images[0], images[1], os.path.join(out, "interpolation.png"))
+            shown = report["pictures"]
+            shown["samples"] = pictures.sample_grid(model, os.path.join(out, "samples_t_rows_s_columns.png"), seed=seed)
+            shown["reconstructions"] = pictures.reconstruction_strip(model, images[:10], os.path.join(out, "reconstructions.png"))
+            shown["interpolation"] = pictures.interpolation(model, images[0], images[1], os.path.join(out, "interpolation.png"))
             if "recon" in metrics or "bpd" in metrics:
                 scales = (0.0, 0.25, 0.5, 1.0) if model.has_observation_noise else (None,)
                 rows = model_metrics.sweep(lambda t, s: float(np.mean(np.asarray(model.sample(
                     64, temperature=t, noise_scale=s, seed=seed), dtype=np.float64))),
                     noise_scales=scales, temperatures=(0.7, 1.0))
                 report["metrics"]["mean_sample_intensity_sweep"] = {"rows": rows, "how": "mean pixel of 64 samples"}
-                pictures["sweep"] = pictures.metric_curve(rows, os.path.join(out, "mean_intensity_vs_s.png"), "mean pixel value")
+                shown["sweep"] = pictures.metric_curve(rows, os.path.join(out, "mean_intensity_vs_s.png"), "mean pixel value")
             if len(np.unique(labels)) > 1 and len(images) >= 50:
-                pictures["umap"] = pictures.umap_embedding(model, images[:1000], labels[:1000], os.path.join(out, "umap.png"), seed)
+                shown["umap"] = pictures.umap_embedding(model, images[:1000], labels[:1000], os.path.join(out, "umap.png"), seed)
         bar.add(1)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)

@@ -32,6 +32,7 @@ autoencoder models) is a ``GenerativeModel``. The base class owns, written once:
 """
 
 import math
+import types
 
 import keras
 import numpy as np
@@ -275,6 +276,7 @@ class GenerativeModel(keras.Model):
             while isinstance(spec, (tuple, list)):
                 spec = spec[0]
             dtype = keras.backend.standardize_dtype(spec.dtype)
+            shape = spec.shape
         elif isinstance(data, keras.utils.PyDataset):
             return  # checked batch by batch in the steps
         else:
@@ -282,6 +284,9 @@ class GenerativeModel(keras.Model):
             while isinstance(element, (tuple, list)):
                 element = element[0]
             dtype = _dtype_name(element)
+            shape = np.shape(element)
+        if getattr(shape, "rank", 0) is not None:  # a batch of examples of the model's shape (traced steps see less)
+            check_example_shape(types.SimpleNamespace(shape=tuple(shape)), self.example_shape, "x", f"{self.name}.fit")
         ok = dtype == "uint8" if self.data_kind == "pixels" else dtype.startswith(("float", "bfloat"))
         if not ok:
             raise ValueError(
@@ -355,6 +360,9 @@ class GenerativeModel(keras.Model):
             raise ValueError(f"{self.name}: `output` must be 'uint8' or 'float'; received {output!r}.")
         if output == "uint8" and not self.is_image_model:
             raise ValueError(f"{self.name}: output='uint8' is for image models; this one returns float vectors.")
+        if output == "uint8" and self.data_kind == "float" and self.value_range != (0.0, 1.0):
+            raise ValueError(f"{self.name}: output='uint8' shows float images in [0, 1] as pixels; this model's images "
+                             f"have value_range {self.value_range}. Use output='float'.")
         return output
 
     def _check_noise_scale(self, noise_scale, default, caller):
@@ -477,6 +485,17 @@ class GenerativeModel(keras.Model):
         if not self.is_initialized:
             self.initialize(first_batch(x, batch_size))
         return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compiles a reloaded model (``.keras`` file or preset directory) as it was compiled when saved.
+
+        Keras's own version skips models whose class overrides ``compile``
+        (``DenoisingFlow``) and yet marks them compiled, so their first ``fit``
+        crashed; every zoo model's ``compile`` takes Keras's arguments.
+        """
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built and getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def begin_training_epoch(self, epoch, epochs):
         """Called by ``zoo.train`` before each epoch (0-based of ``epochs``): multi-phase models switch phase here.

@@ -17,10 +17,10 @@ PARAMETER_COUNTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 def _parameter_counts():
-    """Parameter counts of the presets, from ``preset_parameters.json``.
+    """Parameter counts of the presets, from ``parameters.json``.
 
     Building a paper-sized preset takes seconds, so ``list_presets`` reads
-    the counts from this file; ``python -m zoo.registry`` rewrites it and
+    the counts from this file; ``python -m zoo.presets.registry`` rewrites it and
     ``tests/zoo/test_registry.py`` builds every preset to check it.
     """
     if not os.path.exists(PARAMETER_COUNTS_FILE):
@@ -236,7 +236,7 @@ def count_parameters(name):
 
 
 if __name__ == "__main__":
-    # Run as a script this file is a second module (__main__); the families register into zoo.registry.
+    # Run as a script this file is a second module (__main__); the families register into zoo.presets.registry.
     from zoo.presets import registry
 
     counts = {preset["name"]: registry.count_parameters(preset["name"]) for preset in registry.list_presets()}

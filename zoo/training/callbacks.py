@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from layers.spread import DataNoise
 from zoo.training.checkpoints import snapshot
 
 
@@ -56,8 +57,9 @@ class TrainingState(keras.callbacks.Callback):
             return
         record = {"epoch": epoch + 1, "loss": float(logs["loss"]),
                   "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))}
-        if "val_loss" in logs:
-            record["val_loss"] = float(logs["val_loss"])
+        for key in ("val_loss", "bits_per_dim", "val_bits_per_dim"):  # bits/dim: models with a likelihood_term
+            if key in logs:
+                record[key] = float(logs[key])
         before = (self.state["epoch"], self.state["step_in_epoch"])
         self.state["history"].append(record)
         self.state["epoch"], self.state["step_in_epoch"] = epoch + 1, 0

@@ -13,12 +13,14 @@
   and ends with the same weights as an uninterrupted run.
 - ``samples/epoch_NNNN.png``: sample grids every ``sample_every`` epochs
   (rows = temperatures), also logged as TensorBoard images;
-- ``logs/``: TensorBoard scalars (``train/``, ``validation/``: bits/dim,
+- ``logs/``: TensorBoard scalars (``train/``, ``validation/``: the loss, the
+  ``bits_per_dim`` metric where the model has a likelihood term, the
   learning rate) and images (``samples/``);
 - ``best/``: a preset directory (``zoo.get("out/best")``) of the epoch with the
-  lowest validation bits/dim; ``final/``: the last epoch's;
-- ``history.json``: per-epoch ``loss`` and ``val_loss`` (bits/dim for flows; the training
-  objective for the autoencoder families) and the learning rate.
+  lowest ``val_loss``; ``final/``: the last epoch's;
+- ``history.json``: per-epoch ``loss`` and ``val_loss`` (for every family the
+  training objective in bits/dim, ``zoo.LOSS_UNIT``: the NLL for likelihood-trained
+  models), ``bits_per_dim`` / ``val_bits_per_dim`` where defined, and the learning rate.
 
 The command line ``python -m zoo.train`` (``zoo/train.py``) wraps ``train``
 and also writes a SavedModel.
@@ -97,8 +99,8 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         model_overrides: builder arguments passed to ``zoo.get`` (e.g. a
             smaller width).
         num_examples: use only the first ``num_examples`` training examples.
-        validation: evaluate bits/dim on the test split after each epoch
-            (``val_loss`` in the logs; the best-model export follows it).
+        validation: evaluate the objective on the test split after each epoch
+            (``val_loss`` in the logs, bits/dim; the best-model export follows it).
         checkpoint_every: also checkpoint every this many steps (0: epoch ends only).
         sample_every: sample grid every this many epochs (0: never).
         tensorboard: write TensorBoard logs to ``out/logs``.
@@ -211,7 +213,7 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
                     initial_epoch=epoch, validation_data=val, callbacks=run_callbacks, verbose=verbose,
                     shuffle=False)  # the order is epoch_dataset's
         except tf.errors.InvalidArgumentError as error:
-            if "NaN or infinite" not in str(error) and "must hold whole numbers" not in str(error):
+            if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):
                 raise
             _raise_diverged(manager, f"a training batch of epoch {epoch + 1} failed the input check: "
                                      f"{_first_line(error)}", out)
@@ -231,7 +233,8 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
 
 def _first_line(error):
     text = getattr(error, "message", str(error))
-    return next((line for line in text.splitlines() if "NaN" in line or "whole numbers" in line), text.splitlines()[0])
+    return next((line for line in text.splitlines() if "NaN" in line or "whole numbers" in line or "must lie in" in line),
+                text.splitlines()[0])
 
 
 def _raise_diverged(manager, reason, out):

@@ -1,7 +1,7 @@
 """Builders of the DNF / M-flow / PIE architectures (outer flow + inner flow on u)."""
 
 import layers as flow_layers
-from layers.spline import ElementwiseSpline, SplineCoupling
+from layers.spline import ElementwiseSpline
 from zoo.models.dnf.model import DenoisingFlow
 from zoo.models.flow.builders import glow_flow, realnvp_flow
 
@@ -9,33 +9,24 @@ from zoo.models.flow.builders import glow_flow, realnvp_flow
 COUPLINGS = ("affine", "spline")
 
 
-def use_spline_couplings(flow, num_bins=8, tail_bound=3.0):
-    """Replaces every ``AffineCoupling`` of an unbuilt flow tree by a ``SplineCoupling`` of the same width.
-
-    Turns ``zoo.glow.glow_flow`` / ``realnvp_flow`` into their
-    rational-quadratic spline versions (Durkan et al. 2019) without a second
-    copy of the architecture code. Returns ``flow`` (changed in place).
-    """
-    if isinstance(flow, flow_layers.FlowSequence):
-        for i, layer in enumerate(list(flow.flow_layers)):
-            if isinstance(layer, flow_layers.AffineCoupling):
-                flow.flow_layers.pop(i)
-                flow.flow_layers.insert(i, SplineCoupling(layer.hidden_units, layer.num_hidden_layers, num_bins,
-                                                          tail_bound))
-            else:
-                use_spline_couplings(layer, num_bins, tail_bound)
-    elif isinstance(flow, flow_layers.FactorOut):
-        use_spline_couplings(flow.inner_flow, num_bins, tail_bound)
-    return flow
+def _coupling_maker(coupling, num_bins, tail_bound):
+    """The DNF builders' ``coupling`` kind as a maker for ``glow_flow`` / ``realnvp_flow`` (``layers.coupling_factory``)."""
+    if coupling not in COUPLINGS:
+        raise ValueError(f"`coupling` must be one of {COUPLINGS}; received {coupling!r}.")
+    if coupling == "spline":
+        return flow_layers.coupling_factory("spline", num_bins=num_bins, tail_bound=tail_bound)
+    return flow_layers.coupling_factory("affine")
 
 
 def coupling_flow(dim, num_couplings, hidden_units, num_hidden_layers=2, coupling="spline", num_bins=8,
                   tail_bound=3.0):
-    """``realnvp_flow`` ([act-norm, coupling, reverse] x N) with affine or rational-quadratic spline couplings."""
-    if coupling not in COUPLINGS:
-        raise ValueError(f"`coupling` must be one of {COUPLINGS}; received {coupling!r}.")
-    flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers)
-    return use_spline_couplings(flow, num_bins, tail_bound) if coupling == "spline" else flow
+    """``realnvp_flow`` ([act-norm, coupling, reverse] x N) with affine or rational-quadratic spline couplings.
+
+    ``coupling="spline"``: ``num_bins`` bins on ``[-tail_bound, tail_bound]``
+    (Durkan et al. 2019), passed into ``realnvp_flow`` as its coupling maker.
+    """
+    return realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers,
+                        coupling=_coupling_maker(coupling, num_bins, tail_bound))
 
 
 def _inner_flow(latent_dim, num_couplings, hidden_units, num_hidden_layers=2, coupling="spline", num_bins=8,
@@ -74,7 +65,7 @@ def make_image_dnf(image_shape, latent_dim, mode="dnf", num_levels=2, steps_per_
                    name="image_dnf"):
     """DNF / M-flow / PIE on uint8 images: multiscale GLOW outer flow + coupling inner flow on ``u``.
 
-    The GLOW (``zoo.glow.glow_flow``: act-norm, 1x1 convolution, coupling;
+    The GLOW (``glow_flow``: act-norm, 1x1 convolution, coupling;
     squeeze and factor-out per level) uses rational-quadratic spline couplings
     (``coupling="spline"``, as the paper) or affine ones. Its flat output is
     reversed (``layers.Permute``) so that ``u``, the first ``d`` coordinates,
@@ -83,11 +74,8 @@ def make_image_dnf(image_shape, latent_dim, mode="dnf", num_levels=2, steps_per_
     """
     noise_std = (0.1 if mode == "dnf" else 0.0) if noise_std is None else noise_std
     reconstruction_weight = (1.0 if mode == "dnf" else 0.0) if reconstruction_weight is None else reconstruction_weight
-    if coupling not in COUPLINGS:
-        raise ValueError(f"`coupling` must be one of {COUPLINGS}; received {coupling!r}.")
-    glow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, seed=seed)
-    if coupling == "spline":
-        use_spline_couplings(glow, num_bins, tail_bound)
+    glow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, seed=seed,
+                     coupling=_coupling_maker(coupling, num_bins, tail_bound))
     flow = flow_layers.FlowSequence([glow, flow_layers.Permute()], name="outer_flow")
     inner = _inner_flow(latent_dim, latent_flow_couplings, latent_flow_hidden_units, 2, coupling, num_bins,
                         tail_bound)

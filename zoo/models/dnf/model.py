@@ -19,8 +19,9 @@ I)`` (``layers.SplitPrior``). The generator is ``g(u') = f^-1(Pad(h^-1(u')))``.
   (NLL of ``u``, inner flow only), sequentially or alternately
   (``train_mflow``).
 
-Everything trains with ``compile`` + ``fit``; the loss is in nats per example
-(eq. 14), not bits/dim.
+Everything trains with ``compile`` + ``fit``. The objective terms are in nats
+per example (eq. 14); the loss, as for every zoo model, is their sum in bits
+per dimension (``GenerativeModel.compute_loss``).
 """
 
 import math
@@ -31,9 +32,9 @@ from keras import ops
 
 import layers as flow_layers
 from layers.base import sum_except_batch
+from layers.jacobian import batch_jacobian
 from layers.manifold import SplitPrior, gram_log_det
 from layers.numerics import standard_normal_log_prob
-from zoo.models.dnf.batch_jacobian_tmp import batch_jacobian
 from zoo.models.flow.model import FlowModel
 
 DNF_PAPER = "Horvat & Pfister 2021, Denoising Normalizing Flow"
@@ -129,9 +130,9 @@ class DenoisingFlow(FlowModel):
         self.reconstruction_weight = reconstruction_weight
         self.seed = seed
         self.eval_seed = int(eval_seed)
-        if len(self.latent_shape) != 1:
+        if len(self.flow_latent_shape) != 1:
             raise ValueError(f"{self.name}: the outer flow must output flat vectors; it outputs shape "
-                             f"{self.latent_shape}. End it with layers.Flatten().")
+                             f"{self.flow_latent_shape}. End it with layers.Flatten().")
         if self.prior.latent_dim != int(latent_dim):
             raise ValueError(f"{self.name}: the prior's latent_dim ({self.prior.latent_dim}) != latent_dim ({latent_dim}).")
         self.latent_dim = int(latent_dim)

@@ -13,17 +13,71 @@ GLOW_PAPER_CONFIGS = {
 }
 
 
-def glow_step(hidden_channels, seed, lu_decomposed=True, log_scale_clamp=2.0):
-    """One GLOW step: act-norm, invertible 1x1 convolution, affine coupling."""
+DEFAULT_LOG_SCALE_CLAMP = 2.0
+
+
+def coupling_maker(coupling=None, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP):
+    """The builders' ``coupling`` argument as a maker ``make(hidden_units, num_hidden_layers=2) -> FlowLayer``.
+
+    Args:
+        coupling: None or ``"affine"`` (the RealNVP / GLOW coupling),
+            ``"volume_preserving"`` (log-det exactly 0), ``"spline"``
+            (rational-quadratic, ``layers.SplineCoupling``'s default bins), or
+            a callable such as ``layers.coupling_factory("spline", num_bins=5)``.
+        log_scale_clamp: the bound on the log-scales of the affine kinds named
+            by string; with a callable or ``"spline"`` it must stay at its
+            default (give the coupling's options to ``layers.coupling_factory``).
+
+    Returns:
+        The maker.
+
+    Raises:
+        ValueError: for an unknown kind or a ``log_scale_clamp`` that would be unused.
+        TypeError: when ``coupling`` is neither a kind name nor callable.
+    """
+    if coupling is None:
+        coupling = "affine"
+    if isinstance(coupling, str):
+        if coupling in ("affine", "volume_preserving"):
+            return flow_layers.coupling_factory(coupling, log_scale_clamp=log_scale_clamp)
+        coupling = flow_layers.coupling_factory(coupling)
+    if not callable(coupling):
+        raise TypeError(
+            "`coupling` must be a kind name (\"affine\", \"volume_preserving\", \"spline\") or a callable "
+            f"(hidden_units, num_hidden_layers) -> FlowLayer such as layers.coupling_factory(...); received "
+            f"{type(coupling).__name__}."
+        )
+    if log_scale_clamp != DEFAULT_LOG_SCALE_CLAMP:
+        raise ValueError(
+            f"log_scale_clamp={log_scale_clamp} would be unused: it applies to affine couplings named by string. "
+            "Pass it to the coupling's maker instead, e.g. layers.coupling_factory(\"affine\", log_scale_clamp=...)."
+        )
+    return coupling
+
+
+def glow_step(hidden_channels, seed, lu_decomposed=True, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP, coupling=None):
+    """One GLOW step: act-norm, invertible 1x1 convolution, coupling.
+
+    Args:
+        hidden_channels: int, width of the coupling's conditioner.
+        seed: int, seeds the 1x1 convolution's initial rotation.
+        lu_decomposed: Python bool, LU-parameterized 1x1 convolution.
+        log_scale_clamp: float, bound on an affine coupling's log-scales.
+        coupling: the coupling (see ``coupling_maker``; default affine).
+
+    Returns:
+        A list of three ``layers.FlowLayer``s.
+    """
+    make = coupling_maker(coupling, log_scale_clamp)
     return [
         flow_layers.ActNorm(),
         flow_layers.InvertibleConv1x1(lu_decomposed=lu_decomposed, seed=seed),
-        flow_layers.AffineCoupling(hidden_units=hidden_channels, log_scale_clamp=log_scale_clamp),
+        make(hidden_channels),
     ]
 
 
 def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed=True,
-              log_scale_clamp=2.0, seed=0):
+              log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP, seed=0, coupling=None):
     """The multiscale GLOW flow: image ``(h, w, c)`` -> flat latent of size ``h * w * c``.
 
     Each level squeezes, runs ``steps_per_level`` GLOW steps and factors out
@@ -38,11 +92,18 @@ def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_deco
         steps_per_level: int >= 1, GLOW steps per level.
         hidden_channels: int, width of the coupling conditioners.
         lu_decomposed: Python bool, LU-parameterized 1x1 convolutions.
-        log_scale_clamp: float, bound on the couplings' log-scales.
+        log_scale_clamp: float, bound on the affine couplings' log-scales.
         seed: int, seeds the 1x1 convolutions' initial rotations.
+        coupling: the coupling of every step (see ``coupling_maker``): None /
+            ``"affine"`` (GLOW), ``"spline"``, ``"volume_preserving"`` or a
+            maker such as ``layers.coupling_factory("spline", num_bins=11)``.
 
     Returns:
         A ``layers.FlowLayer``.
+
+    Example:
+
+    >>> spline_glow = glow_flow((8, 8, 1), 2, 4, 32, coupling=layers.coupling_factory("spline", num_bins=8))
     """
     height, width, _ = image_shape
     if num_levels < 1 or steps_per_level < 1:
@@ -53,11 +114,12 @@ def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_deco
             f"GLOW with {num_levels} levels needs height and width divisible by {block}; "
             f"received image shape {tuple(image_shape)}. Use fewer levels or pad the images."
         )
+    make = coupling_maker(coupling, log_scale_clamp)
 
     def level(index):
         steps = [flow_layers.Squeeze()]
         for step in range(steps_per_level):
-            steps += glow_step(hidden_channels, seed + 1000 * index + step, lu_decomposed, log_scale_clamp)
+            steps += glow_step(hidden_channels, seed + 1000 * index + step, lu_decomposed, coupling=make)
         if index == num_levels - 1:
             steps.append(flow_layers.Flatten())
         else:
@@ -68,36 +130,50 @@ def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_deco
 
 
 def make_glow(image_shape, num_levels=2, steps_per_level=4, hidden_channels=64, n_bits=8,
-              lu_decomposed=True, log_scale_clamp=2.0, seed=0, name="glow"):
+              lu_decomposed=True, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP, seed=0, name="glow", coupling=None):
     """A GLOW ``FlowModel`` with a unit Gaussian prior over the whole latent.
 
     Inputs are uint8 pixels of shape ``image_shape``, quantized to ``n_bits``.
-    See ``glow_flow`` for the architecture arguments.
+    See ``glow_flow`` for the architecture arguments (``coupling`` included).
 
     Example:
 
     >>> model = make_glow((8, 8, 1), num_levels=2, steps_per_level=4,
     ...                   hidden_channels=64, n_bits=5)
     """
-    flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed, log_scale_clamp, seed)
+    flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed, log_scale_clamp, seed,
+                     coupling)
     return FlowModel(flow, input_shape=image_shape, n_bits=n_bits, name=name)
 
 
-def realnvp_flow(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log_scale_clamp=2.0):
-    """RealNVP-style vector flow: [act-norm, MLP affine coupling, reverse] x N."""
+def realnvp_flow(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP,
+                 coupling=None):
+    """RealNVP-style vector flow: [act-norm, MLP coupling, reverse] x N.
+
+    Args:
+        dim: int >= 2, the vector size.
+        num_couplings: int, the number of [act-norm, coupling, reverse] blocks.
+        hidden_units: int, width of the couplings' MLP conditioners.
+        num_hidden_layers: int, their hidden layers.
+        log_scale_clamp: float, bound on the affine couplings' log-scales.
+        coupling: the coupling (see ``coupling_maker``): None / ``"affine"``
+            (RealNVP), ``"spline"``, ``"volume_preserving"`` or a maker such as
+            ``layers.coupling_factory("spline", num_bins=5, tail_bound=3.0)``.
+
+    Returns:
+        A ``layers.FlowSequence`` named ``"realnvp"``.
+    """
     if dim < 2:
         raise ValueError(f"A coupling flow needs at least 2 dimensions; received dim={dim}.")
+    make = coupling_maker(coupling, log_scale_clamp)
     steps = []
     for _ in range(num_couplings):
-        steps += [
-            flow_layers.ActNorm(),
-            flow_layers.AffineCoupling(hidden_units, num_hidden_layers, log_scale_clamp),
-            flow_layers.Permute(),
-        ]
+        steps += [flow_layers.ActNorm(), make(hidden_units, num_hidden_layers), flow_layers.Permute()]
     return flow_layers.FlowSequence(steps, name="realnvp")
 
 
-def make_realnvp(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log_scale_clamp=2.0, name="realnvp"):
-    """A vector ``FlowModel`` (float32 inputs of shape ``(dim,)``) with a unit Gaussian prior."""
-    flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers, log_scale_clamp)
+def make_realnvp(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP,
+                 name="realnvp", coupling=None):
+    """A vector ``FlowModel`` (float32 inputs of shape ``(dim,)``) with a unit Gaussian prior (``coupling``: see ``realnvp_flow``)."""
+    flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers, log_scale_clamp, coupling)
     return FlowModel(flow, input_shape=(dim,), name=name)

@@ -5,7 +5,7 @@ from keras import ops
 
 import layers as flow_layers
 from layers.preprocessing import centered_dequantization
-from zoo.models.base import GenerativeModel, first_batch, replica_share, weighted_mean  # noqa: F401 (re-exported)
+from zoo.models.base import GenerativeModel
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -15,9 +15,10 @@ class FlowModel(GenerativeModel):
     Data -> latent: ``x`` (uint8 pixels for images, float vectors otherwise)
     -> ``preprocessing`` (for images: quantization to ``n_bits`` levels,
     ``Dequantize`` and ``LogitTransform``) -> ``flow`` -> ``prior``. Calling
-    the model returns the per-example log-likelihood; ``compile`` +
-    ``fit`` train it on the negative log-likelihood in bits per dimension
-    with no custom loop (``y``, if the data has labels, is ignored).
+    the model returns the objective terms ``{"nll": -log p(x)}`` (nats per
+    example, the ``GenerativeModel`` protocol); ``compile`` + ``fit`` train
+    it on the negative log-likelihood in bits per dimension with no custom
+    loop (``y``, if the data has labels, is ignored).
 
     For images ``log_prob`` is the log-density of the dequantized levels
     ``k + u`` (nats), a lower bound on the discrete log-probability of the
@@ -27,7 +28,7 @@ class FlowModel(GenerativeModel):
 
     Sampling: ``temperature`` multiplies the prior's standard deviation;
     ``noise_scale`` multiplies the observation noise of a noisy injective
-    prior (it has no effect with the unit Gaussian prior).
+    or spread prior (models without observation noise refuse it).
 
     Args:
         flow: a ``layers.FlowLayer`` mapping preprocessed data to latents.
@@ -90,8 +91,13 @@ class FlowModel(GenerativeModel):
         latent_shape = self.flow.compute_output_shape(shape)[0]
         if not self.prior.built:  # sub-layers deserialized from a .keras file arrive built
             self.prior.build(latent_shape)
-        self.latent_shape = tuple(latent_shape[1:])
+        self.flow_latent_shape = tuple(latent_shape[1:])  # the flow's output; the prior may have its own latent
         self.built = True
+
+    @property
+    def latent_shape(self):
+        """Shape of one prior latent: what ``encode`` returns and ``decode`` takes (``d`` for NIF / DNF priors)."""
+        return tuple(self.prior.latent_shape)
 
     # ------------------------------------------------------------ data -> latent
     def preprocess(self, x, training=False):
@@ -140,8 +146,8 @@ class FlowModel(GenerativeModel):
         h = self.flow.inverse(z)
         if self.preprocessing is not None:
             h = self.preprocessing.inverse(h)
-        if self.data_kind != "pixels":
-            return h
+        if self.data_kind != "pixels":  # float data; float images in [0, 1] as 8-bit pixels on request
+            return ops.cast(ops.round(ops.clip(h, 0.0, 1.0) * 255.0), "uint8") if output == "uint8" else h
         pixels = flow_layers.pixels_from_levels(h, self.n_bits)
         return pixels if output == "uint8" else ops.cast(pixels, "float32") / 255.0
 

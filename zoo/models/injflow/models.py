@@ -49,6 +49,8 @@ import numpy as np
 from keras import ops
 
 from layers import jacobian as jacobian_lib
+from layers.jacobian import batch_jacobian
+from layers.numerics import gram_log_det
 from layers.priors import GaussianMixturePrior
 from layers.seeds import batch_noise
 from zoo.models.base import GenerativeModel
@@ -263,7 +265,7 @@ class Autoencoder(GenerativeModel):
         """
         z = self.encode(x)
         if exact:
-            volume = -0.5 * jacobian_lib.log_det_jtj(jacobian_lib.jacobian(self._decoder_inference, z))
+            volume = -gram_log_det(batch_jacobian(self._decoder_inference, z))
         else:
             frobenius = jacobian_lib.frobenius_norm_squared(self._decoder_inference, z)
             volume = jacobian_lib.frobenius_log_det_bound(frobenius, self.latent_dim)

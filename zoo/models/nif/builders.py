@@ -23,7 +23,7 @@ def make_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidden_ch
         image_shape: ``(height, width, channels)`` of the uint8 inputs.
         latent_dim: int ``d``, ``1 <= d < height * width * channels``.
         num_levels, steps_per_level, hidden_channels, lu_decomposed,
-        log_scale_clamp: the GLOW's (see ``zoo.glow.glow_flow``).
+        log_scale_clamp: the GLOW's (see ``zoo.models.flow.glow_flow``).
         n_bits: quantization depth of the inputs.
         seed: seeds the 1x1 convolutions and ``A``.
         name: Keras model name.

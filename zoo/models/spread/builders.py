@@ -26,6 +26,8 @@ C.5): ``ImplicitVAE`` is fitted to MNIST and its decoder ``g`` gives data
 (``synthetic_mnist``).
 """
 
+import numpy as np
+
 import layers as flow_layers
 from layers.spread import DataNoise, SpreadPrior
 from zoo.models.flow.model import FlowModel
@@ -36,19 +38,19 @@ PAPER_SPREAD_STD = 0.01
 
 
 # ----------------------------------------------------------------- flows
-def _coupling(hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp):
-    return flow_layers.AffineCoupling(
-        hidden_units, num_hidden_layers, log_scale_clamp, volume_preserving=volume_preserving
-    )
+def _coupling_maker(volume_preserving, log_scale_clamp):
+    """The affine coupling maker: normalized (log-det exactly 0) or the baseline's unnormalized coupling."""
+    kind = "volume_preserving" if volume_preserving else "affine"
+    return flow_layers.coupling_factory(kind, log_scale_clamp=log_scale_clamp)
 
 
-def _vector_couplings(num_couplings, hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp):
-    """[coupling, reverse] x N (no reversal after the last coupling)."""
+def _vector_couplings(num_couplings, hidden_units, num_hidden_layers, make_coupling):
+    """[coupling, reverse] x N (no reversal after the last coupling); ``make_coupling`` builds each coupling."""
     steps = []
     for i in range(num_couplings):
         if i:
             steps.append(flow_layers.Permute())
-        steps.append(_coupling(hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp))
+        steps.append(make_coupling(hidden_units, num_hidden_layers))
     return steps
 
 
@@ -63,9 +65,9 @@ def spread_vector_flow(dim, num_couplings=2, hidden_units=24, num_hidden_layers=
         raise ValueError(f"A coupling flow needs at least 2 dimensions; received dim={dim}.")
     if num_couplings < 1:
         raise ValueError(f"num_couplings must be >= 1; received {num_couplings}.")
+    make_coupling = _coupling_maker(volume_preserving, log_scale_clamp)
     return flow_layers.FlowSequence(
-        _vector_couplings(num_couplings, hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp),
-        name="spread_vector_flow",
+        _vector_couplings(num_couplings, hidden_units, num_hidden_layers, make_coupling), name="spread_vector_flow"
     )
 
 
@@ -114,6 +116,7 @@ def spread_image_flow(image_shape, num_levels=2, steps_per_level=2, hidden_chann
             f"{num_levels} squeeze levels need height and width divisible by {block}; received image shape "
             f"{tuple(image_shape)}. Use fewer levels or pad the images."
         )
+    make_coupling = _coupling_maker(volume_preserving, log_scale_clamp)
     rng = np.random.default_rng(seed)
     steps = []
     for level in range(num_levels):
@@ -124,9 +127,9 @@ def spread_image_flow(image_shape, num_levels=2, steps_per_level=2, hidden_chann
         for step in range(steps_per_level):
             if step:
                 steps.append(flow_layers.Permute([int(i) for i in rng.permutation(channels)]))
-            steps.append(_coupling(hidden_channels, 2, volume_preserving, log_scale_clamp))
+            steps.append(make_coupling(hidden_channels, 2))
     steps.append(flow_layers.Flatten())
-    steps += _vector_couplings(num_couplings, hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp)
+    steps += _vector_couplings(num_couplings, hidden_units, num_hidden_layers, make_coupling)
     return flow_layers.FlowSequence(steps, name="spread_image_flow")
 
 
@@ -174,4 +177,4 @@ def make_spread_image(image_shape, num_levels=2, steps_per_level=2, hidden_chann
                              num_hidden_layers, volume_preserving, log_scale_clamp, seed)
     preprocessing = flow_layers.FlowSequence([DataNoise(data_noise, seed=seed, name="data_noise")], name="preprocessing")
     return FlowModel(flow, input_shape=tuple(image_shape), prior=_prior(learnable_prior, spread_std, seed),
-                     preprocessing=preprocessing, name=name)
+                     preprocessing=preprocessing, value_range=(0.0, 1.0), name=name)

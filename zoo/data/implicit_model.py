@@ -1,8 +1,13 @@
 """Synthetic MNIST of known intrinsic dimension (spread paper section 7.4, appendix C.5)."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
+
+import layers as flow_layers
+from layers.numerics import LOG_2PI
 
 from zoo.data.manifolds import Manifold
 from zoo.models.base import replica_share
@@ -67,7 +72,7 @@ class ImplicitVAE(keras.Model):
         z = mean + ops.exp(0.5 * log_var) * eps
         residual = (x - self.decoder(z)) / self.decoder_std
         size = x.shape[-1]
-        log_lik = -0.5 * ops.sum(ops.square(residual), axis=-1) - size * (math.log(self.decoder_std) + 0.5 * math.log(2 * math.pi))
+        log_lik = -0.5 * ops.sum(ops.square(residual), axis=-1) - size * (math.log(self.decoder_std) + 0.5 * LOG_2PI)
         kl = 0.5 * ops.sum(ops.square(mean) + ops.exp(log_var) - 1.0 - log_var, axis=-1)
         return log_lik - kl
 
