@@ -112,6 +112,13 @@ still have a small W1. Reconstruction: mean ||x - f^-1(Pad(Proj_u(f(x))))||^2 on
 | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
+One seed, and these numbers are fragile: when every loss became the objective in bits/dim (issue 13; before, the
+M-flow / DNF / PIE losses were nats per example, 2 ln 2 = 1.39 times larger), the DNF's TV went from 0.103 to 0.222
+and M-flow's from 0.197 to 0.083 with nothing else changed. Adam is invariant to a constant loss scale except
+through its epsilon (1e-7), and multiplying the new loss back by 2 ln 2 reproduces the old DNF numbers to every
+digit (measured on the DNF alone), so a perturbation that small moves TV by 0.1: differences of that size between
+M-flow and DNF here are not evidence either way. A seed study at the paper's 100 epochs is what would settle it.
+
 Density evaluation of a {timing['points']}-point batch (both as `tf.function`s, median of 3 after a tracing call,
 same CPU): M-flow with the full Gram determinant (forward-mode Jacobian of g: d Jacobian-vector products, then a
 Cholesky of J^T J) vs DNF (one pass of f and h, no Jacobian).

@@ -31,6 +31,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
+tf.config.threading.set_intra_op_parallelism_threads(1)  # small calls; the test processes share the cores
+tf.config.threading.set_inter_op_parallelism_threads(1)
 saved_models = {}
 
 
@@ -41,7 +43,7 @@ def answer(**message):
 def run(request, inputs):
     kind, path, signature = request["kind"], request["path"], request["signature"]
     if kind == "tflite":
-        return {k: np.asarray(v) for k, v in Interpreter(model_path=path).get_signature_runner(signature)(**inputs).items()}
+        return {k: np.asarray(v) for k, v in Interpreter(model_path=path, num_threads=1).get_signature_runner(signature)(**inputs).items()}
     if path not in saved_models:
         saved_models[path] = tf.saved_model.load(path)
     function = saved_models[path].signatures[signature]

@@ -371,7 +371,7 @@ def train_mflow(model, x, schedule="sequential", manifold_epochs=1, density_epoc
     Returns:
         A list of ``(phase, keras.callbacks.History)``.
     """
-    if getattr(model, "mode", None) != "mflow":
+    if not isinstance(model, DenoisingFlow) or model.mode != "mflow":
         raise ValueError("train_mflow needs a DenoisingFlow with mode='mflow'.")
     if schedule not in ("sequential", "alternating"):
         raise ValueError(f"train_mflow: `schedule` must be 'sequential' or 'alternating'; received {schedule!r}.")

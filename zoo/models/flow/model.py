@@ -77,7 +77,7 @@ class FlowModel(GenerativeModel):
 
     @property
     def stochastic_encoder(self):
-        return bool(getattr(self.prior, "stochastic_encoder", False))
+        return bool(self.prior.stochastic_encoder)
 
     # ----------------------------------------------------------------- build
     def build(self, input_shape):
