@@ -22,7 +22,8 @@ flags.DEFINE_string("out", None, "Output directory (saved_model) or .tflite file
 flags.DEFINE_string("weights", None, "Weight handle for a preset name (file, preset directory or URL).")
 flags.DEFINE_string("weights_sha256", None, "sha256 of --weights (required for URLs).")
 flags.DEFINE_integer("batch_size", 16, "Samples per call of the LiteRT sampler.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing output (only one this project wrote).")
+flags.DEFINE_integer("version", None, "saved_model: write --out/<version>/ (TensorFlow Serving's layout).")
 
 
 def main(argv):
@@ -35,7 +36,7 @@ def main(argv):
         print(f"warning: {FLAGS.model} has untrained, uninitialized weights (no --weights given).")
     start = time.time()
     if FLAGS.format == "saved_model":
-        path = export.saved_model(model, FLAGS.out, overwrite=FLAGS.overwrite)
+        path = export.saved_model(model, FLAGS.out, overwrite=FLAGS.overwrite, version=FLAGS.version)
         print(f"SavedModel with signatures {', '.join(export.SIGNATURES)}: {path} ({time.time() - start:.1f} s)")
     else:
         info = export.tflite_sampler(model, FLAGS.out, batch_size=FLAGS.batch_size, overwrite=FLAGS.overwrite)

@@ -54,20 +54,54 @@ def _outputs(model, data):
     return {"samples": data}
 
 
-def saved_model(model, path, overwrite=False):
+def require_tensorflow_backend(what):
+    """Exports are TensorFlow graphs: under another Keras backend say how to get one, before anything fails."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{what} needs the TensorFlow backend; Keras is running on {backend!r}. Run the export with "
+            "KERAS_BACKEND=tensorflow (a model trained under JAX: `model.save('m.keras')`, then in a TensorFlow "
+            "process `python -m export --model m.keras ...`)."
+        )
+
+
+def _checked_knobs(num_samples=None, temperature=None, noise_scale=None):
+    """Serving-side checks of the scalar inputs, with messages a client can read (``InvalidArgumentError``)."""
+    checks = []
+    if num_samples is not None:
+        checks.append(tf.debugging.assert_greater_equal(
+            num_samples, tf.constant(1, num_samples.dtype), message="num_samples must be >= 1"))
+    for value, name in ((temperature, "temperature"), (noise_scale, "noise_scale")):
+        if value is not None:
+            checks.append(tf.debugging.Assert(tf.logical_and(tf.math.is_finite(value), value >= 0.0),
+                                              [f"{name} must be finite and >= 0; received", value]))
+    return checks
+
+
+def saved_model(model, path, overwrite=False, version=None):
     """Exports a ``zoo`` model as a SavedModel with the signatures in the module docstring.
 
     Args:
-        model: a built ``zoo.FlowModel`` (any family).
-        path: target directory.
+        model: a built ``zoo.GenerativeModel`` (any family).
+        path: target directory; with ``version``, the base directory of a
+            TensorFlow Serving model (``tensorflow_model_server
+            --model_base_path=path``), and the export goes to ``path/<version>/``
+            (other versions there are left alone).
         overwrite: replace an existing export of this project (any other
             non-empty directory is refused).
+        version: None, or an int >= 1.
 
     Returns:
-        ``path``. The directory is staged beside ``path`` and renamed into
-        place at the end (``zoo.files``), so a failure leaves nothing
-        half-written.
+        The directory written (``path`` or ``path/<version>``). It is staged
+        beside its target and renamed into place at the end (``zoo.files``),
+        so a failure leaves nothing half-written.
     """
+    require_tensorflow_backend("export.saved_model")
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"`version` must be an int >= 1 (TensorFlow Serving's version folders); "
+                             f"received {version!r}.")
+        path = os.path.join(path, str(version))
     path = os.path.abspath(path)
     facts = model.describe()  # the GenerativeModel interface: no probing of the model
     example = tuple(facts["example_shape"])
@@ -90,8 +124,9 @@ def saved_model(model, path, overwrite=False):
     latent_spec = tf.TensorSpec((None,) + latent_shape, tf.float32, name="latent")
     if noisy:
         def decode(latent, noise_scale, seed):
-            noise = stateless_normal(tf.concat([tf.shape(latent)[:1], observation_shape], 0), seed)
-            return _outputs(model, model.decode(latent, noise_scale=noise_scale, noise=noise, output=output))
+            with tf.control_dependencies(_checked_knobs(noise_scale=noise_scale)):
+                noise = stateless_normal(tf.concat([tf.shape(latent)[:1], observation_shape], 0), seed)
+                return _outputs(model, model.decode(latent, noise_scale=noise_scale, noise=noise, output=output))
 
         archive.add_endpoint("decode", decode, input_signature=[
             latent_spec, scalar(tf.float32, "noise_scale"), scalar(tf.int64, "seed")])
@@ -100,6 +135,8 @@ def saved_model(model, path, overwrite=False):
                              input_signature=[latent_spec])
 
     def draw(num_samples, seed):
+        with tf.control_dependencies(_checked_knobs(num_samples=num_samples)):
+            num_samples = tf.identity(num_samples)
         latent_noise = stateless_normal(tf.concat([[num_samples], latent_noise_shape], 0), derive_seed(seed, 0))
         observation_noise = None
         if noisy:
@@ -107,8 +144,9 @@ def saved_model(model, path, overwrite=False):
         return latent_noise, observation_noise
 
     def run(latent_noise, observation_noise, temperature, noise_scale=None):
-        return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale,
-                                              output=output))
+        with tf.control_dependencies(_checked_knobs(temperature=temperature, noise_scale=noise_scale)):
+            return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale,
+                                                  output=output))
 
     knobs = [scalar(tf.float32, "temperature")] + ([scalar(tf.float32, "noise_scale")] if noisy else [])
     if noisy:

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.saved_model import _outputs
+from export.saved_model import _outputs, require_tensorflow_backend
 from zoo import files
 from layers.conv1x1 import frozen_inverses
 
@@ -93,6 +93,7 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
     Returns:
         dict with ``path``, ``bytes`` (file size) and ``signatures``.
     """
+    require_tensorflow_backend("export.tflite_sampler")
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")

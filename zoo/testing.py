@@ -16,11 +16,13 @@ name:
     A few steps through ``zoo.train`` (the code path of ``python -m
     zoo.train``) on a slice of the dataset at a higher learning rate: every
     step's loss is finite and it falls within each stage of the objective (a
-    multi-phase model, the M-flow, is judged phase by phase); each history
-    entry has ``loss`` and ``val_loss``; ``fit`` logs ``bits_per_dim`` and
-    ``val_bits_per_dim`` exactly when the model has a ``likelihood_term``;
-    the run directory holds ``final/``, ``best/``, ``history.json`` and a PNG
-    sample grid.
+    multi-phase model, the M-flow, is judged phase by phase): the
+    least-squares slope of the per-step losses is more than two standard
+    errors below zero, so batch-to-batch noise of a model that learns nothing
+    does not pass; each history entry has ``loss`` and ``val_loss``, and
+    ``bits_per_dim`` / ``val_bits_per_dim`` exactly when the model has a
+    ``likelihood_term`` (so do ``fit``'s logs); the run directory holds
+    ``final/``, ``best/``, ``history.json`` and a PNG sample grid.
 ``evaluate``
     ``zoo.evaluate`` with ``bpd`` and ``recon``: finite numbers with their
     provenance, every picture a PNG file, ``report.json`` written.
@@ -214,9 +216,14 @@ class _StepLosses(keras.callbacks.Callback):
 
 
 class CheckResults(dict):
-    """check name -> ``"passed"`` / ``"skipped: ..."`` / ``"failed: ..."``; ``seconds``: check name -> wall time."""
+    """check name -> ``"passed"`` / ``"skipped: ..."`` / ``"failed: ..."``.
+
+    ``seconds``: check name -> wall time; ``trends``: per objective stage of the
+    harness run, the training loss's slope per step and its t-value (``train``).
+    """
 
     seconds = None
+    trends = None
 
 
 # ------------------------------------------------------------------ serving
@@ -350,13 +357,13 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             _load_examples(data, "train", num_examples, seed), _load_examples(data, "test", validation_examples, seed))
         result = train(model=preset_name, dataset=dataset, epochs=epochs, batch_size=batch_size, out=out, seed=seed,
                        training=settings, model_overrides=dict(overrides or {}), num_examples=num_examples,
-                       checkpoint_every=0, sample_every=1, tensorboard=False, verbose=0, callbacks=[recorder])
+                       checkpoint_every=0, sample_every=epochs, tensorboard=False, verbose=0, callbacks=[recorder])
         net = result.model
         state["model"] = net
         assert isinstance(net, GenerativeModel), f"zoo.train returned a {type(net).__name__}"
         assert net.is_initialized, "the trained model is not initialized"
-        if os.environ.get("HARNESS_DEBUG"):
-            print("TRENDS", [(terms, len(steps), *_trend(steps)) for terms, steps in recorder.stages()])
+        state["trends"] = [{"terms": list(terms), "steps": len(steps), "slope": _trend(steps)[0],
+                            "t_value": _trend(steps)[1]} for terms, steps in recorder.stages() if len(steps) > 2]
         _check_losses_fall(recorder.stages())
         assert len(result.history) == epochs, f"history has {len(result.history)} entries for {epochs} epochs"
         for entry in result.history:
@@ -409,7 +416,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             f"encode returns {latent.shape[1:]} per example; latent_shape says {tuple(net.latent_shape)}")
         decoded = _finite(net.decode(latent), "decode")
         assert decoded.shape == (n,) + net.example_shape, f"decode shape {decoded.shape}"
-        assert decoded.dtype == (np.uint8 if net.default_output == "uint8" else np.float32), f"decode dtype {decoded.dtype}"
+        wanted = np.uint8 if net.default_output == "uint8" else np.float32
+        assert decoded.dtype == wanted, f"decode dtype {decoded.dtype}, the default output is {net.default_output}"
         samples = _finite(net.sample(4, seed=1), "sample")
         assert samples.shape == (4,) + net.example_shape, f"sample shape {samples.shape}"
         assert samples.dtype == decoded.dtype, f"sample dtype {samples.dtype}"
@@ -420,7 +428,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         for key, value in terms.items():
             assert _finite(value, f"term {key}").shape == (n,), f"term {key!r} is not per example"
         if net.likelihood_term is not None:
-            assert net.likelihood_term in terms, f"likelihood_term {net.likelihood_term!r} is not a term {sorted(terms)}"
+            assert net.likelihood_term in terms, f"likelihood_term {net.likelihood_term!r} not in {sorted(terms)}"
         loss = float(_np(net.compute_loss(x=x, y_pred=terms, training=False)))
         total = float(np.mean(sum(_np(v) for v in terms.values())))
         penalties = float(sum(_np(p) for p in net.losses)) if net.losses else 0.0
@@ -552,7 +560,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         saved = state.get("saved_model") or exporters.saved_model(net, os.path.join(tmp_dir, "saved_model"),
                                                                   overwrite=True)
         noisy = net.has_observation_noise
-        latent_noise, observation_noise = (None if n is None else _np(n) for n in draw_noise(net.noise_shapes, batch, 9))
+        latent_noise, observation_noise = (None if n is None else _np(n)
+                                           for n in draw_noise(net.noise_shapes, batch, 9))
         inputs = {"latent_noise": latent_noise, "temperature": np.float32(0.7),
                   **({"observation_noise": observation_noise, "noise_scale": np.float32(0.5)} if noisy else {})}
         knobs = {"temperature": np.float32(0.8), **({"noise_scale": np.float32(1.0)} if noisy else {})}
@@ -703,6 +712,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     run("bad_input", check_bad_input)
     results = CheckResults((name, results[name]) for name in CHECKS)
     results.seconds = {name: seconds.get(name, 0.0) for name in CHECKS}
+    results.trends = state.get("trends")
     failed = {k: v for k, v in results.items() if v.startswith("failed")}
     if failed and raise_on_failure:
         label = preset_name or model().name

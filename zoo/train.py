@@ -6,7 +6,7 @@ Example (a short CPU run)::
         --out runs/nf_digits --resume
 
 Writes checkpoints, sample grids, TensorBoard logs, the best and final preset
-directories (``zoo.training``) and a SavedModel (``out/saved_model``,
+directories (``zoo.training``) and a SavedModel (``out/saved_model/1``, TensorFlow Serving's layout;
 ``export.saved_model``). Killed at any point, the same command with
 ``--resume`` continues from the last checkpoint.
 """
@@ -35,7 +35,7 @@ flags.DEFINE_string("overrides", "{}", 'Builder arguments as JSON, e.g. \'{"hidd
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps as well as at epoch ends (0: epochs only).")
 flags.DEFINE_integer("sample_every", 1, "Sample grid every N epochs (0: never).")
 flags.DEFINE_boolean("validation", True, "Validation bits/dim on the test split after each epoch.")
-flags.DEFINE_boolean("saved_model", True, "Also export the final model as a SavedModel (out/saved_model).")
+flags.DEFINE_boolean("saved_model", True, "Also export the final model as a SavedModel (out/saved_model/1).")
 flags.DEFINE_list("devices", None, "Devices of the mirrored strategy, e.g. /cpu:0,/cpu:1.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu ('' = local).")
 flags.DEFINE_integer("logical_cpus", None,
@@ -80,7 +80,7 @@ def main(argv):
 
         from export import saved_model
 
-        saved_model(result.model, os.path.join(result.out, "saved_model"), overwrite=True)
+        saved_model(result.model, os.path.join(result.out, "saved_model"), overwrite=True, version=1)
     last = result.history[-1] if result.history else {}
     print(f"trained {FLAGS.model} on {FLAGS.dataset}: {len(result.history)} epochs, global batch "
           f"{result.global_batch_size} on {result.strategy.num_replicas_in_sync} replica(s); last epoch {last}; "

@@ -131,3 +131,64 @@ def test_existing_directory_is_refused_and_failures_leave_nothing(tmp_path, monk
         export.saved_model(model, previous, overwrite=True)
     assert sorted(os.listdir(previous)) == before  # the old export survives a failed overwrite
     assert sorted(os.listdir(tmp_path)) == ["ours", "sm"]
+
+
+def test_versioned_export_runs_under_saved_model_cli(tmp_path):
+    """TensorFlow Serving's layout (base/version) and TensorFlow's own saved_model_cli, in subprocesses."""
+    model, x = _trained("nf_digits")
+    base = tmp_path / "served_model"
+    (base / "7").mkdir(parents=True)
+    (base / "7" / "notes.txt").write_text("another version, not ours to touch")
+    path = export.saved_model(model, str(base), version=1)
+    assert path == str(base / "1") and (base / "7" / "notes.txt").exists()
+    with pytest.raises(ValueError, match="`version` must be an int >= 1"):
+        export.saved_model(model, str(base), version=0)
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    for signature in export.SIGNATURES:
+        assert f"signature_def['{signature}']" in shown.stdout
+    np.save(tmp_path / "x.npy", x)
+    ran = subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "log_prob",
+                          "--inputs", f"x={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "cli_out")],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "cli_out" / "log_prob.npy"), np.asarray(model.log_prob(x)),
+                               rtol=1e-5, atol=1e-4)
+    scalars = {"num_samples": np.int32(3), "temperature": np.float32(0.7), "seed": np.int64(1)}
+    for key, value in scalars.items():
+        np.save(tmp_path / f"{key}.npy", np.asarray(value))
+    sampled = subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "sample",
+                              "--inputs", ";".join(f"{key}={tmp_path / (key + '.npy')}" for key in scalars),
+                              "--outdir", str(tmp_path / "cli_sample")], capture_output=True, text=True, timeout=300)
+    assert sampled.returncode == 0, sampled.stderr[-3000:]
+    assert np.load(tmp_path / "cli_sample" / "images.npy").shape == (3, 8, 8, 1)
+
+
+def test_serving_signatures_refuse_bad_scalars_with_readable_messages(tmp_path):
+    model, _ = _trained("nif_digits_16")
+    loaded = tf.saved_model.load(export.saved_model(model, str(tmp_path / "sm")))
+    sample = loaded.signatures["sample"]
+
+    def call(num_samples=2, temperature=1.0, noise_scale=0.5):
+        return sample(num_samples=tf.constant(num_samples), temperature=tf.constant(temperature),
+                      noise_scale=tf.constant(noise_scale), seed=tf.constant(0, tf.int64))
+
+    assert call()["images"].shape == (2, 8, 8, 1)
+    for kwargs, message in ((dict(num_samples=0), "num_samples must be >= 1"),
+                            (dict(temperature=-1.0), "temperature must be finite and >= 0"),
+                            (dict(temperature=float("nan")), "temperature must be finite and >= 0"),
+                            (dict(noise_scale=-0.5), "noise_scale must be finite and >= 0")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            call(**kwargs)
+
+
+def test_export_under_jax_says_to_use_the_tensorflow_backend(tmp_path):
+    script = ("import keras, export, zoo\n"
+              "model = zoo.get('nf_digits', steps_per_level=1, hidden_channels=8)\n"
+              "try:\n    export.saved_model(model, 'sm')\nexcept RuntimeError as e:\n    print('REFUSED', e)\n")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(tmp_path), env=env,
+                            timeout=300)
+    assert "REFUSED export.saved_model needs the TensorFlow backend" in result.stdout, result.stderr[-3000:]
+    assert "KERAS_BACKEND=tensorflow" in result.stdout and not (tmp_path / "sm").exists()

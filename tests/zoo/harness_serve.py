@@ -43,7 +43,8 @@ def answer(**message):
 def run(request, inputs):
     kind, path, signature = request["kind"], request["path"], request["signature"]
     if kind == "tflite":
-        return {k: np.asarray(v) for k, v in Interpreter(model_path=path, num_threads=1).get_signature_runner(signature)(**inputs).items()}
+        runner = Interpreter(model_path=path, num_threads=1).get_signature_runner(signature)
+        return {k: np.asarray(v) for k, v in runner(**inputs).items()}
     if path not in saved_models:
         saved_models[path] = tf.saved_model.load(path)
     function = saved_models[path].signatures[signature]

@@ -155,7 +155,7 @@ def test_model_harness(case, tmp_path, project_free_server):
     preset, dataset, overrides, options = ALL_CASES[case]
     results = testing.check_model(preset, dataset, str(tmp_path), overrides=overrides, exporters=export,
                                   serve=project_free_server, raise_on_failure=False, **options)
-    print(json.dumps({case: results, "seconds": results.seconds}, indent=1))
+    print(json.dumps({case: results, "seconds": results.seconds, "loss trends": results.trends}, indent=1))
     failed = {k: v for k, v in results.items() if not (v == "passed" or v.startswith("skipped: no"))}
     assert not failed, f"{preset}: {len(failed)} of {len(results)} checks failed:\n" + "\n".join(
         f"[{k}] {v}" for k, v in failed.items())

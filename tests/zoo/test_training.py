@@ -77,7 +77,7 @@ def test_cli_trains_nf_digits_and_writes_samples_tensorboard_and_a_saved_model(t
             tags.update(value.tag for value in event.summary.value)
     assert {"epoch_loss", "epoch_bits_per_dim", "samples"} <= tags, tags
 
-    served = tf.saved_model.load(str(out / "saved_model"))
+    served = tf.saved_model.load(str(out / "saved_model" / "1"))  # TensorFlow Serving layout: base/version
     samples = served.sample(num_samples=tf.constant(3), temperature=tf.constant(0.7),
                             seed=tf.constant(1, tf.int64))  # a GLOW has no observation noise: no noise_scale input
     assert samples["images"].shape == (3, 8, 8, 1) and samples["images"].dtype == tf.uint8

@@ -142,3 +142,26 @@ def test_default_weights_of_a_preset_that_publishes_them(trained, images, scratc
     with pytest.raises(ValueError, match="needs 'url' and 'sha256'"):
         zoo.register("bad_weights_test", zoo.make_nif, {}, family="nif", dataset="d", paper="", input_shape=(2,),
                      weights={"url": "https://example.invalid/w.h5"})
+
+
+def test_weights_of_another_architecture_are_refused_with_the_difference(trained, tmp_path):
+    # NIF weights into an NF preset: Keras alone would load the flow's arrays and quietly drop the prior's.
+    _, path = trained
+    with pytest.raises(handles.WeightsError, match=r"another architecture than 'nf_digits'.*extra shapes \[\(64,\)"):
+        zoo.get("nf_digits", weights=path, **SMALL)
+    nif_dir = zoo.get("nif_digits_16", weights=path, **SMALL).save_to_preset(str(tmp_path / "nif_preset"))
+    with pytest.raises(handles.WeightsError, match="another architecture than the preset 'nf_digits'"):
+        zoo.get("nf_digits", weights=nif_dir)
+
+
+def test_a_registered_name_means_the_preset_and_a_path_means_a_path(trained, tmp_path, monkeypatch):
+    model, _ = trained
+    monkeypatch.chdir(tmp_path)
+    # A run folder named like a preset (here a preset directory of a 16-d NIF) does not shadow the preset.
+    model.save_to_preset("nf_digits")
+    assert type(zoo.get("nf_digits").prior).__name__ == "StandardNormal"
+    assert zoo.get("./nf_digits").count_params() == model.count_params()  # the directory, asked for as a path
+    with pytest.raises(FileNotFoundError, match="No such directory: runs/missing"):
+        zoo.get("runs/missing")
+    with pytest.raises(KeyError, match="Unknown preset 'nf_digitz'"):
+        zoo.get("nf_digitz")

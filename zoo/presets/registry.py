@@ -127,6 +127,11 @@ def _lookup(name):
     return _REGISTRY[name]
 
 
+def _looks_like_path(name):
+    return isinstance(name, str) and (os.sep in name or name.startswith((".", "~")) or
+                                      (os.altsep is not None and os.altsep in name))
+
+
 def is_registered(name):
     """True when ``name`` is a registered preset name."""
     return isinstance(name, str) and name in _REGISTRY
@@ -157,7 +162,12 @@ def get(name, weights=None, weights_sha256=None, **overrides):
     Args:
         name: a registered preset name, or the path of a preset directory
             written by ``model.save_to_preset`` (then ``weights`` and
-            ``overrides`` must be left out).
+            ``overrides`` must be left out). A registered name always means
+            the preset, even when a directory of that name exists in the
+            working folder (write ``./name`` for the directory); anything else
+            is a path when it is an existing directory or contains a path
+            separator or starts with ``.`` / ``~`` (a missing one raises
+            ``FileNotFoundError``), and an unknown preset name otherwise.
         weights: None (fresh weights), ``"default"`` (the preset's published
             weights), a local weights file (``.weights.h5``), a local preset
             directory, or an ``https://`` / ``file://`` URL of either (a preset
@@ -175,15 +185,21 @@ def get(name, weights=None, weights_sha256=None, **overrides):
         ValueError: ``weights="default"`` when none are published, or an
             unknown override.
         FileNotFoundError: a local weights path that does not exist.
-        zoo.weights.WeightsError: a hash mismatch, a truncated or corrupt file,
-            or weights of another architecture (never a half-loaded model).
+        zoo.presets.WeightsError: a hash mismatch, a truncated or corrupt file,
+            or weights of another architecture, named with the difference
+            (never a half-loaded model); a preset directory given as
+            ``weights`` must hold this preset's architecture.
     """
     from zoo.presets import weights as handles
 
-    if os.path.isdir(name):
-        if weights is not None or overrides:
-            raise ValueError(f"{name} is a preset directory: it fixes its own architecture and weights.")
-        return handles.load_preset_dir(name)
+    if not is_registered(name):  # a registered name always means the preset, whatever the working folder holds
+        if os.path.isdir(name):
+            if weights is not None or overrides:
+                raise ValueError(f"{name} is a preset directory: it fixes its own architecture and weights.")
+            return handles.load_preset_dir(name)
+        if _looks_like_path(name):
+            raise FileNotFoundError(f"No such directory: {name} (a path was given; preset names are "
+                                    "`zoo.list()`'s names and contain no '/').")
     preset = _lookup(name)
     unknown = set(overrides) - set(preset.kwargs)
     if unknown:
@@ -203,10 +219,11 @@ def get(name, weights=None, weights_sha256=None, **overrides):
         weights = handles.fetch(weights, weights_sha256)
         weights_sha256 = None
     if isinstance(weights, str) and handles.is_preset_dir(weights):
-        model = handles.load_preset_dir(weights)
         if overrides:
             raise ValueError("Overrides cannot be combined with a preset directory's weights.")
-        return model
+        loaded = handles.load_preset_dir(weights)
+        handles.check_same_architecture(preset.builder(**{**preset.kwargs, "name": name}), loaded, weights)
+        return loaded
     model = preset.builder(**{**preset.kwargs, **overrides, "name": name})
     if weights is not None:
         handles.load_weights_into(model, weights, weights_sha256)

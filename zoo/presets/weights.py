@@ -115,6 +115,7 @@ def load_weights_into(model, path, expected_sha256=None):
         raise FileNotFoundError(f"Weights file not found: {path}")
     if expected_sha256 and sha256_of(path) != expected_sha256:
         raise WeightsError(f"{path} does not match the expected sha256 {expected_sha256} (got {sha256_of(path)}).")
+    _check_stored_shapes(model, path)
     try:
         model.load_weights(path)
     except (OSError, ValueError, KeyError) as error:
@@ -122,6 +123,54 @@ def load_weights_into(model, path, expected_sha256=None):
             f"Cannot load {path} into '{model.name}': the file is truncated or corrupt, or it holds the weights "
             f"of another architecture ({type(error).__name__}: {str(error)[:300]})."
         ) from error
+
+
+def _shape_difference(expected, received):
+    """A short description of how two lists of weight shapes differ, or None when they are the same multiset."""
+    import collections
+
+    want, have = collections.Counter(map(tuple, expected)), collections.Counter(map(tuple, received))
+    if want == have:
+        return None
+    missing, extra = sorted((want - have).elements()), sorted((have - want).elements())
+    return (f"{len(received)} arrays stored for {len(expected)} weights; missing shapes {missing[:4]}"
+            f"{' ...' if len(missing) > 4 else ''}, extra shapes {extra[:4]}{' ...' if len(extra) > 4 else ''}")
+
+
+def _check_stored_shapes(model, path):
+    """Refuses a ``.weights.h5`` whose arrays are not exactly the model's (Keras would load a subset quietly)."""
+    import h5py
+
+    shapes = []
+    try:
+        with h5py.File(path, "r") as f:
+            for key in f.keys():
+                if key == "optimizer":  # a compiled model's save_weights also stores the optimizer's state
+                    continue
+                if isinstance(f[key], h5py.Dataset):
+                    shapes.append(f[key].shape)
+                else:
+                    f[key].visititems(
+                        lambda name, item: shapes.append(item.shape) if isinstance(item, h5py.Dataset) else None)
+    except OSError as error:
+        raise WeightsError(f"Cannot read {path}: the file is truncated or corrupt ({error}).") from error
+    difference = _shape_difference([w.shape for w in model.weights], shapes)
+    if difference:
+        raise WeightsError(f"{path} holds the weights of another architecture than '{model.name}' "
+                           f"({type(model).__name__}): {difference}.")
+
+
+def check_same_architecture(expected, loaded, source):
+    """Refuses a loaded model whose class or weights differ from ``expected`` (a freshly built preset)."""
+    if type(loaded) is not type(expected):
+        raise WeightsError(f"{source} holds a {type(loaded).__name__}, but '{expected.name}' is a "
+                           f"{type(expected).__name__}; load it with zoo.get('{source}') instead.")
+    difference = _shape_difference([w.shape for w in expected.weights], [w.shape for w in loaded.weights])
+    if difference is None and [tuple(w.shape) for w in expected.weights] != [tuple(w.shape) for w in loaded.weights]:
+        difference = "the same shapes in another order (another layout of layers)"
+    if difference:
+        raise WeightsError(f"{source} holds another architecture than the preset '{expected.name}': {difference}. "
+                           f"Load it with zoo.get('{source}') to get the model it describes.")
 
 
 def save_to_preset(model, directory, metadata=None, overwrite=False):
