@@ -2,16 +2,9 @@
 
 The model-level twin of ``layers.testing.check_flow_layer``. ``check_model``
 runs, on one preset (or one built ``zoo.GenerativeModel``) and one dataset
-name, every check of the ``GenerativeModel`` contract and reports each by
-name:
+name, every check of the ``GenerativeModel`` contract, in this order, and
+reports each by name:
 
-``contract``
-    ``describe()`` states the model's facts; the dataset, converted by
-    ``as_model_input``, passes ``validate`` / ``check_dataset``; ``log_prob``,
-    ``bits_per_dim``, ``encode``, ``decode``, ``sample``, ``generate`` return
-    finite values of the stated shapes and dtypes; ``bits_per_dim`` is
-    ``-log_prob / (D ln 2)``; ``sample(n, t, seed=s)`` equals ``generate`` on
-    ``layers.draw_noise(noise_shapes, n, s)``; ``fit_priors`` returns a dict.
 ``train``
     A few steps through ``zoo.train`` (the code path of ``python -m
     zoo.train``) on a slice of the dataset at a higher learning rate: every
@@ -23,16 +16,30 @@ name:
     ``bits_per_dim`` / ``val_bits_per_dim`` exactly when the model has a
     ``likelihood_term`` (so do ``fit``'s logs); the run directory holds
     ``final/``, ``best/``, ``history.json`` and a PNG sample grid.
+``contract``
+    ``describe()`` states the model's facts; the dataset, converted by
+    ``as_model_input``, passes ``validate`` / ``check_dataset``; ``log_prob``,
+    ``bits_per_dim``, ``encode``, ``decode``, ``sample``, ``generate`` return
+    finite values of the stated shapes and dtypes; ``bits_per_dim`` is
+    ``-log_prob / (D ln 2)``; ``model(x)`` is a dict of finite per-example
+    terms (the ``likelihood_term`` among them) and ``compute_loss`` their mean
+    sum plus weight penalties over ``D ln 2``; ``sample(n, t, seed=s)`` equals
+    ``generate`` on ``layers.draw_noise(noise_shapes, n, s)``; ``fit_priors``
+    returns a dict.
 ``evaluate``
     ``zoo.evaluate`` with ``bpd`` and ``recon``: finite numbers with their
     provenance, every picture a PNG file, ``report.json`` written.
 ``round_trip``
     ``.keras`` and preset-directory (``save_to_preset`` + ``zoo.get(dir)``)
-    round trips give identical ``log_prob``, ``encode``, ``decode`` and seeded
-    ``sample`` outputs.
+    round trips give identical ``log_prob``, ``encode``, ``decode``, seeded
+    ``sample`` (and, where they exist, noisy and stochastic) outputs and
+    evaluation-mode objective terms; two calls of the original agree first
+    (so a difference means the save, not a non-deterministic call).
 ``reload_fit``
-    Both reloaded models train on with plain ``fit`` (no second ``compile``):
-    a finite loss and changed weights.
+    Both reloaded models come back compiled, with the optimizer they were
+    saved with, and the ``.keras`` one trains on with plain ``fit`` (no
+    second ``compile``): a finite loss, ``bits_per_dim`` logged where
+    defined, changed weights.
 ``saved_model``
     (with ``exporters``) the SavedModel, served by ``serve`` (for the tests:
     a process that cannot import the project), agrees with Keras on
@@ -91,7 +98,7 @@ from keras import ops
 from layers.seeds import draw_noise
 from zoo.models.base import GenerativeModel
 
-CHECKS = ("contract", "train", "evaluate", "round_trip", "reload_fit", "saved_model", "litert", "arguments",
+CHECKS = ("train", "contract", "evaluate", "round_trip", "reload_fit", "saved_model", "litert", "arguments",
           "bad_input")
 HARNESS_TRAINING = {"learning_rate": 3e-3, "warmup_steps": 0, "decay": "none"}
 """The few-step runs of the harness: a constant, higher learning rate (``zoo.train``'s ``training=``)."""
@@ -187,12 +194,13 @@ class _StepLosses(keras.callbacks.Callback):
 
     def __init__(self, probe):
         super().__init__()
-        self.probe = probe
+        self.probe = probe  # a few examples as the dataset gives them
         self.fits = []
         self.epoch_logs = []
 
     def on_train_begin(self, logs=None):
-        terms = tuple(sorted(self.model(self.probe, training=False)))  # the objective protocol: named terms
+        probe = self.model.as_model_input(self.probe)
+        terms = tuple(sorted(self.model(probe, training=False)))  # the objective protocol: named terms
         self.fits.append({"terms": terms, "running": []})
 
     def on_train_batch_end(self, batch, logs=None):
@@ -282,7 +290,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             validates on its whole test split); an int: the harness passes
             ``zoo.train`` the arrays ``(train slice, first validation_examples
             test examples)`` instead (for datasets with a large test split).
-        training: ``zoo.train`` settings, default ``HARNESS_TRAINING``.
+        training: ``zoo.train`` settings over ``HARNESS_TRAINING``.
         eval_examples: examples for ``zoo.evaluate`` and the API checks.
         exporters: an object with ``saved_model(model, path)`` and
             ``tflite_sampler(model, path, batch_size)`` (the ``export``
@@ -347,11 +355,11 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
 
         settings = dict(HARNESS_TRAINING, **(training or {}))
         if preset_name is None:
-            return _train_instance(model(), data, epochs, batch_size, num_examples, settings, seed)
-        probe_model = registry.get(preset_name, **dict(overrides or {}))
-        probe = probe_model.as_model_input(_load_examples(data, "test", 4, seed))
-        del probe_model
-        recorder = _StepLosses(probe)
+            stages = _train_instance(model(), data, epochs, batch_size, num_examples, settings, seed)
+            state["trends"] = _trends(stages)
+            _check_losses_fall(stages)
+            return None
+        recorder = _StepLosses(_load_examples(data, "test", 4, seed))
         out = os.path.join(tmp_dir, "run")
         dataset = data if validation_examples is None else (
             _load_examples(data, "train", num_examples, seed), _load_examples(data, "test", validation_examples, seed))
@@ -362,8 +370,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         state["model"] = net
         assert isinstance(net, GenerativeModel), f"zoo.train returned a {type(net).__name__}"
         assert net.is_initialized, "the trained model is not initialized"
-        state["trends"] = [{"terms": list(terms), "steps": len(steps), "slope": _trend(steps)[0],
-                            "t_value": _trend(steps)[1]} for terms, steps in recorder.stages() if len(steps) > 2]
+        state["trends"] = _trends(recorder.stages())
         _check_losses_fall(recorder.stages())
         assert len(result.history) == epochs, f"history has {len(result.history)} entries for {epochs} epochs"
         for entry in result.history:
@@ -452,7 +459,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         assert bpd["density"] == net.density and bpd["n_bits"] == net.n_bits, f"bits/dim provenance {bpd}"
         recon = metrics["reconstruction_error"]
         assert math.isfinite(recon["value"]) and recon["value"] >= 0, f"reconstruction error {recon['value']}"
-        assert recon["examples"] == report["examples"] == min(eval_examples, recon["examples"]), recon
+        assert recon["examples"] == report["examples"] > 0, f"reconstruction error over {recon['examples']} examples"
         assert report["pictures"], "zoo.evaluate drew no picture"
         for what, path in report["pictures"].items():
             assert os.path.isfile(path) and _is_png(path), f"picture {what}: {path} is not a PNG file"
@@ -482,6 +489,9 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
 
     def check_reload_fit():
         reloaded = state.get("reloaded")
+        if not model().compiled:  # train did not run (or failed early): compile as zoo.train would
+            model().compile(optimizer=keras.optimizers.Adam(1e-3))
+            reloaded = None
         if reloaded is None:
             path = os.path.join(tmp_dir, "reload.keras")
             model().save(path)
@@ -734,6 +744,11 @@ def _check_losses_fall(stages):
             f"errors (needs < -2; steps {[round(s, 4) for s in steps]})")
 
 
+def _trends(stages):
+    return [{"terms": list(terms), "steps": len(steps), "slope": _trend(steps)[0], "t_value": _trend(steps)[1]}
+            for terms, steps in stages if len(steps) > 2]
+
+
 def _trend(values):
     """Least-squares slope of ``values`` against their index and its t-value (slope / standard error)."""
     y = np.asarray(values, np.float64)
@@ -746,23 +761,18 @@ def _trend(values):
 
 def _train_instance(model, data, epochs, batch_size, num_examples, settings, seed):
     """``compile`` + ``fit`` for a model given as an instance (``zoo.train`` builds presets by name)."""
-    from zoo.training.optimizers import make_optimizer
+    from zoo.training.optimizers import make_optimizer, training_settings
 
-    x = model.as_model_input(_load_examples(data, "train", num_examples, seed))
+    raw = _load_examples(data, "train", num_examples, seed)
+    x = model.as_model_input(raw)
     steps = len(x) // batch_size
-    model.compile(optimizer=make_optimizer(dict(settings, **_defaults(settings)), steps * epochs))
-    recorder = _StepLosses(x[:4])
+    model.compile(optimizer=make_optimizer(training_settings(None, settings), steps * epochs))
+    recorder = _StepLosses(raw[:4])
     for epoch in range(epochs):
         model.begin_training_epoch(epoch, epochs)
         model.fit(x[: steps * batch_size], batch_size=batch_size, epochs=1, verbose=0, shuffle=False,
                   callbacks=[recorder])
-    _check_losses_fall(recorder.stages())
-
-
-def _defaults(settings):
-    from zoo.training.optimizers import DEFAULT_TRAINING
-
-    return {k: v for k, v in DEFAULT_TRAINING.items() if k not in settings}
+    return recorder.stages()
 
 
 # ------------------------------------------------------------------ any backend

@@ -46,8 +46,8 @@ CASES = {
     "vae": ("vae_digits_8", "digits", AUTOENCODER, {}),
     "beta_vae": ("beta_vae_digits_8", "digits", AUTOENCODER, {}),
     "dnf": ("dnf_spiral_1", "spiral", SPIRAL, VECTOR_RUN),
-    # Two epochs per phase; one coupling cannot lower the manifold phase's reconstruction of the spiral.
-    "mflow": ("mflow_spiral_1", "spiral", dict(SPIRAL, num_couplings=2), dict(VECTOR_RUN, epochs=4)),
+    # Three epochs per phase; one coupling cannot lower the manifold phase's reconstruction of the spiral.
+    "mflow": ("mflow_spiral_1", "spiral", dict(SPIRAL, num_couplings=2), dict(VECTOR_RUN, epochs=6)),
     "pie": ("pie_spiral_1", "spiral", SPIRAL, VECTOR_RUN),
     "spread": ("spread_sin", "sin", dict(hidden_units=16), VECTOR_RUN),
     "nf_spread": ("nf_spread_sin", "sin", dict(hidden_units=16), VECTOR_RUN),

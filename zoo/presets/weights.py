@@ -137,6 +137,20 @@ def _shape_difference(expected, received):
             f"{' ...' if len(missing) > 4 else ''}, extra shapes {extra[:4]}{' ...' if len(extra) > 4 else ''}")
 
 
+def _saved_shapes(model):
+    """Shapes of the arrays ``save_weights`` writes for ``model``: every layer's own variables, as Keras saves them.
+
+    Not ``model.weights``: a variable two layers track (``SpectralNormalization``
+    and the layer it wraps share the kernel: AE+SN) is written once per layer.
+    """
+    shapes = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        store = {}
+        layer.save_own_variables(store)
+        shapes += [tuple(v.shape) for v in store.values()]
+    return shapes
+
+
 def _check_stored_shapes(model, path):
     """Refuses a ``.weights.h5`` whose arrays are not exactly the model's (Keras would load a subset quietly)."""
     import h5py
@@ -154,7 +168,7 @@ def _check_stored_shapes(model, path):
                         lambda name, item: shapes.append(item.shape) if isinstance(item, h5py.Dataset) else None)
     except OSError as error:
         raise WeightsError(f"Cannot read {path}: the file is truncated or corrupt ({error}).") from error
-    difference = _shape_difference([w.shape for w in model.weights], shapes)
+    difference = _shape_difference(_saved_shapes(model), shapes)
     if difference:
         raise WeightsError(f"{path} holds the weights of another architecture than '{model.name}' "
                            f"({type(model).__name__}): {difference}.")
