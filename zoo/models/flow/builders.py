@@ -76,6 +76,15 @@ def glow_step(hidden_channels, seed, lu_decomposed=True, log_scale_clamp=DEFAULT
     ]
 
 
+def check_squeeze_levels(image_shape, num_levels, what):
+    """Refuses an image shape that ``num_levels`` squeezes (2x2 each) cannot divide; ``what`` starts the message."""
+    height, width = int(image_shape[0]), int(image_shape[1])
+    block = 2**num_levels
+    if height % block or width % block:
+        raise ValueError(f"{what} height and width divisible by {block}; received image shape "
+                         f"{tuple(image_shape)}. Use fewer levels or pad the images.")
+
+
 def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed=True,
               log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP, seed=0, coupling=None):
     """The multiscale GLOW flow: image ``(h, w, c)`` -> flat latent of size ``h * w * c``.
@@ -105,15 +114,9 @@ def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_deco
 
     >>> spline_glow = glow_flow((8, 8, 1), 2, 4, 32, coupling=layers.coupling_factory("spline", num_bins=8))
     """
-    height, width, _ = image_shape
     if num_levels < 1 or steps_per_level < 1:
         raise ValueError(f"num_levels and steps_per_level must be >= 1; received {num_levels}, {steps_per_level}.")
-    block = 2**num_levels
-    if height % block or width % block:
-        raise ValueError(
-            f"GLOW with {num_levels} levels needs height and width divisible by {block}; "
-            f"received image shape {tuple(image_shape)}. Use fewer levels or pad the images."
-        )
+    check_squeeze_levels(image_shape, num_levels, f"GLOW with {num_levels} levels needs")
     make = coupling_maker(coupling, log_scale_clamp)
 
     def level(index):

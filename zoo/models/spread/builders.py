@@ -30,6 +30,7 @@ import numpy as np
 
 import layers as flow_layers
 from layers.spread import DataNoise, SpreadPrior
+from zoo.models.flow.builders import check_squeeze_levels
 from zoo.models.flow.model import FlowModel
 
 SPREAD_PAPER = "On the latent space of flow-based models (ICLR 2021 submission), appendix C"
@@ -104,18 +105,13 @@ def spread_image_flow(image_shape, num_levels=2, steps_per_level=2, hidden_chann
     Returns:
         A ``layers.FlowSequence``.
     """
-    height, width, channels = (int(d) for d in image_shape)
+    channels = int(image_shape[2])
     if num_levels < 1 or steps_per_level < 1 or num_couplings < 0:
         raise ValueError(
             f"num_levels and steps_per_level must be >= 1 and num_couplings >= 0; received "
             f"{num_levels}, {steps_per_level}, {num_couplings}."
         )
-    block = 2**num_levels
-    if height % block or width % block:
-        raise ValueError(
-            f"{num_levels} squeeze levels need height and width divisible by {block}; received image shape "
-            f"{tuple(image_shape)}. Use fewer levels or pad the images."
-        )
+    check_squeeze_levels(image_shape, num_levels, f"{num_levels} squeeze levels need")
     make_coupling = _coupling_maker(volume_preserving, log_scale_clamp)
     rng = np.random.default_rng(seed)
     steps = []
