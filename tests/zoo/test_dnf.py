@@ -78,6 +78,58 @@ def test_on_manifold_density_and_gram_estimate():
                                -2 * (LOG_SCALE.sum() + INNER_LOG_SCALE) * np.ones(2), rtol=1e-5)
 
 
+def _isometric_dnf_with_preprocessing(preprocessing):
+    """D = 3, d = 1, float64: outer flow = a permutation (an isometry, so Proposition 1 and section 5.1 hold
+    exactly in its input space), inner flow = act-norm, ``v_std = sigma``; ``preprocessing`` is random."""
+    flow = flow_layers.FlowSequence([flow_layers.Permute()])
+    inner = flow_layers.FlowSequence([flow_layers.ActNorm(data_init=False)])
+    model = dnf.DenoisingFlow(flow, (3,), 1, inner, mode="dnf", noise_std=0.3, preprocessing=preprocessing)
+    inner.flow_layers[0].loc.assign([INNER_LOC])
+    inner.flow_layers[0].log_scale.assign([INNER_LOG_SCALE])
+    rng = np.random.default_rng(3)
+    for w in preprocessing.trainable_weights:
+        w.assign(np.asarray(w) + 0.4 * rng.standard_normal(w.shape))
+    return model
+
+
+@pytest.mark.parametrize("kind", ["scale_x10", "actnorm_then_coupling"])
+def test_on_manifold_density_with_preprocessing_against_the_exact_gram_path(kind):
+    """Section 5.1 and Proposition 1 in the data space: only the tangential part of the preprocessing's
+    Jacobian enters, checked against the exact density pi(u') / sqrt(det G_g(u')) of the generator through
+    the preprocessing (float64 autodiff Gram determinant)."""
+    keras.config.set_dtype_policy("float64")
+    try:
+        act = flow_layers.ActNorm(data_init=False)
+        steps = [act] if kind == "scale_x10" else [act, flow_layers.AffineCoupling(hidden_units=8)]
+        model = _isometric_dnf_with_preprocessing(flow_layers.FlowSequence(steps))
+        if kind == "scale_x10":  # P(x) = 10 x: the full log-det is D log 10, the tangential one d log 10
+            act.loc.assign(np.zeros(3))
+            act.log_scale.assign(np.full(3, math.log(10.0)))
+        latent = np.array([[0.7], [-1.2], [0.1]])
+        x = np.asarray(model.generator(latent))  # points on the learned manifold (v = 0)
+        np.testing.assert_allclose(np.asarray(model.encode(x)), latent, atol=1e-10)
+        exact = -0.5 * latent[:, 0]**2 - 0.5 * math.log(2 * math.pi) - np.asarray(model.generator_gram_log_det(latent))
+        np.testing.assert_allclose(np.asarray(model.on_manifold_log_prob(x)), exact, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(model.log_gram_det_estimate(x)),
+                                   2 * np.asarray(model.generator_gram_log_det(latent)), rtol=1e-9, atol=1e-9)
+        # The old formula (the whole D-dim preprocessing log-det) is wrong by the normal part.
+        z, full_log_det = model.forward(x)
+        old = (np.asarray(model.prior.log_prob(z) + full_log_det) + math.log(2 * math.pi * 0.09))
+        tangential = np.asarray(model.preprocessing_tangent_log_det(x))
+        if kind == "scale_x10":
+            np.testing.assert_allclose(tangential, math.log(10.0) * np.ones(3), rtol=1e-12)
+            np.testing.assert_allclose(old - exact, (3 - 1) * math.log(10.0) * np.ones(3), rtol=1e-9)  # (D - d) log 10
+        assert np.all(np.abs(old - exact) > 0.1)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_preprocessing_tangent_log_det_is_zero_without_preprocessing():
+    model = _tiny("dnf", noise_std=0.3)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(model.preprocessing_tangent_log_det(x)), np.zeros(4))
+
+
 def test_mflow_gram_determinant_against_brute_force_jacobian():
     keras.config.set_dtype_policy("float64")
     try:

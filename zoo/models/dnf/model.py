@@ -141,7 +141,7 @@ class DenoisingFlow(FlowModel):
         self._tracker.lock()
         self._phase = None
         self._phase_functions = {}
-        self._gram_function = None
+        self._gram_functions = {}
         self.phase = phase
 
     # ------------------------------------------------------------------ phases
@@ -279,7 +279,10 @@ class DenoisingFlow(FlowModel):
         preprocessing inverted without ``Dequantize``'s rounding, which has a
         zero derivative), so the Jacobian of ``g`` is the manifold's.
         """
-        h = self.flow.inverse(self.prior.decode(latent))
+        return self._invert_preprocessing(self.flow.inverse(self.prior.decode(latent)))
+
+    def _invert_preprocessing(self, h):
+        """The flow's input space -> the data space densities refer to (continuous levels for images)."""
         if self.preprocessing is None:
             return h
         steps = self.preprocessing.flow_layers if isinstance(self.preprocessing, flow_layers.FlowSequence) else [
@@ -288,23 +291,57 @@ class DenoisingFlow(FlowModel):
             h = h * step.num_levels if isinstance(step, flow_layers.Dequantize) else step.inverse(h)
         return h
 
-    def generator_gram_log_det(self, latent):
-        """``0.5 log det(J_g^T J_g)`` of the generator at ``u'`` (autodiff Jacobian ``(batch, D, d)``).
+    def _flow_input_chart(self, u):
+        """``u -> f^-1(Pad(u))``: the learned manifold in the space the inflation noise is added in."""
+        return self.flow.inverse(self.prior.pad(u))
 
-        Called eagerly on the TensorFlow backend, the Jacobian runs as one
-        cached ``tf.function`` (eager forward-mode autodiff would re-trace its
-        per-op helpers at every new batch size).
+    def _data_chart(self, u):
+        """``u -> P^-1(f^-1(Pad(u)))``: the same manifold in the data space (``P`` the preprocessing)."""
+        return self._invert_preprocessing(self._flow_input_chart(u))
+
+    def _gram_log_det_of(self, chart, latent):
+        """``0.5 log det(J^T J)`` of ``chart`` at ``latent`` (autodiff Jacobian ``(batch, D, d)``).
+
+        Called eagerly on the TensorFlow backend, each chart's Jacobian runs
+        as one cached ``tf.function`` (eager forward-mode autodiff would
+        re-trace its per-op helpers at every new batch size).
         """
         latent = ops.cast(latent, self.compute_dtype)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             if tf.executing_eagerly():
-                if self._gram_function is None:
-                    self._gram_function = tf.function(
-                        lambda value: gram_log_det(batch_jacobian(self.generator, value)), reduce_retracing=True)
-                return self._gram_function(latent)
-        return gram_log_det(batch_jacobian(self.generator, latent))
+                if chart not in self._gram_functions:
+                    fn = getattr(self, chart)
+                    self._gram_functions[chart] = tf.function(
+                        lambda value: gram_log_det(batch_jacobian(fn, value)), reduce_retracing=True)
+                return self._gram_functions[chart](latent)
+        return gram_log_det(batch_jacobian(getattr(self, chart), latent))
+
+    def generator_gram_log_det(self, latent):
+        """``0.5 log det(J_g^T J_g)`` of the generator at ``u'`` (autodiff Jacobian ``(batch, D, d)``)."""
+        return self._gram_log_det_of("generator", latent)
+
+    def preprocessing_tangent_log_det(self, x):
+        """``log`` of the ``d``-volume change of the preprocessing ``P`` along the learned manifold at ``x``.
+
+        A density on the manifold transforms with the tangential part of
+        ``P``'s Jacobian only, ``0.5 log det(E^T J_P^T J_P E)`` for an
+        orthonormal tangent basis ``E``, not with its full ``D``-dimensional
+        log-determinant: the normal directions carry no probability volume.
+        With the chart ``c(u) = f^-1(Pad(u))`` of the manifold in the flow's
+        input space and ``P^-1 o c`` in the data space, this is
+        ``0.5 log det G_c(u) - 0.5 log det G_(P^-1 o c)(u)`` at
+        ``u = Proj(f(P(x)))`` (two ``D x d`` Jacobians). Zero without
+        preprocessing; for a fixed elementwise scale ``a`` it is ``d log a``
+        where the full log-determinant is ``D log a``.
+        """
+        h, _ = self.preprocess(x, training=False)
+        if self.preprocessing is None:
+            return ops.zeros((ops.shape(h)[0],), dtype=self.compute_dtype)
+        z, _ = self.flow(h, training=False)
+        u = self.prior.proj(z)
+        return self._gram_log_det_of("_flow_input_chart", u) - self._gram_log_det_of("_data_chart", u)
 
     def manifold_log_prob(self, x):
         """M-flow density (eq. 16): ``log N(u'; 0, I) - 0.5 log det G_g(u')`` at ``u' = encode(x)``.
@@ -317,32 +354,48 @@ class DenoisingFlow(FlowModel):
         return standard_normal_log_prob(latent) - self.generator_gram_log_det(latent)
 
     def on_manifold_log_prob(self, x, threshold=1.0 / 3.0):
-        """DNF section 5.1: ``log(q(x) / q_sigma(x | x))``, ``-inf`` where ``|v(x)| > threshold * sigma``.
+        """DNF section 5.1: the density on the learned manifold, ``-inf`` where ``|v(x)| > threshold * sigma``.
 
-        ``q_sigma(x | x) = (2 pi sigma^2)^(-(D - d) / 2)`` is the inflation
-        noise's density at zero in the ``D - d`` normal directions (``sigma``
-        is ``v_std``); ``|v|`` is the Euclidean norm of ``v``. M-flow models
-        return ``manifold_log_prob``.
+        The paper's ``p(x) = q(x) / q_sigma(x | x)`` holds in the space where
+        the inflation noise is added, the outer flow's input ``h = P(x)``:
+        ``q_sigma(h | h) = (2 pi sigma^2)^(-(D - d) / 2)`` is the noise's
+        density at zero in the ``D - d`` normal directions (``sigma`` is
+        ``v_std``) and ``log q(h) = log p_z(f(h)) + log|det df/dh|``. The
+        result is then carried to the data space with the tangential part of
+        the preprocessing's Jacobian (``preprocessing_tangent_log_det``), so
+        it is a density with respect to the manifold's ``d``-volume in the
+        data (continuous levels for images), comparable with M-flow's. ``|v|``
+        is the Euclidean norm of ``v``. M-flow models return
+        ``manifold_log_prob``.
         """
         if self.mode == "mflow":
             return self.manifold_log_prob(x)
-        z, log_det = self.forward(x, training=False)
+        h, _ = self.preprocess(x, training=False)
+        z, log_det = self.flow(h, training=False)
         _, v = self.prior.split(z)
         sigma = self.prior.v_std
         log_q = self.prior.log_prob(z) + log_det
-        log_p = log_q + 0.5 * (self.num_dims - self.latent_dim) * math.log(2 * math.pi * sigma**2)
+        log_p = (log_q + 0.5 * (self.num_dims - self.latent_dim) * math.log(2 * math.pi * sigma**2)
+                 + self.preprocessing_tangent_log_det(x))
         off = ops.sqrt(sum_except_batch(ops.square(v))) > threshold * sigma
         return ops.where(off, ops.cast(-np.inf, log_p.dtype), log_p)
 
     def log_gram_det_estimate(self, x):
-        """Proposition 1: ``log |det G_g(x)| ~ log |det G_f(x)| + log |det G_h(u)| = -2 (log|det df/dx| + log|det dh/du|)``.
+        """Proposition 1: ``log det G_g`` from log-determinants, ``-2 (log|det df/dh| + log|det dh/du|) - 2 t(x)``.
 
-        Valid for a trained DNF (``L_DNF ~ 0``), where ``g`` is the map from a
-        standard-normal ``u'`` to the manifold; no Jacobian is formed.
+        Proposition 1 holds in the space where the inflation noise is added
+        (the outer flow's input ``h``; no Jacobian is formed there): a trained
+        DNF (``L_DNF ~ 0``) is an isometry in the normal directions, so its
+        full log-determinant is the tangential one. The preprocessing is no
+        such isometry; only its tangential part ``t(x)``
+        (``preprocessing_tangent_log_det``, zero without preprocessing)
+        enters, which carries the estimate to the data space of
+        ``generator_gram_log_det``.
         """
-        z, log_det = self.forward(x, training=False)
+        h, _ = self.preprocess(x, training=False)
+        z, log_det = self.flow(h, training=False)
         _, log_det_h = self.prior.inner(self.prior.proj(z), training=False)
-        return -2.0 * (log_det + log_det_h)
+        return -2.0 * (log_det + log_det_h + self.preprocessing_tangent_log_det(x))
 
     # ---------------------------------------------------------- serialization
     def get_config(self):
