@@ -43,6 +43,7 @@ PIE_PAPER = "Beitler et al. 2021, PIE: Pseudo-Invertible Encoder (as a DNF with 
 MODES = ("dnf", "mflow", "pie")
 PHASES = ("joint", "manifold", "density")
 PIE_V_STD = 0.01
+SPACES = ("data", "flow_input")
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -291,36 +292,37 @@ class DenoisingFlow(FlowModel):
             h = h * step.num_levels if isinstance(step, flow_layers.Dequantize) else step.inverse(h)
         return h
 
-    def _flow_input_chart(self, u):
-        """``u -> f^-1(Pad(u))``: the learned manifold in the space the inflation noise is added in."""
-        return self.flow.inverse(self.prior.pad(u))
+    def _charts(self, u):
+        """``u -> [c(u), P^-1(c(u))]`` (flattened, concatenated): the learned manifold, ``c(u) = f^-1(Pad(u))``,
+        in the space the inflation noise is added in and in the data space (``P`` the preprocessing)."""
+        h = self.flow.inverse(self.prior.pad(u))
+        batch = ops.shape(h)[0]
+        return ops.concatenate([ops.reshape(h, (batch, -1)),
+                                ops.reshape(self._invert_preprocessing(h), (batch, -1))], axis=1)
 
-    def _data_chart(self, u):
-        """``u -> P^-1(f^-1(Pad(u)))``: the same manifold in the data space (``P`` the preprocessing)."""
-        return self._invert_preprocessing(self._flow_input_chart(u))
+    def _tangent_log_det_at(self, u):
+        jacobian = batch_jacobian(self._charts, u)  # one pass of d JVPs gives both charts' Jacobians
+        return gram_log_det(jacobian[:, : self.num_dims]) - gram_log_det(jacobian[:, self.num_dims :])
 
-    def _gram_log_det_of(self, chart, latent):
-        """``0.5 log det(J^T J)`` of ``chart`` at ``latent`` (autodiff Jacobian ``(batch, D, d)``).
+    def _generator_gram_log_det_at(self, latent):
+        return gram_log_det(batch_jacobian(self.generator, latent))
 
-        Called eagerly on the TensorFlow backend, each chart's Jacobian runs
-        as one cached ``tf.function`` (eager forward-mode autodiff would
-        re-trace its per-op helpers at every new batch size).
-        """
-        latent = ops.cast(latent, self.compute_dtype)
+    def _eager_compiled(self, method):
+        """``method`` itself, or, called eagerly on the TensorFlow backend, one cached ``tf.function`` of it
+        (eager forward-mode autodiff would re-trace its per-op helpers at every new batch size)."""
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             if tf.executing_eagerly():
-                if chart not in self._gram_functions:
-                    fn = getattr(self, chart)
-                    self._gram_functions[chart] = tf.function(
-                        lambda value: gram_log_det(batch_jacobian(fn, value)), reduce_retracing=True)
-                return self._gram_functions[chart](latent)
-        return gram_log_det(batch_jacobian(getattr(self, chart), latent))
+                name = method.__name__
+                if name not in self._gram_functions:
+                    self._gram_functions[name] = tf.function(method, reduce_retracing=True)
+                return self._gram_functions[name]
+        return method
 
     def generator_gram_log_det(self, latent):
         """``0.5 log det(J_g^T J_g)`` of the generator at ``u'`` (autodiff Jacobian ``(batch, D, d)``)."""
-        return self._gram_log_det_of("generator", latent)
+        return self._eager_compiled(self._generator_gram_log_det_at)(ops.cast(latent, self.compute_dtype))
 
     def preprocessing_tangent_log_det(self, x):
         """``log`` of the ``d``-volume change of the preprocessing ``P`` along the learned manifold at ``x``.
@@ -332,16 +334,16 @@ class DenoisingFlow(FlowModel):
         With the chart ``c(u) = f^-1(Pad(u))`` of the manifold in the flow's
         input space and ``P^-1 o c`` in the data space, this is
         ``0.5 log det G_c(u) - 0.5 log det G_(P^-1 o c)(u)`` at
-        ``u = Proj(f(P(x)))`` (two ``D x d`` Jacobians). Zero without
-        preprocessing; for a fixed elementwise scale ``a`` it is ``d log a``
-        where the full log-determinant is ``D log a``.
+        ``u = Proj(f(P(x)))``: ``d`` Jacobian-vector products, about the cost
+        of M-flow's Gram determinant. Zero (and free) without preprocessing;
+        for a fixed elementwise scale ``a`` it is ``d log a`` where the full
+        log-determinant is ``D log a``.
         """
         h, _ = self.preprocess(x, training=False)
         if self.preprocessing is None:
             return ops.zeros((ops.shape(h)[0],), dtype=self.compute_dtype)
         z, _ = self.flow(h, training=False)
-        u = self.prior.proj(z)
-        return self._gram_log_det_of("_flow_input_chart", u) - self._gram_log_det_of("_data_chart", u)
+        return self._eager_compiled(self._tangent_log_det_at)(self.prior.proj(z))
 
     def manifold_log_prob(self, x):
         """M-flow density (eq. 16): ``log N(u'; 0, I) - 0.5 log det G_g(u')`` at ``u' = encode(x)``.
@@ -353,7 +355,7 @@ class DenoisingFlow(FlowModel):
         latent = self.encode(x)
         return standard_normal_log_prob(latent) - self.generator_gram_log_det(latent)
 
-    def on_manifold_log_prob(self, x, threshold=1.0 / 3.0):
+    def on_manifold_log_prob(self, x, threshold=1.0 / 3.0, space="data"):
         """DNF section 5.1: the density on the learned manifold, ``-inf`` where ``|v(x)| > threshold * sigma``.
 
         The paper's ``p(x) = q(x) / q_sigma(x | x)`` holds in the space where
@@ -365,9 +367,12 @@ class DenoisingFlow(FlowModel):
         the preprocessing's Jacobian (``preprocessing_tangent_log_det``), so
         it is a density with respect to the manifold's ``d``-volume in the
         data (continuous levels for images), comparable with M-flow's. ``|v|``
-        is the Euclidean norm of ``v``. M-flow models return
-        ``manifold_log_prob``.
+        is the Euclidean norm of ``v``. ``space="flow_input"`` returns the
+        density in the flow's input space instead (no Jacobian at all; the
+        same as ``"data"`` without preprocessing). M-flow models return
+        ``manifold_log_prob`` (data space).
         """
+        space = _check_space(space)
         if self.mode == "mflow":
             return self.manifold_log_prob(x)
         h, _ = self.preprocess(x, training=False)
@@ -375,12 +380,13 @@ class DenoisingFlow(FlowModel):
         _, v = self.prior.split(z)
         sigma = self.prior.v_std
         log_q = self.prior.log_prob(z) + log_det
-        log_p = (log_q + 0.5 * (self.num_dims - self.latent_dim) * math.log(2 * math.pi * sigma**2)
-                 + self.preprocessing_tangent_log_det(x))
+        log_p = log_q + 0.5 * (self.num_dims - self.latent_dim) * math.log(2 * math.pi * sigma**2)
+        if space == "data":
+            log_p = log_p + self.preprocessing_tangent_log_det(x)
         off = ops.sqrt(sum_except_batch(ops.square(v))) > threshold * sigma
         return ops.where(off, ops.cast(-np.inf, log_p.dtype), log_p)
 
-    def log_gram_det_estimate(self, x):
+    def log_gram_det_estimate(self, x, space="data"):
         """Proposition 1: ``log det G_g`` from log-determinants, ``-2 (log|det df/dh| + log|det dh/du|) - 2 t(x)``.
 
         Proposition 1 holds in the space where the inflation noise is added
@@ -390,12 +396,16 @@ class DenoisingFlow(FlowModel):
         such isometry; only its tangential part ``t(x)``
         (``preprocessing_tangent_log_det``, zero without preprocessing)
         enters, which carries the estimate to the data space of
-        ``generator_gram_log_det``.
+        ``generator_gram_log_det``. ``space="flow_input"`` leaves it out (the
+        Gram determinant of ``f^-1 o Pad o h^-1``; no Jacobian).
         """
+        space = _check_space(space)
         h, _ = self.preprocess(x, training=False)
         z, log_det = self.flow(h, training=False)
         _, log_det_h = self.prior.inner(self.prior.proj(z), training=False)
-        return -2.0 * (log_det + log_det_h + self.preprocessing_tangent_log_det(x))
+        if space == "data":
+            log_det = log_det + self.preprocessing_tangent_log_det(x)
+        return -2.0 * (log_det + log_det_h)
 
     # ---------------------------------------------------------- serialization
     def get_config(self):
@@ -410,6 +420,13 @@ class DenoisingFlow(FlowModel):
             "eval_seed": self.eval_seed,
         })
         return config
+
+
+def _check_space(space):
+    if space not in SPACES:
+        raise ValueError(f"`space` must be one of {SPACES} (the data, or the outer flow's input where the inflation "
+                         f"noise is added); received {space!r}.")
+    return space
 
 
 def train_mflow(model, x, schedule="sequential", manifold_epochs=1, density_epochs=1, cycles=1, **fit_kwargs):
