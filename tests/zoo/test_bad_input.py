@@ -134,3 +134,41 @@ def test_layer_level_errors_name_the_problem():
     built(np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 3"):
         built(np.zeros((2, 4), "float32"))
+
+
+def test_truncated_or_corrupt_keras_files_are_named_so(vector_model, tmp_path):
+    path = str(tmp_path / "model.keras")
+    vector_model.save(path)
+    data = open(path, "rb").read()
+    assert isinstance(zoo.load(path), zoo.GenerativeModel)
+    truncated = str(tmp_path / "truncated.keras")
+    with open(truncated, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated\.keras \(\d+ bytes\) is truncated or corrupt: it is not a complete zip"):
+        zoo.load(truncated)
+    corrupt = str(tmp_path / "corrupt.keras")  # the archive's directory intact, a stored member's bytes flipped
+    with open(corrupt, "wb") as f:
+        f.write(data[:40] + bytes(b ^ 0xFF for b in data[40:60]) + data[60:])
+    with pytest.raises(ValueError, match="truncated or corrupt: (its member .* fails its CRC check|reading it fails)"):
+        zoo.load(corrupt)
+    with pytest.raises(FileNotFoundError, match="No such .keras file"):
+        zoo.load(str(tmp_path / "missing.keras"))
+
+
+def test_plain_keras_load_model_needs_only_import_zoo(vector_model, tmp_path):
+    """Keras finds custom classes among the registered ones only: its error names the module to import
+    ('zoo.models...'), and after `import zoo` keras.saving.load_model reads the file."""
+    import os
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "model.keras")
+    vector_model.save(path)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = "import keras, sys\n{}m = keras.saving.load_model(sys.argv[1])\nprint('loaded', type(m).__name__)\n"
+    without = subprocess.run([sys.executable, "-c", script.format(""), path], env=env, capture_output=True, text=True)
+    assert without.returncode != 0 and "'module': 'zoo.models" in without.stderr, without.stderr[-2000:]
+    with_zoo = subprocess.run([sys.executable, "-c", script.format("import zoo\n"), path], env=env, capture_output=True,
+                              text=True)
+    assert with_zoo.returncode == 0 and "loaded FlowModel" in with_zoo.stdout, with_zoo.stderr[-2000:]

@@ -267,11 +267,13 @@ def test_bad_input():
         dnf.train_mflow(model, np.zeros((4, 2), "float32"))
 
 
-def test_thin_spiral_speed_and_latent_distances():
+@pytest.mark.parametrize("winding", ["reference", "paper"])
+def test_thin_spiral_speed_and_latent_distances(winding):
     u = np.array([0.01, 0.3, 1.7])
     step = 1e-7
-    speed = np.linalg.norm(manifolds.thin_spiral_map(u + step) - manifolds.thin_spiral_map(u - step), axis=-1) / (2 * step)
-    np.testing.assert_allclose(np.exp(zoo.experiments.thin_spiral.thin_spiral_log_speed(u)), speed, rtol=1e-6)
+    speed = np.linalg.norm(manifolds.thin_spiral_map(u + step, winding) - manifolds.thin_spiral_map(u - step, winding),
+                           axis=-1) / (2 * step)
+    np.testing.assert_allclose(np.exp(zoo.experiments.thin_spiral.thin_spiral_log_speed(u, winding)), speed, rtol=1e-6)
     grid = np.linspace(0.0, 3.0, 3001)
     true = np.exp(-grid / 0.3) / 0.3
     same = zoo.experiments.thin_spiral.latent_density_distances(grid, true, true)
@@ -281,6 +283,22 @@ def test_thin_spiral_speed_and_latent_distances():
     zero = zoo.experiments.thin_spiral.latent_density_distances(grid, np.zeros_like(grid), true)
     np.testing.assert_allclose(zero["total_variation"], 0.5, atol=1e-3)
     assert np.isnan(zero["wasserstein_1"]) and zero["learned_mass"] == 0
+
+
+def test_thin_spiral_winds_as_the_reference_simulator_by_default():
+    """The released simulator's angle is 540 degrees * sqrt(u) = 3 pi sqrt(u); the paper's text prints 4 pi / 3."""
+    def turns_99(spiral):
+        angle = np.unwrap(np.arctan2(spiral.data[:, 1], spiral.data[:, 0])[np.argsort(spiral.latent[:, 0])])
+        return np.quantile(angle - angle[0], 0.99) / (2 * np.pi)
+
+    default, paper = manifolds.thin_spiral(20000, seed=0), manifolds.thin_spiral(20000, seed=0, winding="paper")
+    np.testing.assert_allclose(turns_99(default), 1.76, atol=0.03)
+    np.testing.assert_allclose(turns_99(paper), 0.78, atol=0.02)
+    np.testing.assert_array_equal(default.latent, paper.latent)  # the same u, wound differently
+    radius = np.linalg.norm(default.data, axis=1)
+    np.testing.assert_allclose(radius, 3 * np.pi * np.sqrt(default.latent[:, 0]) / 3, rtol=1e-5)
+    with pytest.raises(ValueError, match="`winding` must be one of"):
+        manifolds.thin_spiral(10, winding="4pi/3")
 
 
 def test_image_mflow_gram_determinant_against_brute_force_jacobian():

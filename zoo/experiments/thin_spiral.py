@@ -5,21 +5,21 @@ import math
 import keras
 import numpy as np
 
-from zoo.data.manifolds import THIN_SPIRAL_ALPHA, thin_spiral, thin_spiral_map
+from zoo.data.manifolds import thin_spiral, thin_spiral_alpha, thin_spiral_map
 from zoo.evaluation.pictures import figure
 from zoo.models.dnf.builders import coupling_flow, make_vector_dnf
 from zoo.models.dnf.model import DenoisingFlow, train_mflow
 from zoo.models.flow.model import FlowModel
 
 # ------------------------------------------------- thin-spiral experiment (DNF section 5.1)
-def thin_spiral_log_speed(u):
+def thin_spiral_log_speed(u, winding="reference"):
     """``log sqrt(det G_g(u)) = log |g'(u)|`` of the thin-spiral map ``g`` of ``zoo.manifolds.thin_spiral_map``.
 
     With ``r = alpha sqrt(u)``: ``|dg/dr| = sqrt(1 + r^2) / 3`` and ``dr/du =
     alpha / (2 sqrt(u))``, so ``|g'(u)| = alpha sqrt(1 + alpha^2 u) / (6 sqrt(u))``.
     """
     u = np.asarray(u, dtype=np.float64)
-    alpha = THIN_SPIRAL_ALPHA
+    alpha = thin_spiral_alpha(winding)
     return math.log(alpha / 6.0) + 0.5 * np.log1p(alpha**2 * u) - 0.5 * np.log(u)
 
 
@@ -59,15 +59,15 @@ def latent_density_distances(u, learned, true):
     return {"total_variation": float(tv), "wasserstein_1": w1, "learned_mass": float(mass)}
 
 
-def induced_latent_density(model, u, scale=0.3):
+def induced_latent_density(model, u, scale=0.3, winding="reference"):
     """DNF section 5.1: ``pi_hat(u) = p_model(g(u)) sqrt(det G_g(u))`` against the true ``Exp(scale)`` density.
 
     Returns ``(pi_hat, pi)`` on ``u`` (NumPy); ``pi_hat = pi`` exactly when
     the model's on-manifold density is right.
     """
     u = np.asarray(u, dtype=np.float64)
-    log_p = manifold_log_density(model, thin_spiral_map(u).astype("float32"))
-    return np.exp(log_p + thin_spiral_log_speed(u)), np.exp(-u / scale) / scale
+    log_p = manifold_log_density(model, thin_spiral_map(u, winding).astype("float32"))
+    return np.exp(log_p + thin_spiral_log_speed(u, winding)), np.exp(-u / scale) / scale
 
 
 def compiled(fn):
@@ -115,7 +115,8 @@ def make_thin_spiral_nf(num_couplings=9, hidden_units=64, num_bins=5, tail_bound
 
 
 def run_thin_spiral(num_train=10000, epochs=10, batch_size=100, learning_rate=1e-3, num_couplings=9, hidden_units=64,
-                    grid_size=100, timing_points=500, latent_points=400, seed=0, verbose=0, log=print):
+                    grid_size=100, timing_points=500, latent_points=400, seed=0, winding="reference", verbose=0,
+                    log=print):
     """Section 5.1: trains NF, M-flow (sequential), DNF (sigma^2 = 0.01, lambda = 1) and PIE on the thin spiral.
 
     Every model has the same outer architecture (``num_couplings`` spline
@@ -124,7 +125,8 @@ def run_thin_spiral(num_train=10000, epochs=10, batch_size=100, learning_rate=1e
     density on a ``grid_size^2`` grid, the induced latent density against the
     true ``pi(u)`` on ``latent_points`` values of ``u``, and times one
     density evaluation of ``timing_points`` points (M-flow: full Gram
-    determinant; DNF: no Jacobian).
+    determinant; DNF: no Jacobian). ``winding`` is ``zoo.manifolds.thin_spiral``'s
+    (default ``"reference"``: the authors' simulator, as the paper's figure 2).
 
     Returns:
         A dict with ``models``, ``grid`` (axis values and per-model
@@ -135,8 +137,8 @@ def run_thin_spiral(num_train=10000, epochs=10, batch_size=100, learning_rate=1e
     import time
 
     keras.utils.set_random_seed(seed)  # initial weights, shuffling and noise draws
-    data = thin_spiral(num_train, seed=seed).data
-    test = thin_spiral(1000, seed=seed + 1).data
+    data = thin_spiral(num_train, seed=seed, winding=winding).data
+    test = thin_spiral(1000, seed=seed + 1, winding=winding).data
     spiral = dict(num_couplings=num_couplings, hidden_units=hidden_units, num_bins=5, tail_bound=3.0)
     models = {
         "NF": make_thin_spiral_nf(**spiral),
@@ -168,7 +170,7 @@ def run_thin_spiral(num_train=10000, epochs=10, batch_size=100, learning_rate=1e
     latent = {"u": u}
     for label, model in models.items():
         grid[label] = np.exp(manifold_log_density(model, points)).reshape(grid_size, grid_size)
-        latent[label], latent["true"] = induced_latent_density(model, u)
+        latent[label], latent["true"] = induced_latent_density(model, u, winding=winding)
         metrics[label].update(latent_density_distances(u, latent[label], latent["true"]))
         log(f"{label}: TV {metrics[label]['total_variation']:.3f}, W1 {metrics[label]['wasserstein_1']:.3f}")
 
@@ -177,7 +179,7 @@ def run_thin_spiral(num_train=10000, epochs=10, batch_size=100, learning_rate=1e
     estimate = np.asarray(dnf_model.log_gram_det_estimate(test[:200]))
     exact = 2.0 * np.asarray(dnf_model.generator_gram_log_det(dnf_model.encode(test[:200])))
     metrics["DNF"]["prop1_log_gram_mean_abs_error"] = float(np.mean(np.abs(estimate - exact)))
-    return {"models": models, "grid": grid, "latent": latent, "metrics": metrics, "timing": timing,
+    return {"models": models, "grid": grid, "latent": latent, "metrics": metrics, "timing": timing, "winding": winding,
             "data": data}
 
 

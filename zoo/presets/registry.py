@@ -234,17 +234,45 @@ def load(handle, weights=None, weights_sha256=None, **overrides):
     """A zoo model from a preset name, a preset directory or a ``.keras`` file (what the command lines take).
 
     ``.keras`` files carry their own weights (``weights`` and ``overrides``
-    must be left out); anything else goes to ``get``.
+    must be left out) and are read with ``keras.saving.load_model`` after
+    checking that the file exists (``FileNotFoundError``) and is a complete
+    zip archive whose members pass their CRC check (``ValueError`` "truncated
+    or corrupt"; Keras itself answers "File not found" for a truncated
+    file). ``keras.saving.load_model`` works as well once ``zoo`` is imported:
+    importing it registers every class a zoo model is made of (Keras looks up
+    custom classes only among the registered ones). Anything else goes to
+    ``get``.
     """
     if isinstance(handle, str) and handle.endswith(".keras"):
         if weights is not None or overrides:
             raise ValueError(f"{handle} is a .keras file: it fixes its own architecture and weights.")
         if not os.path.isfile(handle):
             raise FileNotFoundError(f"No such .keras file: {handle}")
+        _check_complete_archive(handle)
         import keras
 
         return keras.saving.load_model(handle)
     return get(handle, weights=weights, weights_sha256=weights_sha256, **overrides)
+
+
+def _check_complete_archive(path):
+    """Refuses a ``.keras`` file that is not a complete, intact zip archive (a cut-off download or copy)."""
+    import zipfile
+
+    problem = None
+    if not zipfile.is_zipfile(path):
+        problem = "it is not a complete zip archive (its end-of-archive record is missing)"
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                problem = f"its member {bad!r} fails its CRC check"
+        except (zipfile.BadZipFile, EOFError, OSError) as error:
+            problem = f"reading it fails ({error})"
+    if problem:
+        raise ValueError(f"{path} ({os.path.getsize(path)} bytes) is truncated or corrupt: {problem}. A .keras file is "
+                         "a zip archive written by model.save(); copy or download it again, or re-save the model.")
 
 
 def count_parameters(name):
