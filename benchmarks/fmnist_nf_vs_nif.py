@@ -58,6 +58,7 @@ def main():
         rows[name] = (report, train_seconds, model.count_params())
 
     machine = machine_description()
+    first = next(iter(rows.values()))[0]["metrics"]  # the counts every row used (the same for both models)
     command = "python benchmarks/fmnist_nf_vs_nif.py" + "".join(
         f" --{k} {getattr(args, k)}" for k in ("epochs", "train_images", "test_images", "samples", "steps_per_level",
                                               "hidden_channels") if getattr(args, k) != parser.get_default(k))
@@ -65,8 +66,10 @@ def main():
         SECTION_HEADING, "",
         f"Command: `{command}`. Each model: the preset with a reduced GLOW ({args.steps_per_level} steps x "
         f"{args.hidden_channels} channels per level, paper: 16 x 256), Adam 1e-3 with global-norm clip 5, batch 64, "
-        f"{args.epochs} epochs on the first {args.train_images} training images, seed 0. Evaluation on the first "
-        f"{args.test_images} test images; FID between those and {args.samples} samples (temperature 1) with the "
+        f"{args.epochs} epochs on the first {args.train_images} training images, seed 0. Bits/dim and "
+        f"reconstruction error on the first {first['bits_per_dim']['examples']} test images; FID between the first "
+        f"{first['fid']['real_images']} test images and {first['fid']['samples']} samples (temperature 1, sample "
+        f"seed {first['fid']['seed']}) with the "
         "ported 2015 Inception (docs/FID_PORT.md); FID is biased upwards at small sample counts, so compare rows "
         f"only with each other. Machine: {machine['cpu_model']}, {machine['usable_cpus']} CPUs, no GPU. "
         f"Date: {time.strftime('%Y-%m-%d')}.", "",

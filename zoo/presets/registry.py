@@ -47,6 +47,12 @@ class Preset:
         weights: published weights ``{"url": ..., "sha256": ...}`` or None.
         training: training settings that differ from ``zoo.training.DEFAULT_TRAINING``
             for this preset (for example a larger learning rate for a small CPU preset).
+        sources: for a preset that reproduces a published configuration, where
+            each value comes from: ``{setting: {"value": v, "source": "file:
+            key"}}`` for builder arguments and training settings (tests check
+            that every ``value`` is the preset's own), or None.
+        differences: how the preset differs from that source (one sentence
+            each), or empty.
     """
 
     name: str
@@ -60,6 +66,8 @@ class Preset:
     description: str
     weights: Optional[Dict[str, str]] = None
     training: Optional[Dict[str, Any]] = None
+    sources: Optional[Dict[str, Dict[str, Any]]] = None
+    differences: Tuple[str, ...] = ()
 
     def metadata(self):
         """The preset as a plain dict (what ``list_presets`` returns)."""
@@ -76,11 +84,13 @@ class Preset:
             "has_weights": self.weights is not None,
             "weights": None if self.weights is None else dict(self.weights),
             "training": dict(self.training or {}),
+            "sources": None if self.sources is None else {k: dict(v) for k, v in self.sources.items()},
+            "differences": list(self.differences),
         }
 
 
 def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_dim=None, description="",
-             weights=None, training=None):
+             weights=None, training=None, sources=None, differences=()):
     """Registers a named architecture; refuses duplicates.
 
     Args:
@@ -96,6 +106,9 @@ def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_
         weights: published weights as ``{"url": ..., "sha256": ...}``, or None.
         training: per-preset overrides of ``zoo.training.DEFAULT_TRAINING`` (learning rate,
             warm-up, decay, clipping), or None for the defaults.
+        sources: ``{setting: {"value": v, "source": str}}`` citing the file each
+            value of a reproduced configuration comes from (see ``Preset``).
+        differences: sentences saying how the preset differs from that source.
 
     Returns:
         The registered ``Preset``.
@@ -110,8 +123,13 @@ def register(name, builder, kwargs, family, dataset, paper, input_shape, latent_
         )
     if weights is not None and not {"url", "sha256"} <= set(weights):
         raise ValueError(f"Preset '{name}': `weights` needs 'url' and 'sha256'; received {sorted(weights)}.")
+    if sources is not None:
+        for key, entry in sources.items():
+            if not {"value", "source"} <= set(entry):
+                raise ValueError(f"Preset '{name}': sources[{key!r}] needs 'value' and 'source'; received {sorted(entry)}.")
     preset = Preset(name, builder, dict(kwargs), family, dataset, paper, tuple(input_shape), latent_dim, description,
-                    None if weights is None else dict(weights), None if training is None else dict(training))
+                    None if weights is None else dict(weights), None if training is None else dict(training),
+                    None if sources is None else {k: dict(v) for k, v in sources.items()}, tuple(differences))
     _REGISTRY[name] = preset
     return preset
 

@@ -1,6 +1,7 @@
 """NF baseline presets: GLOW for images, RealNVP for 2-D toys (plain data, registered at import)."""
 
-from zoo.models.flow.builders import GLOW_PAPER_CONFIGS, make_glow, make_realnvp
+from zoo.models.flow.builders import (GLOW_PAPER_CONFIGS, NIF_REFERENCE_TRAINING, make_glow, make_realnvp,
+                                      nif_reference_sources)
 from zoo.presets import registry
 
 # ---------------------------------------------------------------- presets
@@ -13,11 +14,14 @@ def _register_presets():
 
 
     for dataset, config in GLOW_PAPER_CONFIGS.items():
+        sources, differences = nif_reference_sources(dataset)
         registry.register(
             f"nf_{dataset}", make_glow, dict(config, n_bits=3),
             family="nf", dataset=dataset, paper=GLOW_PAPER, input_shape=config["image_shape"],
-            description=f"NF baseline of the NIF paper: GLOW {config['num_levels']} levels x 16 steps x 256 "
-                        "channels, unit Gaussian prior, n_bits=3.",
+            description=f"Paper configuration, as the NIF reference code runs its NF baseline: GLOW "
+                        f"{config['num_levels']} levels x 16 steps x 256 channels, unit Gaussian prior, n_bits=3 "
+                        "(sources and differences in the preset's metadata).",
+            training=NIF_REFERENCE_TRAINING, sources=sources, differences=differences,
         )
     registry.register(
         "nf_digits", make_glow,
