@@ -182,6 +182,12 @@ def test_gaussian_mixture_generate_picks_components_by_threshold():
     u = stats.norm.ppf([0.1, 0.3, 0.69, 0.75, 0.95])  # cumulative weights 0.2, 0.7, 1.0
     noise = np.concatenate([u[:, None], np.zeros((5, 2))], axis=1).astype("float32")
     np.testing.assert_allclose(_np(prior.generate(noise, temperature=0.0)), means[[0, 1, 1, 2, 2]], atol=1e-6)
+    # Temperature multiplies each component's standard deviation: mean_k + t L_k eps (here L_k = 2 I).
+    prior.set_parameters(weights, means, 4.0 * covariances)
+    eps = np.random.default_rng(0).standard_normal((5, 2))
+    noise = np.concatenate([u[:, None], eps], axis=1).astype("float32")
+    np.testing.assert_allclose(_np(prior.generate(noise, temperature=0.5)), means[[0, 1, 1, 2, 2]] + 0.5 * 2.0 * eps,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_gaussian_mixture_keeps_its_registered_name_and_loads_old_files(tmp_path):
@@ -210,3 +216,20 @@ def test_gaussian_mixture_keeps_its_registered_name_and_loads_old_files(tmp_path
         restored = loaded.get_layer("gmm_prior")
         assert type(restored) is layers.GaussianMixturePrior and restored.is_fitted
         np.testing.assert_allclose(_np(loaded(z)), _np(model(z)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(c for c in CASES if c != "gaussian_mixture"))  # the GMM's own test: mean_k + t L_k eps
+def test_temperature_scales_the_standard_deviation_of_the_prior_latent(case):
+    """The one convention (docs/ARCHITECTURE.md, "Temperature and noise scale"): the prior latent is
+    ``t`` times its draw at ``t = 1`` (GLOW's and the NIF reference code's; the NIF paper's text says variance)."""
+    prior, _ = _built(case)
+    latent_noise, observation_noise = layers.draw_noise(prior.noise_shapes, 4, 11, prior.compute_dtype)
+    zero = None if observation_noise is None else np.zeros_like(_np(observation_noise))
+    s = 0.0 if prior.has_observation_noise else 1.0
+
+    def latent(t):
+        return _np(prior.encode(prior.generate(latent_noise, zero, temperature=t, noise_scale=s)))
+
+    assert np.abs(latent(1.0)).max() > 1e-2
+    for t in (0.5, 2.0):
+        np.testing.assert_allclose(latent(t), t * latent(1.0), rtol=1e-4, atol=1e-4)
