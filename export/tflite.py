@@ -95,10 +95,13 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
     """
     require_tensorflow_backend("export.tflite_sampler")
     path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise FileExistsError(f"{path} is a directory; give the path of the .tflite file to write.")
+    if os.path.isfile(path) and not _is_flatbuffer(path):
+        raise FileExistsError(f"{path} is not a LiteRT flatbuffer this project wrote; refusing to replace it even "
+                              "with overwrite=True. Choose another path.")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-    if os.path.isfile(path) and not _is_flatbuffer(path):
-        raise FileExistsError(f"{path} is not a LiteRT flatbuffer this project wrote; refusing to replace it.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an int >= 1; received {batch_size!r}.")
     latent_shape, observation_shape = model.noise_shapes

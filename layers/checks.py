@@ -96,10 +96,7 @@ def check_integer_range(x, low, high, tensor_name, owner, hint=""):
     """
     if _is_symbolic(x):
         return x
-    message = (
-        f"{owner}: `{tensor_name}` must hold whole numbers in [{low}, {high}] "
-        f"(uint8 pixels); {hint}"
-    ).rstrip()
+    message = f"{owner}: `{tensor_name}` must hold whole numbers in [{low}, {high}]; {hint}".rstrip().rstrip(";")
     if _tf_graph_mode():
         import tensorflow as tf
 
@@ -120,8 +117,8 @@ def check_integer_range(x, low, high, tensor_name, owner, hint=""):
         raise ValueError(f"{message} Received values in [{vmin:g}, {vmax:g}].")
     if not np.all(values == np.floor(values)):
         raise ValueError(
-            f"{message} Received non-integer values (e.g. {values[values != np.floor(values)].flat[0]:g}); "
-            "images already scaled to [0, 1] must be passed as uint8 pixels instead."
+            f"{message} Received non-integer values (e.g. {values[values != np.floor(values)].flat[0]:g})"
+            + ("; images already scaled to [0, 1] must be passed as uint8 pixels instead." if high == 255 else ".")
         )
     return x
 

@@ -104,11 +104,11 @@ def staged_file(target, overwrite=False, recognize=None):
     if os.path.exists(target):
         if os.path.isdir(target):
             raise FileExistsError(f"{target} is a directory; give the path of the file to write.")
-        if not overwrite:
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
         if recognize is not None and not recognize(target):
             raise FileExistsError(f"{target} is not a file this project wrote; refusing to replace it even with "
                                   "overwrite=True. Choose another path.")
+        if not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.staging-", dir=parent)

@@ -43,6 +43,7 @@ PIE_PAPER = "Beitler et al. 2021, PIE: Pseudo-Invertible Encoder (as a DNF with 
 MODES = ("dnf", "mflow", "pie")
 PHASES = ("joint", "manifold", "density")
 PIE_V_STD = 0.01
+DEFAULT_NOISE_STD = 0.1
 SPACES = ("data", "flow_input")
 
 
@@ -67,7 +68,8 @@ class DenoisingFlow(FlowModel):
         latent_dim: int ``d``, ``1 <= d < D``.
         inner_flow: ``FlowLayer`` on ``d``-vectors (``h``), or None.
         mode: ``"dnf"``, ``"mflow"`` or ``"pie"``.
-        noise_std: inflation noise ``sigma`` (DNF, > 0; must be 0 otherwise).
+        noise_std: inflation noise ``sigma`` (DNF, > 0, default 0.1; must be 0,
+            the default, otherwise).
         reconstruction_weight: ``lambda`` >= 0 (DNF; 0 for PIE; unused by
             M-flow, whose manifold phase is pure reconstruction).
         v_std: standard deviation of ``p_v``; default ``noise_std`` (DNF) or
@@ -98,11 +100,13 @@ class DenoisingFlow(FlowModel):
         density estimation", NeurIPS 2020.
     """
 
-    def __init__(self, flow, input_shape, latent_dim, inner_flow=None, mode="dnf", noise_std=0.1,
+    def __init__(self, flow, input_shape, latent_dim, inner_flow=None, mode="dnf", noise_std=None,
                  reconstruction_weight=1.0, v_std=None, phase=None, n_bits=None, preprocessing=None, seed=None,
                  eval_seed=0, prior=None, **kwargs):
         if mode not in MODES:
             raise ValueError(f"DenoisingFlow: `mode` must be one of {MODES}; received {mode!r}.")
+        if noise_std is None:
+            noise_std = DEFAULT_NOISE_STD if mode == "dnf" else 0.0
         noise_std, reconstruction_weight = float(noise_std), float(reconstruction_weight)
         if mode == "dnf" and not noise_std > 0:
             raise ValueError(f"DenoisingFlow(mode='dnf'): `noise_std` (sigma) must be > 0; received {noise_std}. "
