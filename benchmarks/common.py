@@ -1,42 +1,12 @@
 """Shared pieces of the benchmarks: the machine description and docs/BENCHMARKS.md sections."""
 
 import os
-import platform
 import re
+
+from zoo.evaluation.report import machine_description  # noqa: F401 (re-exported for the benchmarks)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS_DOC = os.path.join(REPO_ROOT, "docs", "BENCHMARKS.md")
-
-
-def machine_description():
-    """CPU model, core counts, platform and library versions of this process."""
-    import keras
-    import tensorflow as tf
-
-    cpu_model, logical = "unknown", 0
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and cpu_model == "unknown":
-                    cpu_model = line.split(":", 1)[1].strip()
-                if line.startswith("processor"):
-                    logical += 1
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu_model": cpu_model,
-        "logical_cpus": logical or os.cpu_count(),
-        "usable_cpus": usable,
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
 
 
 def write_section(path, heading, section):

@@ -12,6 +12,7 @@ directories (``zoo.training``) and a SavedModel (``out/saved_model/1``, TensorFl
 """
 
 import json
+import sys
 
 from absl import app, flags
 
@@ -31,6 +32,8 @@ flags.DEFINE_integer("warmup_steps", None, "Linear warm-up steps (default: the p
 flags.DEFINE_enum("decay", None, ["cosine", "none"], "Learning-rate decay after warm-up.")
 flags.DEFINE_float("global_clipnorm", None, "Global gradient-norm clip (default 5).")
 flags.DEFINE_float("weight_decay", None, "AdamW weight decay (default: none, plain Adam).")
+flags.DEFINE_string("weights", None, "Start from these weights (fine-tuning): 'default' (the preset's shipped "
+                    "weights), a .weights.h5 file, a preset directory or a URL; act-norm keeps their statistics.")
 flags.DEFINE_string("overrides", "{}", 'Builder arguments as JSON, e.g. \'{"hidden_channels": 32}\'.')
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps as well as at epoch ends (0: epochs only).")
 flags.DEFINE_integer("sample_every", 1, "Sample grid every N epochs (0: never).")
@@ -72,7 +75,8 @@ def main(argv):
         strategy=FLAGS.strategy, resume=FLAGS.resume, seed=FLAGS.seed, training=settings or None,
         model_overrides=overrides, num_examples=FLAGS.num_examples, validation=FLAGS.validation,
         checkpoint_every=FLAGS.checkpoint_every, sample_every=FLAGS.sample_every, devices=devices,
-        tpu_address=FLAGS.tpu,
+        tpu_address=FLAGS.tpu, weights=FLAGS.weights,
+        command="python -m zoo.train " + " ".join(sys.argv[1:]),
     )
     if FLAGS.saved_model and training.is_chief(result.strategy):
         # The command line is an application: it may use export/ (the zoo library never does).

@@ -11,6 +11,7 @@ Usage:
 """
 
 import json
+import platform
 import os
 import time
 
@@ -109,3 +110,34 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     return report
+
+
+def machine_description():
+    """CPU model, core counts, platform and library versions of this process."""
+    import keras
+    import tensorflow as tf
+
+    cpu_model, logical = "unknown", 0
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu_model == "unknown":
+                    cpu_model = line.split(":", 1)[1].strip()
+                if line.startswith("processor"):
+                    logical += 1
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu_model": cpu_model,
+        "logical_cpus": logical or os.cpu_count(),
+        "usable_cpus": usable,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }

@@ -69,8 +69,22 @@ class Preset:
     sources: Optional[Dict[str, Dict[str, Any]]] = None
     differences: Tuple[str, ...] = ()
 
+    def published_weights(self):
+        """The preset's default weights: ``{"url", "sha256"}``, ``{"file", "sha256"}`` (shipped in the package) or None."""
+        if self.weights is not None:
+            return dict(self.weights)
+        from zoo.presets import shipped
+
+        entry = shipped.registrations().get(self.name)
+        if entry is None:
+            return None
+        return {"file": shipped.weights_path(self.name), "sha256": entry["sha256"], "bytes": entry.get("bytes")}
+
     def metadata(self):
         """The preset as a plain dict (what ``list_presets`` returns)."""
+        from zoo.presets import shipped
+
+        published = self.published_weights()
         return {
             "name": self.name,
             "family": self.family,
@@ -81,8 +95,9 @@ class Preset:
             "description": self.description,
             "config": dict(self.kwargs),
             "parameters": _parameter_counts().get(self.name),
-            "has_weights": self.weights is not None,
-            "weights": None if self.weights is None else dict(self.weights),
+            "has_weights": published is not None,
+            "weights": published,
+            "card": shipped.headline(self.name),
             "training": dict(self.training or {}),
             "sources": None if self.sources is None else {k: dict(v) for k, v in self.sources.items()},
             "differences": list(self.differences),
@@ -187,7 +202,8 @@ def get(name, weights=None, weights_sha256=None, **overrides):
             separator or starts with ``.`` / ``~`` (a missing one raises
             ``FileNotFoundError``), and an unknown preset name otherwise.
         weights: None (fresh weights), ``"default"`` (the preset's published
-            weights), a local weights file (``.weights.h5``), a local preset
+            weights: shipped in the package, ``zoo.presets.shipped``, or a URL
+            with its sha256), a local weights file (``.weights.h5``), a local preset
             directory, or an ``https://`` / ``file://`` URL of either (a preset
             directory as ``.zip``), which needs ``weights_sha256``.
         weights_sha256: hex sha256 of the weights file / archive; required for
@@ -224,8 +240,9 @@ def get(name, weights=None, weights_sha256=None, **overrides):
         raise ValueError(
             f"Preset '{name}' has no argument(s) {sorted(unknown)}; it takes {sorted(preset.kwargs)}."
         )
-    if weights == "default" and preset.weights is not None:
-        weights, weights_sha256 = preset.weights["url"], preset.weights["sha256"]
+    published = preset.published_weights()
+    if weights == "default" and published is not None:
+        weights, weights_sha256 = published.get("file") or published["url"], published["sha256"]
     if weights == "default":
         raise ValueError(
             f"No pretrained weights are published for '{name}' yet. Build it with weights=None and "

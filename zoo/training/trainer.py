@@ -71,13 +71,13 @@ class TrainResult:
 
 
 RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "training", "model_overrides",
-                 "replicas", "epochs")
+                 "replicas", "epochs", "weights")
 
 
 def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="runs/train", strategy="default",
           resume=False, seed=0, training=None, model_overrides=None, num_examples=None, validation=True,
           checkpoint_every=100, sample_every=1, tensorboard=True, verbose="auto", devices=None, tpu_address=None,
-          callbacks=None, jit_compile="auto"):
+          callbacks=None, jit_compile="auto", weights=None, command=None):
     """Trains a preset with ``model.fit`` under a distribution strategy; resumable and guarded.
 
     Args:
@@ -109,6 +109,12 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         tpu_address: TPU of the ``"tpu"`` strategy.
         callbacks: extra Keras callbacks (called once per epoch's ``fit``).
         jit_compile: passed to ``compile``.
+        weights: start from these weights (fine-tuning): ``"default"`` (the
+            preset's shipped weights), a weights file, a preset directory or a
+            URL (``zoo.get``'s handles). Their act-norm layers are already
+            initialized, so no data initialization overwrites them.
+        command: the command line that started the run, written to
+            ``out/command.txt`` (the CLI passes it; model cards cite it).
 
     Returns:
         A ``TrainResult``.
@@ -149,7 +155,7 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
     manager = CheckpointManager(os.path.join(out, "checkpoints"))
     arguments = {"model": model, "dataset": dataset, "batch_size": int(batch_size), "seed": int(seed),
                  "num_examples": num_examples, "training": settings, "model_overrides": dict(model_overrides or {}),
-                 "replicas": replicas, "epochs": int(epochs)}
+                 "replicas": replicas, "epochs": int(epochs), "weights": weights}
     latest = manager.latest()
     if latest and not resume:
         raise FileExistsError(f"{out} holds a checkpoint of an earlier run ({latest}); pass resume=True "
@@ -157,7 +163,7 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
 
     keras.utils.set_random_seed(int(seed))
     with strategy.scope():
-        net = registry.get(model, **dict(model_overrides or {}))
+        net = registry.get(model, weights=weights, **dict(model_overrides or {}))
         if not isinstance(net, GenerativeModel):
             raise TypeError(f"{model!r} builds a {type(net).__name__}, not a zoo.GenerativeModel; zoo.train trains "
                             "zoo models (register your builder to return one).")
@@ -188,6 +194,9 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
     os.makedirs(out, exist_ok=True)
+    if command:
+        with open(os.path.join(out, "command.txt"), "w") as f:
+            f.write(command + "\n")
     log_dir = os.path.join(out, "logs") if tensorboard else None
     tracker = TrainingState(manager, state, steps_per_epoch, checkpoint_every, write=chief)
     best_so_far = min((h["val_loss"] for h in state["history"] if "val_loss" in h), default=math.inf)

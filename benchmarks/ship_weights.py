@@ -1,0 +1,80 @@
+r"""Trains the presets this machine can train with ``python -m zoo.train`` and ships their weights.
+
+For each entry of ``RUNS`` (preset, dataset, epochs) this runs exactly the command a user
+would run,
+
+    python -m zoo.train --model NAME --dataset DATA --epochs E --out runs/ship/NAME --sample_every 0
+
+then ``python -m zoo.presets.publish runs/ship/NAME``, which measures the model card on the
+held-out split and writes ``zoo/presets/shipped/NAME/``, ``zoo/presets/shipped.json``,
+``docs/figures/cards/NAME.png`` and ``docs/MODEL_CARDS.md``. One run at a time; a preset
+already shipped is skipped unless ``--force``. Epochs are chosen so that each validation
+curve has flattened (see each card's ``final_logs`` and the run's ``history.json``).
+
+Usage:
+
+    nice python benchmarks/ship_weights.py [--only NAME ...] [--force]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (preset, dataset, epochs): 10000 training points for the 2-D manifolds, 1500 digits.
+RUNS = [
+    ("nf_spiral", "spiral", 40),
+    ("nf_sin", "sin", 40),
+    ("nif_spiral_1", "spiral", 40),
+    ("nif_sin_1", "sin", 40),
+    ("dnf_spiral_1", "spiral", 40),
+    ("pie_spiral_1", "spiral", 40),
+    ("mflow_spiral_1", "spiral", 40),
+    ("dnf_sin_1", "sin", 40),
+    ("nf_digits", "digits", 80),
+    ("nif_digits_16", "digits", 80),
+    ("deep_nif_digits_16", "digits", 80),
+    ("dnf_digits_8", "digits", 80),
+    ("ae_digits_8", "digits", 60),
+    ("ae_l2_digits_8", "digits", 60),
+    ("ae_sn_digits_8", "digits", 60),
+    ("cae_digits_8", "digits", 60),
+    ("vae_digits_8", "digits", 60),
+    ("beta_vae_digits_8", "digits", 60),
+    ("injflow_digits_8", "digits", 60),
+    ("injflow_ln_digits_8", "digits", 60),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=None, help="train only these presets")
+    parser.add_argument("--force", action="store_true", help="retrain presets that are already shipped")
+    parser.add_argument("--runs_dir", default=os.path.join(REPO_ROOT, "runs", "ship"))
+    args = parser.parse_args()
+    sys.path.insert(0, REPO_ROOT)
+    from zoo.presets import shipped
+
+    for name, dataset, epochs in RUNS:
+        if args.only and name not in args.only:
+            continue
+        if name in shipped.names() and not args.force:
+            print(f"{name}: already shipped (--force to retrain)", flush=True)
+            continue
+        out = os.path.join(args.runs_dir, name)
+        command = [sys.executable, "-m", "zoo.train", "--model", name, "--dataset", dataset, "--epochs", str(epochs),
+                   "--out", os.path.relpath(out, REPO_ROOT), "--sample_every", "0", "--saved_model=false",
+                   "--resume"]
+        start = time.time()
+        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "zoo.presets.publish", os.path.relpath(out, REPO_ROOT)], cwd=REPO_ROOT,
+                       check=True)
+        shipped.registrations.cache_clear()
+        print(f"{name}: trained and shipped in {time.time() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

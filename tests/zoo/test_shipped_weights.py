@@ -1,0 +1,91 @@
+"""Weights shipped in the package: hashes, cards that cannot drift, offline loading, fine-tuning, the wheel."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo.presets import publish, shipped
+from zoo.presets import weights as handles
+
+SHIPPED = shipped.names()
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_weights_are_shipped_and_listed():
+    assert SHIPPED, "no shipped weights: run benchmarks/ship_weights.py"
+    listed = {p["name"]: p for p in zoo.list()}
+    for name in SHIPPED:
+        assert listed[name]["has_weights"] and listed[name]["weights"]["sha256"] == shipped.registrations()[name]["sha256"]
+        card = listed[name]["card"]
+        assert card["metric"] in ("bits_per_dim", "reconstruction_error") and np.isfinite(card["value"])
+        assert card["examples"] >= 200 and card["split"] == "test"
+    assert not any(p["has_weights"] for n, p in listed.items() if n not in SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_preset_matches_its_hash_and_its_card(name):
+    path = shipped.weights_path(name)
+    registration = shipped.registrations()[name]
+    assert handles.sha256_of(path) == registration["sha256"] and os.path.getsize(path) == registration["bytes"]
+    card = shipped.card(name)
+    assert card["weights_sha256"] == registration["sha256"] and card["preset"] == name
+    for field in ("data", "n_bits", "architecture", "parameters", "training", "machine", "metrics", "headline",
+                  "check", "date"):
+        assert field in card, field
+    assert card["training"]["command"].startswith("python -m zoo.train --model " + name)
+    assert card["picture"] and os.path.exists(os.path.join(REPO_ROOT, card["picture"]))
+    model = zoo.get(name, weights="default")  # offline, from the package
+    assert model.count_params() == card["parameters"] and model.is_initialized
+    check = card["check"]
+    again = publish.check_value(model, card["data"]["dataset"], check["examples"])
+    assert again["metric"] == check["metric"]
+    np.testing.assert_allclose(again["value"], check["value"], rtol=check["rtol"])
+
+
+def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
+    name = SHIPPED[0]
+    damaged = tmp_path / name
+    damaged.mkdir()
+    data = open(shipped.weights_path(name), "rb").read()
+    (damaged / shipped.WEIGHTS_FILE).write_bytes(data[:-100] + bytes(100))
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", str(tmp_path))
+    with pytest.raises(zoo.presets.WeightsError, match="does not match the expected sha256"):
+        zoo.get(name, weights="default")
+
+
+def test_fine_tuning_keeps_the_shipped_act_norm_statistics(tmp_path):
+    """`zoo.train --weights default` starts from the shipped weights: with a zero learning rate nothing moves,
+    so no data initialization ran over them; a real step then changes them."""
+    name = next(n for n in SHIPPED if n.startswith(("nf_", "nif_")))  # no batch norm: lr 0 moves nothing
+    dataset = zoo.presets.registry.preset(name).dataset
+    start = zoo.get(name, weights="default")
+    frozen = zoo.train(name, dataset, epochs=1, batch_size=64, out=str(tmp_path / "frozen"), weights="default",
+                       training={"learning_rate": 0.0, "warmup_steps": 0}, num_examples=256, validation=False,
+                       checkpoint_every=0, sample_every=0, tensorboard=False, verbose=0)
+    for a, b in zip(start.get_weights(), frozen.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model = zoo.get(name, weights="default")  # plain Keras fine-tuning
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = zoo.training.load_training_data(dataset, "train", 128)
+    model.fit(model.as_model_input(data), batch_size=64, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(start.get_weights(), model.get_weights()))
+
+
+def test_the_wheel_contains_every_shipped_file(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), REPO_ROOT], check=True, cwd=str(tmp_path))
+    wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
+    names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
+    assert "zoo/presets/shipped.json" in names
+    for name in SHIPPED:
+        for entry in (shipped.WEIGHTS_FILE, shipped.CARD_FILE, "config.json"):
+            assert f"zoo/presets/shipped/{name}/{entry}" in names, (name, entry)
+    registration = json.loads(zipfile.ZipFile(tmp_path / wheel).read("zoo/presets/shipped.json"))
+    assert set(registration) == set(SHIPPED)

@@ -1,0 +1,239 @@
+r"""Ships a ``zoo.train`` run's weights inside the package, with a model card.
+
+    python -m zoo.presets.publish RUN_DIR [--which final|best]
+
+``RUN_DIR`` is the output directory of ``python -m zoo.train`` for a registered
+preset trained with its own architecture (no ``--overrides``). The command
+
+1. loads ``RUN_DIR/final`` (or ``best``) as that preset (``zoo.get(name,
+   weights=...)`` refuses another architecture);
+2. measures the card on the dataset's held-out split with
+   ``zoo.evaluation.evaluate``: bits/dim where the model has a likelihood
+   (with n_bits and the number of test examples), reconstruction error where
+   it has a smaller latent, the classifier Frechet distance on digits, and a
+   sample picture; plus the *check*: the headline metric re-measured on the
+   first ``CHECK_EXAMPLES`` test examples, which the test suite recomputes from
+   the shipped file (so a card cannot drift from its weights);
+3. writes the preset directory ``zoo/presets/shipped/NAME/`` (weights +
+   ``metadata.json`` = the card) through ``zoo.files.staged_directory``, its
+   sha256 into ``zoo/presets/shipped.json`` (the weights' registration) and the
+   picture to ``docs/figures/cards/NAME.png``, and rewrites
+   ``docs/MODEL_CARDS.md`` from every card.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from zoo import files
+from zoo.presets import registry, shipped
+from zoo.presets import weights as handles
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHECK_EXAMPLES = 200
+CHECK_RTOL = 1e-3
+"""The suite re-measures a card's check within this relative tolerance (float summation order differs by CPU)."""
+
+
+def held_out_examples(dataset, count):
+    """The first ``count`` held-out examples of ``dataset`` exactly as ``zoo.evaluation.evaluate`` reads them."""
+    from zoo.data import datasets, manifolds
+
+    if dataset in manifolds.GENERATORS:
+        return manifolds.GENERATORS[dataset](count, seed=1).data[:count]
+    images, _ = datasets.load(dataset, "test")
+    return images[:count]
+
+
+def headline_metric(model):
+    """``"bits_per_dim"`` for a model with a likelihood term, else ``"reconstruction_error"``."""
+    return "bits_per_dim" if model.likelihood_term is not None else "reconstruction_error"
+
+
+def check_value(model, dataset, count=CHECK_EXAMPLES):
+    """The headline metric of ``model`` on the first ``count`` held-out examples (what the suite re-measures)."""
+    from zoo.evaluation import model_metrics
+
+    x = model.as_model_input(held_out_examples(dataset, count))
+    metric = headline_metric(model)
+    fn = model_metrics.bits_per_dim if metric == "bits_per_dim" else model_metrics.reconstruction_error
+    return {"metric": metric, "examples": int(len(x)), "value": fn(model, x)["value"], "rtol": CHECK_RTOL}
+
+
+def _metric_names(model, dataset):
+    names = []
+    if model.likelihood_term is not None:
+        names.append("bpd")
+    if int(np.prod(model.latent_shape)) < int(np.prod(model.example_shape)):
+        names.append("recon")
+    if dataset == "digits":
+        names.append("fd_classifier")
+    return tuple(names)
+
+
+def _command(run_dir, arguments):
+    path = os.path.join(run_dir, "command.txt")
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    return (f"python -m zoo.train --model {arguments['model']} --dataset {arguments['dataset']} "
+            f"--epochs {arguments['epochs']} --batch_size {arguments['batch_size']} --seed {arguments['seed']}")
+
+
+def publish(run_dir, which="final", shipped_dir=None, registration_file=None, figures_dir=None, cards_doc=None,
+            max_examples=10000, num_samples=1000, log=print):
+    """Publishes ``run_dir/which`` as the shipped weights of its preset (see the module docstring).
+
+    Returns:
+        The card (a dict).
+    """
+    from zoo.evaluation import report as report_lib
+
+    shipped_dir = shipped_dir or shipped.SHIPPED_DIR
+    registration_file = registration_file or shipped.REGISTRATION_FILE
+    figures_dir = figures_dir or os.path.join(REPO_ROOT, "docs", "figures", "cards")
+    cards_doc = cards_doc or os.path.join(REPO_ROOT, "docs", "MODEL_CARDS.md")
+    with open(os.path.join(run_dir, "history.json")) as f:
+        history = json.load(f)
+    arguments = history["arguments"]
+    name, dataset = arguments["model"], arguments["dataset"]
+    if arguments.get("model_overrides"):
+        raise ValueError(f"{run_dir} was trained with overrides {arguments['model_overrides']}: shipped weights must "
+                         f"be the preset '{name}' itself. Train it without --overrides.")
+    if arguments.get("num_examples"):
+        raise ValueError(f"{run_dir} used only {arguments['num_examples']} training examples; shipped weights are "
+                         "trained on the whole training split.")
+    source = os.path.join(run_dir, which)
+    model = registry.get(name, weights=source)  # refuses another architecture
+    preset = registry.preset(name)
+    log(f"{name}: measuring on {dataset} (held-out split)")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = report_lib.evaluate(model, dataset, tmp, metrics=_metric_names(model, dataset),
+                                     max_examples=max_examples, num_samples=num_samples, seed=0, progress=False)
+        picture = report["pictures"].get("samples")
+        os.makedirs(figures_dir, exist_ok=True)
+        picture_path = os.path.join(figures_dir, f"{name}.png")
+        if picture:
+            with files.staged_file(picture_path, overwrite=True, recognize=lambda p: True) as staging:
+                shutil.copyfile(picture, staging)
+    check = check_value(model, dataset)
+    metric = headline_metric(model)
+    headline_source = report["metrics"][metric]
+    last = history["history"][-1] if history["history"] else {}
+    card = {
+        "preset": name,
+        "family": preset.family,
+        "description": preset.description,
+        "paper": preset.paper,
+        "data": {"dataset": dataset, "train_split": "train", "held_out_split": "test",
+                 "held_out_examples": report["examples"]},
+        "n_bits": model.n_bits,
+        "architecture": {"class_name": type(model).__name__, "config": preset.kwargs},
+        "parameters": int(model.count_params()),
+        "training": {"command": _command(run_dir, arguments), "epochs": arguments["epochs"],
+                     "steps": int(history["steps_per_epoch"]) * int(arguments["epochs"]),
+                     "global_batch_size": history["global_batch_size"], "settings": arguments["training"],
+                     "seed": arguments["seed"], "wall_seconds": round(float(history["seconds_this_run"]), 1),
+                     "wall_seconds_note": "of the last (resumed) part of the run" if history.get("resumed_from_step")
+                     else "the whole run", "weights_from": which, "final_logs": last},
+        "machine": report_lib.machine_description(),
+        "metrics": report["metrics"],
+        "headline": {"metric": metric, "value": headline_source["value"], "n_bits": model.n_bits,
+                     "examples": headline_source.get("examples", report["examples"]), "split": "test"},
+        "check": check,
+        "picture": os.path.relpath(picture_path, REPO_ROOT) if picture else None,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    card = json.loads(json.dumps(card, default=_plain))
+    target = os.path.join(shipped_dir, name)
+    model.save_to_preset(target, metadata=card, overwrite=True)
+    digest = handles.sha256_of(os.path.join(target, shipped.WEIGHTS_FILE))
+    table = {}
+    if os.path.exists(registration_file):
+        with open(registration_file) as f:
+            table = json.load(f)
+    table[name] = {"sha256": digest, "bytes": os.path.getsize(os.path.join(target, shipped.WEIGHTS_FILE))}
+    with files.staged_file(registration_file, overwrite=True, recognize=lambda p: True) as staging:
+        with open(staging, "w") as f:
+            json.dump(dict(sorted(table.items())), f, indent=1)
+    shipped.registrations.cache_clear()
+    write_cards_doc(cards_doc, shipped_dir, registration_file)
+    log(f"{name}: {metric} {card['headline']['value']:.4g} on {card['headline']['examples']} test examples; "
+        f"weights sha256 {digest[:12]}... -> {target}")
+    return card
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON-serializable: {type(value).__name__}")
+
+
+def _format_metric(card, key, field="value", digits=3):
+    entry = card["metrics"].get(key)
+    if not entry:
+        return "-"
+    return f"{entry[field]:.{digits}f}"
+
+
+def write_cards_doc(path, shipped_dir=None, registration_file=None):
+    """Rewrites ``docs/MODEL_CARDS.md``: one row per shipped preset, from its card."""
+    shipped_dir = shipped_dir or shipped.SHIPPED_DIR
+    registration_file = registration_file or shipped.REGISTRATION_FILE
+    with open(registration_file) as f:
+        table = json.load(f)
+    lines = ["# Model cards", "",
+             "Every preset with weights shipped in the package (`zoo.get(name, weights=\"default\")`, offline). "
+             "Each row is written by `python -m zoo.presets.publish RUN_DIR` from the preset's card (its "
+             "`zoo/presets/shipped/NAME/metadata.json`); the test suite re-measures each card's check metric "
+             f"on the first {CHECK_EXAMPLES} test examples from the shipped file. Bits/dim are on the held-out "
+             "split at the stated n_bits (vectors: float data, a density in bits per dimension); the "
+             "reconstruction error is the squared L2 per example (images: 8-bit pixel units) of "
+             "`decode(encode(x))`; FD (classifier) is the Frechet distance on a small digit classifier's "
+             "features (not FID).", "",
+             "| preset | data (test examples) | n_bits | parameters | bits/dim | recon. error | FD (classifier) | "
+             "epochs / steps | wall s | weights (KiB) | sha256 | command | picture |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | --- |"]
+    machines = set()
+    for name in sorted(table):
+        with open(os.path.join(shipped_dir, name, shipped.CARD_FILE)) as f:
+            card = json.load(f)
+        machines.add(f"{card['machine']['cpu_model']} ({card['machine']['usable_cpus']} usable CPUs, "
+                     f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']})")
+        fd = card["metrics"].get("frechet_distance_classifier")
+        picture = f"[png](../{card['picture']})" if card.get("picture") else "-"
+        lines.append(
+            f"| `{name}` | {card['data']['dataset']} ({card['data']['held_out_examples']}) | {card['n_bits'] or '-'} | "
+            f"{card['parameters']:,} | {_format_metric(card, 'bits_per_dim')} | "
+            f"{_format_metric(card, 'reconstruction_error', digits=1)} | "
+            f"{'-' if not fd else format(fd['value'], '.2f')} | {card['training']['epochs']} / "
+            f"{card['training']['steps']} | {card['training']['wall_seconds']:.0f} | "
+            f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "
+            f"`{card['training']['command']}` | {picture} |")
+    lines += ["", "Machines: " + "; ".join(sorted(machines)) + ".", ""]
+    with files.staged_file(path, overwrite=True, recognize=lambda p: True) as staging:
+        with open(staging, "w") as f:
+            f.write("\n".join(lines))
+    return path
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("--which", default="final", choices=["final", "best"])
+    args = parser.parse_args(argv)
+    publish(args.run_dir, which=args.which)
+
+
+if __name__ == "__main__":
+    main()
