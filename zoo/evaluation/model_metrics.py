@@ -14,6 +14,7 @@ def bits_per_dim(model, images, batch_size=256):
     values = np.concatenate([np.asarray(model.bits_per_dim(images[i:i + batch_size]))
                              for i in range(0, len(images), batch_size)])
     return {"value": float(values.mean()), "standard_error": float(values.std(ddof=1) / math.sqrt(len(values))),
+            "median": float(np.median(values)), "worst": float(values.max()),
             "n_bits": model.n_bits, "examples": int(len(values)), "density": model.density,
             "how": "mean of -log p / (D ln 2) (model.bits_per_dim; pixel models: fixed-seed uniform dequantization)"
                    + ("; a density on the learned manifold, not comparable with ambient bits/dim"

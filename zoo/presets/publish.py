@@ -181,7 +181,10 @@ def _format_metric(card, key, field="value", digits=3):
     entry = card["metrics"].get(key)
     if not entry:
         return "-"
-    return f"{entry[field]:.{digits}f}"
+    text = f"{entry[field]:.{digits}f}"
+    if key == "bits_per_dim" and "median" in entry:
+        text += f" ({entry['median']:.{digits}f})"
+    return text
 
 
 def write_cards_doc(path, shipped_dir=None, registration_file=None):
@@ -195,11 +198,13 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "Each row is written by `python -m zoo.presets.publish RUN_DIR` from the preset's card (its "
              "`zoo/presets/shipped/NAME/metadata.json`); the test suite re-measures each card's check metric "
              f"on the first {CHECK_EXAMPLES} test examples from the shipped file. Bits/dim are on the held-out "
-             "split at the stated n_bits (vectors: float data, a density in bits per dimension); the "
+             "split at the stated n_bits (vectors: float data, a density in bits per dimension), as the mean "
+             "(the median in brackets: on the 2-D manifolds a few tail points far outside the training range "
+             "dominate the mean); the "
              "reconstruction error is the squared L2 per example (images: 8-bit pixel units) of "
              "`decode(encode(x))`; FD (classifier) is the Frechet distance on a small digit classifier's "
              "features (not FID).", "",
-             "| preset | data (test examples) | n_bits | parameters | bits/dim | recon. error | FD (classifier) | "
+             "| preset | data (test examples) | n_bits | parameters | bits/dim (median) | recon. error | FD (classifier) | "
              "epochs / steps | wall s | weights (KiB) | sha256 | command | picture |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | --- |"]
     machines = set()
