@@ -93,7 +93,9 @@ def test_listed_parameter_counts():
         data_dim = int(np.prod(config["image_shape"]))
         for latent_dim in (64, 128, 256, 512):
             assert listed[f"nif_{dataset}_{latent_dim}"] == listed[f"nf_{dataset}"] + data_dim * (latent_dim + 2)
-    assert all(p["has_weights"] is False for p in zoo.list())
+    from zoo.presets import shipped
+
+    assert {p["name"] for p in zoo.list() if p["has_weights"]} == set(shipped.names())  # exactly the shipped ones
 
 
 def test_unknown_name_suggests_the_closest():
