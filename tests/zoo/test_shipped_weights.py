@@ -41,6 +41,9 @@ def test_shipped_preset_matches_its_hash_and_its_card(name):
         assert field in card, field
     assert card["training"]["command"].startswith("python -m zoo.train --model " + name)
     assert card["picture"] and os.path.exists(os.path.join(REPO_ROOT, card["picture"]))
+    fd = card["metrics"].get("frechet_distance_classifier")
+    if fd is not None:  # the classifier is trained on the training split and scored on the held-out one
+        assert fd["classifier_accuracy_on"].endswith("(held out)") and fd["classifier_accuracy"] > 0.8, fd
     model = zoo.get(name, weights="default")  # offline, from the package
     assert model.count_params() == card["parameters"] and model.is_initialized
     check = card["check"]

@@ -54,17 +54,10 @@ def sweep(metric, noise_scales=(0.0,), temperatures=(1.0,)):
             for t in temperatures for s in noise_scales]
 
 
-def train_domain_classifier(images, labels, epochs=3, seed=0):
-    """A small CNN classifier of the dataset, whose penultimate layer gives features for a Frechet distance.
-
-    This is the cheaper second opinion next to FID; every report labels it as
-    "Frechet distance on a domain classifier's features", never as FID.
-    """
+def _domain_classifier(example_shape, num_classes):
     import keras
 
-    keras.utils.set_random_seed(seed)
-    num_classes = int(np.max(labels)) + 1
-    inputs = keras.Input(images.shape[1:], dtype="uint8")
+    inputs = keras.Input(example_shape, dtype="uint8")
     h = keras.layers.Rescaling(1.0 / 255.0)(keras.ops.cast(inputs, "float32"))
     for filters in (32, 64):
         h = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
@@ -75,24 +68,54 @@ def train_domain_classifier(images, labels, epochs=3, seed=0):
     classifier = keras.Model(inputs, outputs)
     classifier.compile(optimizer=keras.optimizers.Adam(1e-3),
                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return classifier
+
+
+def train_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, eval_labels=None):
+    """A small CNN classifier of the dataset, whose penultimate layer gives features for a Frechet distance.
+
+    This is the cheaper second opinion next to FID; every report labels it as
+    "Frechet distance on a domain classifier's features", never as FID.
+    Returns ``(feature extractor, accuracy)``: the accuracy on ``eval_images``
+    / ``eval_labels`` when given (held out), else on the training images.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    classifier = _domain_classifier(images.shape[1:], int(np.max(labels)) + 1)
     classifier.fit(images, labels, batch_size=128, epochs=epochs, verbose=0)
-    extractor = keras.Model(inputs, features)
-    accuracy = float(classifier.evaluate(images, labels, verbose=0)[1])
+    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    scored = (images, labels) if eval_images is None else (eval_images, eval_labels)
+    accuracy = float(classifier.evaluate(*scored, verbose=0)[1])
     return extractor, accuracy
 
 
-def frechet_distance_classifier(model, images, labels, num_samples, temperature=1.0, noise_scale=None, seed=0):
-    """Frechet distance between test images and samples on a trained domain classifier's features."""
+def frechet_distance_classifier(model, images, labels, num_samples, temperature=1.0, noise_scale=None, seed=0,
+                                train_images=None, train_labels=None, epochs=3):
+    """Frechet distance between test images and samples on a trained domain classifier's features.
+
+    The classifier is trained on ``train_images`` / ``train_labels`` (the
+    dataset's training split; default: ``images`` themselves, for quick
+    checks) and its accuracy is reported on ``images`` (held out when a
+    training split is given). A classifier near chance has features that do
+    not tell images apart, and then the distance means little: read it next
+    to ``classifier_accuracy``.
+    """
     from zoo.evaluation import metrics
 
-    extractor, accuracy = train_domain_classifier(images, labels, seed=seed)
+    held_out = train_images is not None
+    fit_images, fit_labels = (train_images, train_labels) if held_out else (images, labels)
+    extractor, accuracy = train_domain_classifier(fit_images, fit_labels, epochs=epochs, seed=seed,
+                                                  eval_images=images, eval_labels=labels)
     samples = np.asarray(model.sample(num_samples, temperature=temperature, noise_scale=noise_scale, seed=seed))
     real = np.asarray(extractor.predict(images[:num_samples], verbose=0))
     fake = np.asarray(extractor.predict(samples, verbose=0))
     return {"value": metrics.frechet_distance_from_features(real, fake),
             "label": "Frechet distance on a domain classifier's features (not FID)",
-            "classifier_train_accuracy": accuracy, "samples": int(num_samples),
-            "temperature": temperature, "noise_scale": noise_scale, "seed": seed}
+            "classifier_accuracy": accuracy,
+            "classifier_accuracy_on": "the evaluated split (held out)" if held_out else "its own training images",
+            "classifier_train_examples": int(len(fit_images)), "classifier_epochs": int(epochs),
+            "samples": int(num_samples), "temperature": temperature, "noise_scale": noise_scale, "seed": seed}
 
 
 def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 0.25, 0.5, 1.0), batch_size=50):

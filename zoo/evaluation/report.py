@@ -71,8 +71,13 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
         elif step == "recon":
             report["metrics"]["reconstruction_error"] = model_metrics.reconstruction_error(model, images)
         elif step == "fd_classifier":
+            if manifold is not None:
+                raise ValueError(f"fd_classifier needs a labelled image dataset; {dataset!r} is a synthetic manifold.")
+            train_images, train_labels = datasets.load(dataset, "train", data_dir=data_dir)
+            train_images, train_labels = model.as_model_input(train_images[:10000]), train_labels[:10000]
             report["metrics"]["frechet_distance_classifier"] = model_metrics.frechet_distance_classifier(
-                model, images, labels, min(num_samples, len(images)), seed=seed)
+                model, images, labels, min(num_samples, len(images)), seed=seed, train_images=train_images,
+                train_labels=train_labels, epochs=20 if len(train_images) <= 5000 else 3)
         elif step == "fid":
             report["metrics"]["fid"] = model_metrics.fid(model, images, min(num_samples, len(images)), seed=seed)
             if len(report["metrics"]["fid"]["sweep"]) > 1:
