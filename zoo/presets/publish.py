@@ -117,6 +117,9 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
         picture = report["pictures"].get("samples")
         os.makedirs(figures_dir, exist_ok=True)
         picture_path = os.path.join(figures_dir, f"{name}.png")
+        if len(model.example_shape) == 3:  # images: test images, then samples at two temperatures
+            picture = os.path.join(tmp, "card.png")
+            _card_picture(model, held_out_examples(dataset, 12), picture)
         if picture:
             with files.staged_file(picture_path, overwrite=True, recognize=lambda p: True) as staging:
                 shutil.copyfile(picture, staging)
@@ -146,6 +149,7 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
                      "examples": headline_source.get("examples", report["examples"]), "split": "test"},
         "check": check,
         "picture": os.path.relpath(picture_path, REPO_ROOT) if picture else None,
+        "picture_shows": CARD_PICTURE if len(model.example_shape) == 3 else "held-out data (left) and model samples",
         "date": time.strftime("%Y-%m-%d"),
     }
     card = json.loads(json.dumps(card, default=_plain))
@@ -165,6 +169,24 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
     log(f"{name}: {metric} {card['headline']['value']:.4g} on {card['headline']['examples']} test examples; "
         f"weights sha256 {digest[:12]}... -> {target}")
     return card
+
+
+CARD_PICTURE = ("row 1: the first 12 test images; row 2: their reconstructions decode(encode(x)); rows 3-4: 12 "
+                "samples at temperature 0.7 and at 1.0 (seed 0; models with observation noise: at their trained "
+                "noise scale 1)")
+
+
+def _card_picture(model, test_images, path):
+    from PIL import Image
+
+    from zoo.evaluation import pictures
+
+    x = model.as_model_input(test_images)
+    as_pixels = lambda a: np.asarray(a) if np.asarray(a).dtype == np.uint8 else np.clip(  # noqa: E731
+        np.round(np.asarray(a) * 255.0), 0, 255).astype(np.uint8)
+    rows = [list(as_pixels(test_images)), list(as_pixels(model.decode(model.encode(x))))]
+    rows += [list(as_pixels(model.sample(12, temperature=t, seed=0, output="uint8"))) for t in (0.7, 1.0)]
+    Image.fromarray(pictures.tile_images(rows, scale=4)).save(path)
 
 
 def _plain(value):
