@@ -2,6 +2,7 @@
 
 from zoo.models.injflow.models import Autoencoder, ContractiveAutoencoder, InjectiveFlow, VariationalAutoencoder
 from zoo.models.injflow.networks import ARCHITECTURES, PAPER_LATENT_DIMS
+from zoo.models.flow.presets import SMALL_PRESET_TRAINING
 from zoo.presets import registry
 
 PAPER = "Kumar, Poole & Murphy, Regularized Autoencoders via Relaxed Injective Probability Flow, AISTATS 2020"
@@ -24,7 +25,7 @@ _FAMILIES = {
 }
 
 
-def _register(family, dataset, latent_dim, hidden_channels, description_prefix, extra=None):
+def _register(family, dataset, latent_dim, hidden_channels, description_prefix, extra=None, training=None):
     cls, family_kwargs, what = _FAMILIES[family]
     arch = ARCHITECTURES[dataset]
     kwargs = dict(image_shape=arch["image_shape"], latent_dim=latent_dim, hidden_channels=hidden_channels,
@@ -32,7 +33,7 @@ def _register(family, dataset, latent_dim, hidden_channels, description_prefix, 
                   kernel_size=arch["kernel_size"], **family_kwargs, **(extra or {}))
     registry.register(
         f"{family}_{dataset}_{latent_dim}", cls, kwargs, family=family, dataset=dataset, paper=PAPER,
-        input_shape=arch["image_shape"], latent_dim=latent_dim,
+        input_shape=arch["image_shape"], latent_dim=latent_dim, training=training,
         description=f"{description_prefix}{what}; 5-layer conv encoder / transposed-conv decoder (ELU, batch norm, "
                     f"{hidden_channels}-{16 * hidden_channels} channels), d={latent_dim}; post-hoc Gaussian and "
                     "10-component GMM priors.",
@@ -50,7 +51,8 @@ def _register_presets():
     small = dict(batch_norm_momentum=0.9)
     for family in _FAMILIES:  # every variant has a small digits preset (the model harness runs each)
         _register(family, "digits", 8, 8, "Small CPU preset (not in the paper; scikit-learn's 8x8 digits, "
-                  "batch-norm momentum 0.9): ", small)
+                  "batch-norm momentum 0.9, Adam 1e-3 with a 100-step warm-up): ", small,
+                  training=SMALL_PRESET_TRAINING)
 
 
 _register_presets()
