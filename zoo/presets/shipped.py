@@ -40,14 +40,14 @@ def directory(name):
 
 def weights_path(name):
     """The shipped weights file of ``name``."""
-    return os.path.join(SHIPPED_DIR, name, WEIGHTS_FILE)
+    return os.path.join(directory(name), WEIGHTS_FILE)
 
 
 def card(name):
     """The model card of ``name`` (its shipped ``metadata.json``), or None when nothing is shipped."""
     if name not in registrations():
         return None
-    with open(os.path.join(SHIPPED_DIR, name, CARD_FILE)) as f:
+    with open(os.path.join(directory(name), CARD_FILE)) as f:
         return json.load(f)
 
 

@@ -344,10 +344,14 @@ class DenoisingFlow(FlowModel):
         log-determinant is ``D log a``.
         """
         h, _ = self.preprocess(x, training=False)
-        if self.preprocessing is None:
-            return ops.zeros((ops.shape(h)[0],), dtype=self.compute_dtype)
         z, _ = self.flow(h, training=False)
-        return self._eager_compiled(self._tangent_log_det_at)(self.prior.proj(z))
+        return self._tangent_log_det_at_projection(self.prior.proj(z))
+
+    def _tangent_log_det_at_projection(self, u):
+        """``preprocessing_tangent_log_det`` from ``u = Proj(f(P(x)))`` (the callers have it already)."""
+        if self.preprocessing is None:
+            return ops.zeros((ops.shape(u)[0],), dtype=self.compute_dtype)
+        return self._eager_compiled(self._tangent_log_det_at)(u)
 
     def manifold_log_prob(self, x):
         """M-flow density (eq. 16): ``log N(u'; 0, I) - 0.5 log det G_g(u')`` at ``u' = encode(x)``.
@@ -386,7 +390,7 @@ class DenoisingFlow(FlowModel):
         log_q = self.prior.log_prob(z) + log_det
         log_p = log_q + 0.5 * (self.num_dims - self.latent_dim) * math.log(2 * math.pi * sigma**2)
         if space == "data":
-            log_p = log_p + self.preprocessing_tangent_log_det(x)
+            log_p = log_p + self._tangent_log_det_at_projection(self.prior.proj(z))
         off = ops.sqrt(sum_except_batch(ops.square(v))) > threshold * sigma
         return ops.where(off, ops.cast(-np.inf, log_p.dtype), log_p)
 
@@ -406,9 +410,10 @@ class DenoisingFlow(FlowModel):
         space = _check_space(space)
         h, _ = self.preprocess(x, training=False)
         z, log_det = self.flow(h, training=False)
-        _, log_det_h = self.prior.inner(self.prior.proj(z), training=False)
+        u = self.prior.proj(z)
+        _, log_det_h = self.prior.inner(u, training=False)
         if space == "data":
-            log_det = log_det + self.preprocessing_tangent_log_det(x)
+            log_det = log_det + self._tangent_log_det_at_projection(u)
         return -2.0 * (log_det + log_det_h)
 
     # ---------------------------------------------------------- serialization
