@@ -94,3 +94,24 @@ def test_the_wheel_contains_every_shipped_file(tmp_path):
             assert f"zoo/presets/shipped/{name}/{entry}" in names, (name, entry)
     registration = json.loads(zipfile.ZipFile(tmp_path / wheel).read("zoo/presets/shipped.json"))
     assert set(registration) == set(SHIPPED)
+
+
+def test_publish_refuses_to_replace_files_it_did_not_write(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.json").write_text(json.dumps({"arguments": {"model": "nf_spiral", "dataset": "spiral"}}))
+    paths = dict(shipped_dir=str(tmp_path / "shipped"), registration_file=str(tmp_path / "shipped.json"),
+                 figures_dir=str(tmp_path / "figs"), cards_doc=str(tmp_path / "CARDS.md"))
+    (tmp_path / "CARDS.md").write_text("my own notes\n")
+    with pytest.raises(FileExistsError, match="CARDS.md is not a file this project wrote"):
+        publish.publish(str(run), **paths)
+    (tmp_path / "CARDS.md").unlink()
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "nf_spiral.png").write_text("a user's picture")
+    with pytest.raises(FileExistsError, match="nf_spiral.png is not a file this project wrote"):
+        publish.publish(str(run), **paths)
+    (tmp_path / "shipped.json").write_text('{"not": "a registration table"}')
+    with pytest.raises(ValueError, match="is not a shipped-weights registration table"):
+        publish.publish(str(run), **paths)
+    assert (tmp_path / "figs" / "nf_spiral.png").read_text() == "a user's picture"
+    assert not (tmp_path / "shipped").exists() and not (tmp_path / "CARDS.md").exists()

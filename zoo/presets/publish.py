@@ -95,12 +95,21 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
 
     shipped_dir = shipped_dir or shipped.SHIPPED_DIR
     registration_file = registration_file or shipped.REGISTRATION_FILE
+    if (figures_dir is None or cards_doc is None) and not os.path.exists(
+            os.path.join(REPO_ROOT, "docs", "ARCHITECTURE.md")):
+        raise ValueError(f"{REPO_ROOT} is not a flow-zoo checkout (no docs/ARCHITECTURE.md): publish from the "
+                         "repository, or pass figures_dir= and cards_doc= for the picture and the cards table.")
     figures_dir = figures_dir or os.path.join(REPO_ROOT, "docs", "figures", "cards")
     cards_doc = cards_doc or os.path.join(REPO_ROOT, "docs", "MODEL_CARDS.md")
+    table = _read_registrations(registration_file)
     with open(os.path.join(run_dir, "history.json")) as f:
         history = json.load(f)
     arguments = history["arguments"]
     name, dataset = arguments["model"], arguments["dataset"]
+    for path, ours in ((cards_doc, _is_cards_doc), (os.path.join(figures_dir, f"{name}.png"), lambda p: name in table)):
+        if os.path.exists(path) and not ours(path):  # refused before anything is written
+            raise FileExistsError(f"{path} is not a file this project wrote; refusing to replace it. Pass "
+                                  "figures_dir= / cards_doc= paths of their own.")
     if arguments.get("model_overrides"):
         raise ValueError(f"{run_dir} was trained with overrides {arguments['model_overrides']}: shipped weights must "
                          f"be the preset '{name}' itself. Train it without --overrides.")
@@ -121,7 +130,8 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
             picture = os.path.join(tmp, "card.png")
             _card_picture(model, held_out_examples(dataset, 12), picture)
         if picture:
-            with files.staged_file(picture_path, overwrite=True, recognize=lambda p: True) as staging:
+            # Replaces only the picture of a preset this command published before.
+            with files.staged_file(picture_path, overwrite=True, recognize=lambda p: name in table) as staging:
                 shutil.copyfile(picture, staging)
     check = check_value(model, dataset)
     metric = headline_metric(model)
@@ -156,12 +166,8 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
     target = os.path.join(shipped_dir, name)
     model.save_to_preset(target, metadata=card, overwrite=True)
     digest = handles.sha256_of(os.path.join(target, shipped.WEIGHTS_FILE))
-    table = {}
-    if os.path.exists(registration_file):
-        with open(registration_file) as f:
-            table = json.load(f)
     table[name] = {"sha256": digest, "bytes": os.path.getsize(os.path.join(target, shipped.WEIGHTS_FILE))}
-    with files.staged_file(registration_file, overwrite=True, recognize=lambda p: True) as staging:
+    with files.staged_file(registration_file, overwrite=True, recognize=_is_registration_table) as staging:
         with open(staging, "w") as f:
             json.dump(dict(sorted(table.items())), f, indent=1)
     shipped.registrations.cache_clear()
@@ -189,6 +195,34 @@ def _card_picture(model, test_images, path):
     Image.fromarray(pictures.tile_images(rows, scale=4)).save(path)
 
 
+def _read_registrations(path):
+    if not os.path.exists(path):
+        return {}
+    if not _is_registration_table(path):
+        raise ValueError(f"{path} is not a shipped-weights registration table ({{name: {{sha256, bytes}}}}); "
+                         "refusing to replace it. Pass registration_file= a path of its own.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _is_registration_table(path):
+    """True for a JSON ``{name: {"sha256": ..., ...}}`` (what ``publish`` writes)."""
+    try:
+        with open(path) as f:
+            table = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(table, dict) and all(isinstance(v, dict) and "sha256" in v for v in table.values())
+
+
+CARDS_HEADING = "# Model cards"
+
+
+def _is_cards_doc(path):
+    with open(path) as f:
+        return f.readline().strip() == CARDS_HEADING
+
+
 def _plain(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -212,10 +246,8 @@ def _format_metric(card, key, field="value", digits=3):
 def write_cards_doc(path, shipped_dir=None, registration_file=None):
     """Rewrites ``docs/MODEL_CARDS.md``: one row per shipped preset, from its card."""
     shipped_dir = shipped_dir or shipped.SHIPPED_DIR
-    registration_file = registration_file or shipped.REGISTRATION_FILE
-    with open(registration_file) as f:
-        table = json.load(f)
-    lines = ["# Model cards", "",
+    table = _read_registrations(registration_file or shipped.REGISTRATION_FILE)
+    lines = [CARDS_HEADING, "",
              "Every preset with weights shipped in the package (`zoo.get(name, weights=\"default\")`, offline). "
              "Each row is written by `python -m zoo.presets.publish RUN_DIR` from the preset's card (its "
              "`zoo/presets/shipped/NAME/metadata.json`); the test suite re-measures each card's check metric "
@@ -246,7 +278,7 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
             f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "
             f"`{card['training']['command']}` | {picture} |")
     lines += ["", "Machines: " + "; ".join(sorted(machines)) + ".", ""]
-    with files.staged_file(path, overwrite=True, recognize=lambda p: True) as staging:
+    with files.staged_file(path, overwrite=True, recognize=_is_cards_doc) as staging:
         with open(staging, "w") as f:
             f.write("\n".join(lines))
     return path
