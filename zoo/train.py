@@ -76,7 +76,7 @@ def main(argv):
         model_overrides=overrides, num_examples=FLAGS.num_examples, validation=FLAGS.validation,
         checkpoint_every=FLAGS.checkpoint_every, sample_every=FLAGS.sample_every, devices=devices,
         tpu_address=FLAGS.tpu, weights=FLAGS.weights,
-        command="python -m zoo.train " + " ".join(sys.argv[1:]),
+        command=" ".join([training.trainer.COMMAND_PREFIX] + sys.argv[1:]),
     )
     if FLAGS.saved_model and training.is_chief(result.strategy):
         # The command line is an application: it may use export/ (the zoo library never does).

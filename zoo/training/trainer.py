@@ -43,6 +43,7 @@ import time
 import keras
 import numpy as np
 
+from zoo import files
 from zoo.models.base import GenerativeModel
 from zoo.presets import registry
 from zoo.training.callbacks import BestModelExport, SampleGrid, TrainingState
@@ -194,9 +195,11 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
     os.makedirs(out, exist_ok=True)
-    if command:
-        with open(os.path.join(out, "command.txt"), "w") as f:
-            f.write(command + "\n")
+    if command:  # replaces only a command file of an earlier zoo.train run
+        with files.staged_file(os.path.join(out, "command.txt"), overwrite=True,
+                               recognize=_is_command_file) as staging:
+            with open(staging, "w") as f:
+                f.write(command + "\n")
     log_dir = os.path.join(out, "logs") if tensorboard else None
     tracker = TrainingState(manager, state, steps_per_epoch, checkpoint_every, write=chief)
     best_so_far = min((h["val_loss"] for h in state["history"] if "val_loss" in h), default=math.inf)
@@ -238,6 +241,14 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
                        "steps_per_epoch": steps_per_epoch, "resumed_from_step": resumed_from,
                        "seconds_this_run": time.time() - started}, f, indent=1)
     return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from)
+
+
+def _is_command_file(path):
+    with open(path) as f:
+        return f.read(len(COMMAND_PREFIX)) == COMMAND_PREFIX
+
+
+COMMAND_PREFIX = "python -m zoo.train"
 
 
 def _first_line(error):
