@@ -24,7 +24,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (preset, dataset, epochs): 10000 training points for the 2-D manifolds, 1500 digits.
+# (preset, dataset, epochs): 10000 training points for the 2-D manifolds, 1500 digits, 60000 28x28 images.
 RUNS = [
     ("nf_spiral", "spiral", 40),
     ("nf_sin", "sin", 40),
@@ -46,6 +46,14 @@ RUNS = [
     ("beta_vae_digits_8", "digits", 60),
     ("injflow_digits_8", "digits", 60),
     ("injflow_ln_digits_8", "digits", 60),
+    # CPU-sized 28x28 presets: 60000 training images, validation on the 10000 test images.
+    ("nif_fmnist_small_64", "fmnist", 12),
+    ("nf_fmnist_small", "fmnist", 12),
+    ("ae_mnist_small_32", "mnist", 5),
+    ("vae_mnist_small_32", "mnist", 5),
+    ("injflow_mnist_small_32", "mnist", 3),
+    ("injflow_ln_mnist_small_32", "mnist", 3),
+    ("dnf_fmnist_small_16", "fmnist", 8),
 ]
 
 

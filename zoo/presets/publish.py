@@ -72,6 +72,8 @@ def _metric_names(model, dataset):
         names.append("recon")
     if dataset == "digits":
         names.append("fd_classifier")
+    elif len(model.example_shape) == 3:  # MNIST-sized and larger images: FID with the 2015 Inception
+        names.append("fid")
     return tuple(names)
 
 
@@ -257,10 +259,13 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "dominate the mean); the "
              "reconstruction error is the squared L2 per example (images: 8-bit pixel units) of "
              "`decode(encode(x))`; FD (classifier) is the Frechet distance on a small digit classifier's "
-             "features (not FID).", "",
+             "features (digits, not FID); FID (28x28 images) is on the 2015 Inception's pool features "
+             "(docs/FID_PORT.md) between samples at temperature 1 (models with observation noise: noise scale 1) "
+             "and as many test images, the count in brackets: FID is biased upwards at small counts, so compare "
+             "FIDs only at equal counts.", "",
              "| preset | data (test examples) | n_bits | parameters | bits/dim (median) | recon. error | FD (classifier) | "
-             "epochs / steps | wall s | weights (KiB) | sha256 | command | picture |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | --- |"]
+             "FID (samples) | epochs / steps | wall s | weights (KiB) | sha256 | command | picture |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | --- |"]
     machines = set()
     for name in sorted(table):
         with open(os.path.join(shipped_dir, name, shipped.CARD_FILE)) as f:
@@ -268,12 +273,15 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
         machines.add(f"{card['machine']['cpu_model']} ({card['machine']['usable_cpus']} usable CPUs, "
                      f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']})")
         fd = card["metrics"].get("frechet_distance_classifier")
+        fid = card["metrics"].get("fid")
         picture = f"[png](../{card['picture']})" if card.get("picture") else "-"
         lines.append(
             f"| `{name}` | {card['data']['dataset']} ({card['data']['held_out_examples']}) | {card['n_bits'] or '-'} | "
             f"{card['parameters']:,} | {_format_metric(card, 'bits_per_dim')} | "
             f"{_format_metric(card, 'reconstruction_error', digits=1)} | "
-            f"{'-' if not fd else format(fd['value'], '.2f')} | {card['training']['epochs']} / "
+            f"{'-' if not fd else format(fd['value'], '.2f')} | "
+            f"{'-' if not fid else format(fid['value'], '.1f') + ' (' + str(fid['samples']) + ')'} | "
+            f"{card['training']['epochs']} / "
             f"{card['training']['steps']} | {card['training']['wall_seconds']:.0f} | "
             f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "
             f"`{card['training']['command']}` | {picture} |")

@@ -2,6 +2,7 @@
 
 from zoo.models.dnf.builders import make_image_dnf, make_vector_dnf
 from zoo.models.dnf.model import DNF_PAPER, MFLOW_PAPER, PIE_PAPER
+from zoo.models.flow.presets import SMALL_PRESET_TRAINING
 from zoo.presets import registry
 
 # ---------------------------------------------------------------- presets
@@ -52,6 +53,17 @@ def _register_presets():
         family="dnf", dataset="fmnist", paper=DNF_PAPER, input_shape=(28, 28, 1), latent_dim=64,
         description="DNF on Fashion-MNIST, d=64 (not in the paper): spline GLOW 2 levels x 8 steps x 256 channels "
                     "+ 8 spline couplings x 256 units on u, n_bits=8, sigma^2=0.01 (logit space), lambda=1000/D.",
+    )
+    registry.register(
+        "dnf_fmnist_small_16", make_image_dnf,
+        dict(image_shape=(28, 28, 1), latent_dim=16, mode="dnf", num_levels=2, steps_per_level=4, hidden_channels=32,
+             n_bits=3, latent_flow_couplings=4, latent_flow_hidden_units=64, coupling="affine",
+             reconstruction_weight=1.0),
+        family="dnf", dataset="fmnist", paper=DNF_PAPER, input_shape=(28, 28, 1), latent_dim=16,
+        description="CPU-sized preset (not in the paper): DNF on Fashion-MNIST, d=16, affine GLOW 2 levels x 4 steps "
+                    "x 32 channels + 4 affine couplings x 64 units on u, n_bits=3, sigma^2=0.01 (logit space), "
+                    "lambda=1. Affine, not spline, couplings: the spline GLOW trains at 1/8 the speed on 2 CPU cores.",
+        training=SMALL_PRESET_TRAINING,
     )
     registry.register(
         "dnf_digits_8", make_image_dnf,

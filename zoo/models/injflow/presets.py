@@ -25,14 +25,14 @@ _FAMILIES = {
 }
 
 
-def _register(family, dataset, latent_dim, hidden_channels, description_prefix, extra=None, training=None):
+def _register(family, dataset, latent_dim, hidden_channels, description_prefix, extra=None, training=None, size=""):
     cls, family_kwargs, what = _FAMILIES[family]
     arch = ARCHITECTURES[dataset]
     kwargs = dict(image_shape=arch["image_shape"], latent_dim=latent_dim, hidden_channels=hidden_channels,
                   encoder_strides=arch["encoder_strides"], decoder_strides=arch["decoder_strides"],
                   kernel_size=arch["kernel_size"], **family_kwargs, **(extra or {}))
     registry.register(
-        f"{family}_{dataset}_{latent_dim}", cls, kwargs, family=family, dataset=dataset, paper=PAPER,
+        f"{family}_{dataset}_{size}{latent_dim}", cls, kwargs, family=family, dataset=dataset, paper=PAPER,
         input_shape=arch["image_shape"], latent_dim=latent_dim, training=training,
         description=f"{description_prefix}{what}; 5-layer conv encoder / transposed-conv decoder (ELU, batch norm, "
                     f"{hidden_channels}-{16 * hidden_channels} channels), d={latent_dim}; post-hoc Gaussian and "
@@ -53,6 +53,10 @@ def _register_presets():
         _register(family, "digits", 8, 8, "Small CPU preset (not in the paper; scikit-learn's 8x8 digits, "
                   "batch-norm momentum 0.9, Adam 1e-3 with a 100-step warm-up): ", small,
                   training=SMALL_PRESET_TRAINING)
+        # CPU-sized MNIST presets at the paper's d = 32: the paper's network with 1/8 of its channels.
+        _register(family, "mnist", PAPER_LATENT_DIMS["mnist"], 8, "CPU-sized preset (not in the paper; the MNIST "
+                  "network with 8 instead of 64 base channels, batch-norm momentum 0.9, Adam 1e-3 with a 100-step "
+                  "warm-up): ", small, training=SMALL_PRESET_TRAINING, size="small_")
 
 
 _register_presets()

@@ -1,7 +1,7 @@
 """NIF and deep NIF presets (plain data, registered at import)."""
 
 from zoo.models.flow.builders import GLOW_PAPER_CONFIGS, NIF_REFERENCE, NIF_REFERENCE_TRAINING, nif_reference_sources
-from zoo.models.flow.presets import SMALL_PRESET_TRAINING
+from zoo.models.flow.presets import FMNIST_SMALL_GLOW, SMALL_PRESET_TRAINING
 from zoo.models.nif.builders import NIF_PAPER, NIF_PAPER_N_BITS, make_deep_nif, make_nif, make_vector_nif
 from zoo.presets import registry
 
@@ -73,6 +73,14 @@ def _register_presets():
         family="deep_nif", dataset="digits", paper=NIF_PAPER + ", appendix B.5", input_shape=(8, 8, 1), latent_dim=16,
         description="Small CPU preset (not in the paper): 4 MLP couplings (2 x 64) with act-norm and reverse on z "
                     "(d=16) + Gaussian NIF + GLOW 2 levels x 4 steps x 32 channels on 8x8 digits, n_bits=5, ELBO.",
+        training=SMALL_PRESET_TRAINING,
+    )
+    registry.register(
+        "nif_fmnist_small_64", make_nif,
+        dict(FMNIST_SMALL_GLOW, image_shape=(28, 28, 1), latent_dim=64, n_bits=NIF_PAPER_N_BITS),
+        family="nif", dataset="fmnist", paper=NIF_PAPER, input_shape=(28, 28, 1), latent_dim=64,
+        description="CPU-sized preset (not in the paper): `nf_fmnist_small`'s GLOW (2 levels x 4 steps x 32 "
+                    "channels) + Gaussian NIF d=64, n_bits=3 (the NIF of `make demo`).",
         training=SMALL_PRESET_TRAINING,
     )
     for dataset in ("spiral", "sin"):
