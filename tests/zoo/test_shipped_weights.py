@@ -16,6 +16,17 @@ from zoo.presets import weights as handles
 
 SHIPPED = shipped.names()
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUNDLED_MNIST = os.path.join(REPO_ROOT, "tests", "data", "mnist_test_first200.npz")
+
+
+def check_examples(dataset, count):
+    """The card check's examples: the held-out split, or for MNIST the first 200 test images kept with the tests."""
+    try:
+        return publish.held_out_examples(dataset, count)
+    except zoo.data.datasets.DatasetNotFoundError:
+        if dataset != "mnist":
+            raise
+        return np.load(BUNDLED_MNIST)["images"][:count]
 
 
 def test_weights_are_shipped_and_listed():
@@ -47,9 +58,40 @@ def test_shipped_preset_matches_its_hash_and_its_card(name):
     model = zoo.get(name, weights="default")  # offline, from the package
     assert model.count_params() == card["parameters"] and model.is_initialized
     check = card["check"]
-    again = publish.check_value(model, card["data"]["dataset"], check["examples"])
+    again = publish.check_value(model, card["data"]["dataset"], check["examples"],
+                                examples=check_examples(card["data"]["dataset"], check["examples"]))
     assert again["metric"] == check["metric"]
+    if "examples_sha256" in check:  # the very examples the card was measured on
+        assert again["examples_sha256"] == check["examples_sha256"]
     np.testing.assert_allclose(again["value"], check["value"], rtol=check["rtol"])
+
+
+def test_shipped_files_hold_no_optimizer_state():
+    import h5py
+
+    for name in SHIPPED:
+        with h5py.File(shipped.weights_path(name), "r") as f:
+            assert handles.OPTIMIZER_GROUP not in f, name
+
+
+def test_save_to_preset_can_leave_the_optimizer_out(tmp_path):
+    model = zoo.get("nf_spiral")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(zoo.training.load_training_data("spiral", "train", 64), batch_size=32, epochs=1, verbose=0)
+    model.save_to_preset(str(tmp_path / "full"))
+    model.save_to_preset(str(tmp_path / "slim"), include_optimizer=False)
+    full, slim = (str(tmp_path / d / shipped.WEIGHTS_FILE) for d in ("full", "slim"))
+    assert os.path.getsize(slim) < 0.6 * os.path.getsize(full)
+    x = zoo.training.load_training_data("spiral", "test", 16)
+    np.testing.assert_array_equal(zoo.get(str(tmp_path / "slim")).log_prob(x), model.log_prob(x))
+
+
+def test_the_bundled_mnist_slice_is_the_one_the_mnist_cards_were_checked_on():
+    digests = {shipped.card(n)["check"].get("examples_sha256") for n in SHIPPED
+               if shipped.card(n)["data"]["dataset"] == "mnist"}
+    bundled = np.load(BUNDLED_MNIST)["images"]
+    assert bundled.shape == (200, 28, 28, 1) and bundled.dtype == np.uint8
+    assert digests and digests == {publish.examples_digest(bundled[:publish.CHECK_EXAMPLES])}
 
 
 def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):

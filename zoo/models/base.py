@@ -511,16 +511,18 @@ class GenerativeModel(keras.Model):
         return {}
 
     # ---------------------------------------------------------- serialization
-    def save_to_preset(self, directory, metadata=None, overwrite=False):
+    def save_to_preset(self, directory, metadata=None, overwrite=False, include_optimizer=True):
         """Writes a self-describing preset directory (``zoo.presets.weights.save_to_preset``).
 
         ``zoo.get(directory)`` rebuilds this model with identical outputs.
+        ``include_optimizer=False`` leaves a compiled model's optimizer state
+        out of the weights file (shipped weights: a third of the size).
         """
         from zoo.presets import weights
 
         facts = {"n_bits": self.n_bits, "input_shape": list(self.example_shape), "data_kind": self.data_kind}
         facts.update(metadata or {})
-        return weights.save_to_preset(self, directory, facts, overwrite=overwrite)
+        return weights.save_to_preset(self, directory, facts, overwrite=overwrite, include_optimizer=include_optimizer)
 
 
 

@@ -54,14 +54,30 @@ def headline_metric(model):
     return "bits_per_dim" if model.likelihood_term is not None else "reconstruction_error"
 
 
-def check_value(model, dataset, count=CHECK_EXAMPLES):
-    """The headline metric of ``model`` on the first ``count`` held-out examples (what the suite re-measures)."""
+def examples_digest(examples):
+    """sha256 of an example array's dtype, shape and bytes: names exactly which examples a check used."""
+    import hashlib
+
+    array = np.ascontiguousarray(examples)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def check_value(model, dataset, count=CHECK_EXAMPLES, examples=None):
+    """The headline metric of ``model`` on the first ``count`` held-out examples (what the suite re-measures).
+
+    ``examples`` (optional) are those examples from elsewhere, e.g. a copy kept
+    with the tests; the result's ``examples_sha256`` says which were used.
+    """
     from zoo.evaluation import model_metrics
 
-    x = model.as_model_input(held_out_examples(dataset, count))
+    raw = held_out_examples(dataset, count) if examples is None else np.asarray(examples)[:count]
+    x = model.as_model_input(raw)
     metric = headline_metric(model)
     fn = model_metrics.bits_per_dim if metric == "bits_per_dim" else model_metrics.reconstruction_error
-    return {"metric": metric, "examples": int(len(x)), "value": fn(model, x)["value"], "rtol": CHECK_RTOL}
+    return {"metric": metric, "examples": int(len(x)), "examples_sha256": examples_digest(raw),
+            "value": fn(model, x)["value"], "rtol": CHECK_RTOL}
 
 
 def _metric_names(model, dataset):
@@ -166,7 +182,7 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
     }
     card = json.loads(json.dumps(card, default=_plain))
     target = os.path.join(shipped_dir, name)
-    model.save_to_preset(target, metadata=card, overwrite=True)
+    model.save_to_preset(target, metadata=card, overwrite=True, include_optimizer=False)
     digest = handles.sha256_of(os.path.join(target, shipped.WEIGHTS_FILE))
     table[name] = {"sha256": digest, "bytes": os.path.getsize(os.path.join(target, shipped.WEIGHTS_FILE))}
     with files.staged_file(registration_file, overwrite=True, recognize=_is_registration_table) as staging:

@@ -159,7 +159,7 @@ def _check_stored_shapes(model, path):
     try:
         with h5py.File(path, "r") as f:
             for key in f.keys():
-                if key == "optimizer":  # a compiled model's save_weights also stores the optimizer's state
+                if key == OPTIMIZER_GROUP:  # a compiled model's save_weights also stores the optimizer's state
                     continue
                 if isinstance(f[key], h5py.Dataset):
                     shapes.append(f[key].shape)
@@ -187,7 +187,7 @@ def check_same_architecture(expected, loaded, source):
                            f"Load it with zoo.get('{source}') to get the model it describes.")
 
 
-def save_to_preset(model, directory, metadata=None, overwrite=False):
+def save_to_preset(model, directory, metadata=None, overwrite=False, include_optimizer=True):
     """Writes a self-describing preset directory for ``model``.
 
     ``config.json`` (the Keras-serialized model), ``model.weights.h5`` and
@@ -204,6 +204,9 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
         metadata: dict of JSON-serializable facts (training data, n_bits,
             steps, metrics, ...).
         overwrite: replace an existing preset directory.
+        include_optimizer: keep a compiled model's optimizer state in the
+            weights file (``save_weights`` stores it; about twice the model's
+            own size for Adam). ``False`` for weights that are shipped.
 
     Returns:
         ``directory``.
@@ -212,6 +215,8 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
             json.dump(keras.saving.serialize_keras_object(model), f, indent=1)
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        if not include_optimizer:
+            _drop_optimizer_state(os.path.join(staging, WEIGHTS_FILE))
         facts = dict(metadata or {})
         facts.update(
             {
@@ -227,6 +232,27 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
         with open(os.path.join(staging, METADATA_FILE), "w") as f:
             json.dump(facts, f, indent=1, sort_keys=True)
     return directory
+
+
+def _drop_optimizer_state(path):
+    """Rewrites a ``.weights.h5`` without its ``optimizer`` group (HDF5 does not reclaim deleted space in place)."""
+    import h5py
+
+    with h5py.File(path, "r") as source:
+        if OPTIMIZER_GROUP not in source:
+            return
+        slim = path + ".slim"
+        with h5py.File(slim, "w") as target:
+            for key, value in source.attrs.items():
+                target.attrs[key] = value
+            for key in source.keys():
+                if key != OPTIMIZER_GROUP:
+                    source.copy(source[key], target, name=key)
+    os.replace(slim, path)
+
+
+OPTIMIZER_GROUP = "optimizer"
+"""The group of a ``.weights.h5`` in which Keras stores a compiled model's optimizer variables."""
 
 
 def read_metadata(directory):
