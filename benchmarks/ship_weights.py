@@ -24,7 +24,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (preset, dataset, epochs): 10000 training points for the 2-D manifolds, 1500 digits, 60000 28x28 images.
+# (preset, dataset, epochs[, batch size, default 64]): 10000 training points for the 2-D manifolds, 1500 digits, 60000 28x28 images.
 RUNS = [
     ("nf_spiral", "spiral", 40),
     ("nf_sin", "sin", 40),
@@ -54,6 +54,13 @@ RUNS = [
     ("injflow_mnist_small_32", "mnist", 3),
     ("injflow_ln_mnist_small_32", "mnist", 3),
     ("dnf_fmnist_small_16", "fmnist", 8),
+    # Spread-prior flows and their fixed-prior baselines at the paper's batch 100 (10000 training points).
+    ("spread_sin", "sin", 100, 100),
+    ("nf_spread_sin", "sin", 100, 100),
+    ("spread_scurve", "scurve", 200, 100),
+    ("nf_spread_scurve", "scurve", 200, 100),
+    ("spread_fading_square", "fading_square", 10, 100),
+    ("nf_spread_fading_square", "fading_square", 10, 100),
 ]
 
 
@@ -66,7 +73,7 @@ def main():
     sys.path.insert(0, REPO_ROOT)
     from zoo.presets import shipped
 
-    for name, dataset, epochs in RUNS:
+    for name, dataset, epochs, *batch in RUNS:
         if args.only and name not in args.only:
             continue
         if name in shipped.names() and not args.force:
@@ -74,7 +81,7 @@ def main():
             continue
         out = os.path.join(args.runs_dir, name)
         command = [sys.executable, "-m", "zoo.train", "--model", name, "--dataset", dataset, "--epochs", str(epochs),
-                   "--out", os.path.relpath(out, REPO_ROOT), "--sample_every", "0", "--saved_model=false",
+                   *(["--batch_size", str(batch[0])] if batch else []), "--out", os.path.relpath(out, REPO_ROOT), "--sample_every", "0", "--saved_model=false",
                    "--resume"]
         start = time.time()
         subprocess.run(command, cwd=REPO_ROOT, check=True)

@@ -106,6 +106,10 @@ class Prior(keras.layers.Layer):
         """True when sampling and ``decode`` add observation noise (``noise_shapes[1]`` is not None)."""
         return self.noise_shapes[1] is not None
 
+    def summary_facts(self):
+        """JSON-serializable facts about the fitted prior that a model card reports; ``{}`` by default."""
+        return {}
+
     def log_prob(self, z, training=None):
         """Per-example ``log p(z)`` of flow latents ``z``, shape ``[batch]``.
 

@@ -284,6 +284,15 @@ class SpreadPrior(Prior):
         floor = self.spread_std**2 if floor is None else floor
         return significant_eigenvalue_count(self.spectrum(), floor, min_ratio)
 
+    def summary_facts(self, count=20):
+        """The learned spectrum: the intrinsic dimension (rule and floor) and the top ``count`` eigenvalues."""
+        eigenvalues = self.spectrum()
+        return {"intrinsic_dimension": int(self.intrinsic_dimension()),
+                "eigenvalues_top": [float(e) for e in eigenvalues[:count]],
+                "rule": "significant_eigenvalue_count: eigenvalues of A A^T floored at sigma_Z^2 = "
+                        f"{self.spread_std ** 2:g}; K = position of the largest ratio between consecutive "
+                        "eigenvalues if it is >= 10, else D"}
+
     def project(self, z, num_dims=None):
         """``z_proj = z E``: latents on the top ``num_dims`` eigenvectors (default: the intrinsic dimension).
 

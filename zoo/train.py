@@ -29,9 +29,14 @@ flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
 flags.DEFINE_integer("num_examples", None, "Use only the first N training examples.")
 flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: the preset's, else 1e-4).")
 flags.DEFINE_integer("warmup_steps", None, "Linear warm-up steps (default: the preset's, else 1000).")
-flags.DEFINE_enum("decay", None, ["cosine", "none"], "Learning-rate decay after warm-up.")
+flags.DEFINE_enum("decay", None, ["cosine", "none", "step"],
+                  "Learning-rate decay after warm-up ('step': times --decay_rate every --decay_every steps).")
+flags.DEFINE_integer("decay_every", None, "Steps between the decays of --decay=step.")
+flags.DEFINE_float("decay_rate", None, "Factor of each --decay=step decay (default 0.7).")
 flags.DEFINE_float("global_clipnorm", None, "Global gradient-norm clip (default 5).")
-flags.DEFINE_float("weight_decay", None, "AdamW weight decay (default: none, plain Adam).")
+flags.DEFINE_float("weight_decay", None, "Weight decay (default: none, plain Adam).")
+flags.DEFINE_enum("weight_decay_form", None, ["decoupled", "coupled"],
+                  "decoupled: AdamW; coupled: added to the gradient (zoo.training.AdamL2).")
 flags.DEFINE_string("weights", None, "Start from these weights (fine-tuning): 'default' (the preset's shipped "
                     "weights), a .weights.h5 file, a preset directory or a URL; act-norm keeps their statistics.")
 flags.DEFINE_string("overrides", "{}", 'Builder arguments as JSON, e.g. \'{"hidden_channels": 32}\'.')
@@ -68,8 +73,9 @@ def main(argv):
         overrides = json.loads(FLAGS.overrides)
     except json.JSONDecodeError as error:
         raise app.UsageError(f"--overrides must be a JSON object of builder arguments: {error}")
-    settings = {key: FLAGS[key].value for key in ("learning_rate", "warmup_steps", "decay", "global_clipnorm",
-                                                  "weight_decay") if FLAGS[key].value is not None}
+    settings = {key: FLAGS[key].value for key in ("learning_rate", "warmup_steps", "decay", "decay_every",
+                                                  "decay_rate", "global_clipnorm", "weight_decay",
+                                                  "weight_decay_form") if FLAGS[key].value is not None}
     result = zoo.train(
         model=FLAGS.model, dataset=FLAGS.dataset, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, out=FLAGS.out,
         strategy=FLAGS.strategy, resume=FLAGS.resume, seed=FLAGS.seed, training=settings or None,

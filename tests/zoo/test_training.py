@@ -9,6 +9,7 @@ import sys
 import time
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
@@ -169,6 +170,32 @@ def test_training_settings_layering_and_schedule():
     np.testing.assert_allclose([float(constant(s)) for s in (0, 25, 50)], [1e-3] * 3)
     optimizer = training.make_optimizer(settings, 100)
     assert optimizer.global_clipnorm == 1.0
+
+
+def test_step_decay_and_the_two_weight_decay_forms():
+    spread = training.training_settings("spread_fading_square")  # the spread paper's optimizer, as a preset setting
+    assert spread["decay"] == "step" and spread["weight_decay_form"] == "coupled" and spread["warmup_steps"] == 0
+    schedule = training.learning_rate_schedule(dict(spread, decay_every=10, decay_rate=0.5), total_steps=100)
+    np.testing.assert_allclose([float(schedule(s)) for s in (0, 9, 10, 25, 30)],
+                               [4e-3, 4e-3, 2e-3, 1e-3, 5e-4], rtol=1e-6)
+    coupled = training.make_optimizer(spread, 100)
+    assert isinstance(coupled, training.AdamL2) and coupled.l2 == 0.1 and coupled.global_clipnorm is None
+    decoupled = training.make_optimizer(training.training_settings("spread_sin"), 100)
+    assert type(decoupled) is keras.optimizers.AdamW and decoupled.weight_decay == 0.1
+    # one update of each form on w = 1 with a zero data gradient: coupled decay moves it by the full learning rate
+    # (Adam normalizes g + l2 w), decoupled by lr * weight_decay
+    for optimizer, expected in ((training.make_optimizer(dict(spread, decay="none"), 1), 1 - 4e-3),
+                                (training.make_optimizer(dict(spread, decay="none", weight_decay_form="decoupled"), 1),
+                                 1 - 4e-3 * 0.1)):
+        w = keras.Variable(np.ones(3, np.float32))
+        optimizer.apply_gradients([(keras.ops.zeros(3), w)])
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="no warm-up"):
+        training.learning_rate_schedule(dict(spread, warmup_steps=5), 100)
+    with pytest.raises(ValueError, match="decay_every"):
+        training.learning_rate_schedule(dict(spread, decay_every=None), 100)
+    with pytest.raises(ValueError, match="weight_decay_form"):
+        training.make_optimizer(dict(spread, weight_decay_form="l2"), 100)
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():

@@ -505,6 +505,10 @@ class GenerativeModel(keras.Model):
         """
         del epoch, epochs
 
+    def summary_facts(self):
+        """JSON-serializable facts a model card reports beyond the metrics (a learned spectrum); ``{}`` by default."""
+        return {}
+
     def fit_priors(self, x, seed=0):
         """Fits post-hoc latent priors to the encoded training data; a no-op (returns {}) for models without."""
         del x, seed

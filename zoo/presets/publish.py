@@ -173,6 +173,7 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
                      else "the whole run", "weights_from": which, "final_logs": last},
         "machine": report_lib.machine_description(),
         "metrics": report["metrics"],
+        "model_facts": model.summary_facts(),
         "headline": {"metric": metric, "value": headline_source["value"], "n_bits": model.n_bits,
                      "examples": headline_source.get("examples", report["examples"]), "split": "test"},
         "check": check,

@@ -12,21 +12,46 @@ DEFAULT_TRAINING = {
     "final_learning_rate_fraction": 0.0,
     "global_clipnorm": 5.0,
     "weight_decay": None,
+    "weight_decay_form": "decoupled",
+    "decay_every": None,
+    "decay_rate": 0.7,
 }
 """Adam with linear warm-up, cosine decay and global-norm clipping at 5 (the NIF reference set-up).
 
+``decay`` is ``"cosine"`` (to ``final_learning_rate_fraction`` of the peak
+at the last step), ``"none"`` (constant after the warm-up) or ``"step"``
+(the spread paper's staircase: times ``decay_rate`` every ``decay_every``
+steps, no warm-up). ``weight_decay`` (None or a float) is applied
+``"decoupled"`` (AdamW) or ``"coupled"`` (``AdamL2``: added to the gradient
+before Adam's normalization, as ``torch.optim.Adam(weight_decay=...)``).
 Presets override entries through ``zoo.register(..., training={...})``; the
 caller's ``training=`` argument of ``train`` overrides both.
 """
 
+DECAYS = ("cosine", "none", "step")
+WEIGHT_DECAY_FORMS = ("decoupled", "coupled")
+
 
 def learning_rate_schedule(settings, total_steps):
-    """Linear warm-up from 0 to ``learning_rate`` over ``warmup_steps``, then cosine decay or constant."""
+    """Linear warm-up from 0 to ``learning_rate`` over ``warmup_steps``, then cosine decay or constant.
+
+    ``decay="step"``: ``learning_rate * decay_rate ** floor(step / decay_every)``.
+    """
     rate = float(settings["learning_rate"])
-    warmup = int(min(settings["warmup_steps"], max(total_steps - 1, 0)))
     decay = settings["decay"]
-    if decay not in ("cosine", "none"):
-        raise ValueError(f"training['decay'] must be 'cosine' or 'none'; received {decay!r}.")
+    if decay not in DECAYS:
+        raise ValueError(f"training['decay'] must be one of {DECAYS}; received {decay!r}.")
+    if decay == "step":
+        every, factor = settings.get("decay_every"), settings.get("decay_rate")
+        if not (isinstance(every, int) and every >= 1) or not (factor is not None and 0 < factor <= 1):
+            raise ValueError(f"training['decay'] = 'step' needs an integer 'decay_every' >= 1 and a 'decay_rate' in "
+                             f"(0, 1]; received decay_every={every!r}, decay_rate={factor!r}.")
+        if settings["warmup_steps"]:
+            raise ValueError(f"training['decay'] = 'step' has no warm-up; set 'warmup_steps' to 0 (received "
+                             f"{settings['warmup_steps']}).")
+        return keras.optimizers.schedules.ExponentialDecay(rate, decay_steps=every, decay_rate=float(factor),
+                                                           staircase=True)
+    warmup = int(min(settings["warmup_steps"], max(total_steps - 1, 0)))
     alpha = 1.0 if decay == "none" else float(settings["final_learning_rate_fraction"])
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else rate, decay_steps=max(total_steps - warmup, 1), alpha=alpha,
@@ -35,10 +60,15 @@ def learning_rate_schedule(settings, total_steps):
 
 
 def make_optimizer(settings, total_steps):
-    """Adam (AdamW when ``weight_decay`` is set) with the schedule and global-norm clipping of ``settings``."""
+    """Adam (AdamW or ``AdamL2`` when ``weight_decay`` is set) with the schedule and clipping of ``settings``."""
     schedule = learning_rate_schedule(settings, total_steps)
     clip = settings.get("global_clipnorm")
+    form = settings.get("weight_decay_form", "decoupled")
+    if form not in WEIGHT_DECAY_FORMS:
+        raise ValueError(f"training['weight_decay_form'] must be one of {WEIGHT_DECAY_FORMS}; received {form!r}.")
     if settings.get("weight_decay"):
+        if form == "coupled":
+            return AdamL2(l2=float(settings["weight_decay"]), learning_rate=schedule, global_clipnorm=clip)
         return keras.optimizers.AdamW(schedule, weight_decay=float(settings["weight_decay"]), global_clipnorm=clip)
     return keras.optimizers.Adam(schedule, global_clipnorm=clip)
 
@@ -117,10 +147,8 @@ def spread_optimizer(learning_rate=5e-4, weight_decay=0.1, decay_every=None, dec
     Returns:
         A Keras optimizer.
     """
-    if decay_every:
-        learning_rate = keras.optimizers.schedules.ExponentialDecay(
-            learning_rate, decay_steps=int(decay_every), decay_rate=decay_rate, staircase=True
-        )
-    if coupled:
-        return AdamL2(l2=weight_decay, learning_rate=learning_rate)
-    return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+    settings = dict(DEFAULT_TRAINING, learning_rate=learning_rate, warmup_steps=0, global_clipnorm=None,
+                    decay="step" if decay_every else "none", decay_every=int(decay_every) if decay_every else None,
+                    decay_rate=decay_rate, weight_decay=weight_decay,
+                    weight_decay_form="coupled" if coupled else "decoupled")
+    return make_optimizer(settings, total_steps=1)

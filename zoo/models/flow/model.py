@@ -79,6 +79,10 @@ class FlowModel(GenerativeModel):
     def stochastic_encoder(self):
         return bool(self.prior.stochastic_encoder)
 
+    def summary_facts(self):
+        facts = self.prior.summary_facts()
+        return {"prior": facts} if facts else {}
+
     # ----------------------------------------------------------------- build
     def build(self, input_shape):
         shape = (None,) + self.example_shape
