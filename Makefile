@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: demo test benchmark venv clean
+.PHONY: demo test benchmark venv clean fashion-mnist
 
 venv: $(STAMP)
 
@@ -20,8 +20,14 @@ $(STAMP): requirements.txt setup.py Makefile
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) fashion-mnist
 	$(PY) -m zoo.demo --out runs/demo
+
+# The demo's data: Debian's Fashion-MNIST package (or a folder named by FLOW_ZOO_FASHION_MNIST_DIR).
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || test -n "$$FLOW_ZOO_FASHION_MNIST_DIR" || \
+	  (apt-get update && apt-get install -y dataset-fashion-mnist) || \
+	  { echo "Fashion-MNIST is missing: run 'apt-get install -y dataset-fashion-mnist' as root, or set FLOW_ZOO_FASHION_MNIST_DIR to a folder with its four idx files."; exit 1; }
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=10

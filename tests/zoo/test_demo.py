@@ -1,23 +1,35 @@
-"""The main job (zoo.demo) end to end, with a tiny configuration."""
+"""The main job (zoo.demo) end to end on the shipped weights, with small counts."""
 
 import json
 import os
 
-import keras
 import numpy as np
 from PIL import Image
 
+import zoo
 from zoo import demo
 
 
-def test_demo_trains_writes_samples_model_and_metrics(tmp_path):
+def test_demo_fetches_measures_fine_tunes_samples_exports_and_serves(tmp_path):
     out = str(tmp_path / "demo")
-    result = demo.run(out, epochs=2, batch_size=64, num_levels=2, steps_per_level=1, hidden_channels=8,
-                      n_bits=5, learning_rate=1e-3, temperatures=["0.5", "1.0"], samples_per_row=3, seed=0)
+    result = demo.run(out, test_examples=64, fine_tune_examples=128, temperatures=["0.7", "1.0"],
+                      samples_per_row=3, seed=0)
+    held = result["held_out"]
+    assert held["test_images"] == 64 and result["n_bits"] == 3
+    shipped = zoo.get("nif_fmnist_small_64", weights="default")
+    test, _ = zoo.data.load("fmnist", "test")
+    np.testing.assert_allclose(held["nif_bits_per_dim_shipped"],
+                               float(np.mean(np.asarray(shipped.bits_per_dim(test[:64])))), rtol=1e-5)
+    assert held["nif_bits_per_dim_after_fine_tune"] != held["nif_bits_per_dim_shipped"]  # fit moved the weights
+    assert abs(held["nif_bits_per_dim_after_fine_tune"] - held["nif_bits_per_dim_shipped"]) < 0.05  # not re-initialized
     grid = np.asarray(Image.open(result["samples"]))
-    assert grid.ndim == 2 and grid.shape[0] > 2 * 8 * 4 and grid.shape[1] > 3 * 8 * 4
-    model = keras.saving.load_model(result["model"])
-    assert model.n_bits == 5 and model.is_initialized
+    assert grid.ndim == 2 and grid.shape[0] > 6 * 28 * 3  # NIF s = 0 and s = 1, NF: 2 temperatures each
+    assert result["samples"]["rows"][0].startswith("NIF s=0") and result["samples"]["rows"][-1].startswith("NF")
+    assert os.path.basename(result["saved_model"]) == "1" and os.path.exists(
+        os.path.join(result["saved_model"], "saved_model.pb"))
+    assert open(result["tflite"], "rb").read(8)[4:8] == b"TFL3"
+    served = np.asarray(Image.open(result["served_samples"]))
+    assert served.shape[0] > 2 * 28 * 3
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
-    assert metrics["n_bits"] == 5 and 0 < metrics["test_bits_per_dim"] < 8
+    assert metrics["served"]["bits_per_dim"] and metrics["held_out"] == held

@@ -302,6 +302,17 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
             f"{card['training']['steps']} | {card['training']['wall_seconds']:.0f} | "
             f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "
             f"`{card['training']['command']}` | {picture} |")
+    spectra = []
+    for name in sorted(table):
+        with open(os.path.join(shipped_dir, name, shipped.CARD_FILE)) as f:
+            prior = json.load(f).get("model_facts", {}).get("prior", {})
+        if "intrinsic_dimension" in prior:
+            top = ", ".join(f"{e:.3g}" for e in prior["eigenvalues_top"][:6])
+            spectra.append(f"| `{name}` | {prior['intrinsic_dimension']} | {top} |")
+    if spectra:
+        lines += ["", "Learned spectra of the spread priors (the card's `model_facts`): the intrinsic dimension K by "
+                  "`layers.spread.significant_eigenvalue_count` and the largest eigenvalues of A A^T.", "",
+                  "| preset | K | top eigenvalues |", "| --- | ---: | --- |"] + spectra
     lines += ["", "Machines: " + "; ".join(sorted(machines)) + ".", ""]
     with files.staged_file(path, overwrite=True, recognize=_is_cards_doc) as staging:
         with open(staging, "w") as f:
