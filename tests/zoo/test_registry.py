@@ -56,8 +56,20 @@ def test_paper_presets_cite_a_source_for_every_value_and_match_it():
 def test_filters():
     assert {p["name"] for p in zoo.list(family="nf", dataset="celeba")} == {"nf_celeba"}
     assert {p["name"] for p in zoo.list(dataset="fmnist")} == {f"nif_fmnist_{d}" for d in (64, 128, 256, 512)} | {
-        "nf_fmnist", "dnf_fmnist_64"}
+        "nf_fmnist", "dnf_fmnist_64", "nf_fmnist_small", "nif_fmnist_small_64", "dnf_fmnist_small_16"}
     assert zoo.list(family="no_such_family") == []
+
+
+def test_presets_without_weights_say_what_training_them_needs():
+    for p in zoo.list():
+        needs = p["training_needs"]
+        if p["has_weights"]:
+            assert needs is None, p["name"]
+            continue
+        assert needs["command"].startswith(f"python -m zoo.train --model {p['name']} --dataset {p['dataset']} ")
+        assert needs["data"] and needs["compute"]
+    celeba = {p["name"]: p for p in zoo.list(dataset="celeba")}["nif_celeba_128"]["training_needs"]
+    assert "FLOW_ZOO_CELEBA_DIR" in celeba["data"] and "--batch_size 32" in celeba["command"]
 
 
 def test_every_preset_builds():

@@ -314,6 +314,19 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
                   "`layers.spread.significant_eigenvalue_count` and the largest eigenvalues of A A^T.", "",
                   "| preset | K | top eigenvalues |", "| --- | ---: | --- |"] + spectra
     lines += ["", "Machines: " + "; ".join(sorted(machines)) + ".", ""]
+    unshipped = [p for p in registry.list_presets() if p["name"] not in table]
+    if unshipped:
+        lines += ["## Presets without weights: what training them needs", "",
+                  "These stay architectures (paper-size GLOWs of 16 steps x 256 channels, CelebA, CIFAR-10, and the "
+                  "CPU presets not trained yet): `zoo.get(name)` builds them untrained. Each needs the data below "
+                  "and the command (EPOCHS: train until the validation curve flattens; the NIF reference trainer "
+                  "has no fixed end). GPU hours are not stated: no GPU run of these sizes has been made here.", "",
+                  "| preset | parameters | data | command |", "| --- | ---: | --- | --- |"]
+        for entry in unshipped:
+            needs, count = registry.preset(entry["name"]).training_needs(), entry["parameters"]
+            lines.append(f"| `{entry['name']}` | {'-' if count is None else format(count, ',')} | {needs['data']} | "
+                         f"`{needs['command']}` |")
+        lines.append("")
     with files.staged_file(path, overwrite=True, recognize=_is_cards_doc) as staging:
         with open(staging, "w") as f:
             f.write("\n".join(lines))

@@ -80,6 +80,34 @@ class Preset:
             return None
         return {"file": shipped.weights_path(self.name), "sha256": entry["sha256"], "bytes": entry.get("bytes")}
 
+    def training_needs(self):
+        """For a preset without weights: the data it needs, where to get it, and the command that trains it.
+
+        ``None`` for a preset with published weights (its card says how they were trained).
+        """
+        if self.published_weights() is not None:
+            return None
+        from zoo.data import datasets, manifolds
+
+        loader = {"fmnist": "fashion_mnist"}.get(self.dataset, self.dataset)
+        if self.dataset in manifolds.GENERATORS:
+            data = f"synthetic ({self.dataset}: zoo.data.manifolds, generated on the fly)"
+        elif loader == "digits":
+            data = "scikit-learn's 8x8 digits (bundled with scikit-learn)"
+        else:
+            data = f"{loader}: {datasets.HOW_TO_SUPPLY[loader]}, or set FLOW_ZOO_{loader.upper()}_DIR"
+        batch = 100 if self.family in ("spread", "nf_spread") else 32 if self.family in ("nf", "nif", "deep_nif") else 64
+        return {
+            "data": data,
+            "command": f"python -m zoo.train --model {self.name} --dataset {self.dataset} --epochs EPOCHS "
+                       f"--batch_size {batch} --strategy mirrored --out runs/{self.name}",
+            "compute": "not measured: a GPU run of this size has not been made here (the CPU presets' cards give "
+                       "CPU wall times); `zoo.train` checkpoints and resumes, so EPOCHS can be raised until the "
+                       "validation curve (history.json, TensorBoard logs) is flat",
+            "batch_size_source": "the NIF reference's batch 32" if batch == 32 else "the zoo.train default"
+                                 if batch == 64 else "the spread paper's batch 100",
+        }
+
     def metadata(self):
         """The preset as a plain dict (what ``list_presets`` returns)."""
         from zoo.presets import shipped
@@ -98,6 +126,7 @@ class Preset:
             "has_weights": published is not None,
             "weights": published,
             "card": shipped.headline(self.name),
+            "training_needs": self.training_needs(),
             "training": dict(self.training or {}),
             "sources": None if self.sources is None else {k: dict(v) for k, v in self.sources.items()},
             "differences": list(self.differences),
