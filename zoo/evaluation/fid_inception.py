@@ -616,5 +616,6 @@ def inception_features(model, images, batch_size=50):
     out = np.empty((len(x), FEATURE_DIM), np.float32)
     for start in range(0, len(x), batch_size):
         batch = np.asarray(x[start:start + batch_size], np.float32)
-        out[start:start + len(batch)] = ops.convert_to_numpy(model(batch, training=False))
+        # predict_on_batch runs Keras's compiled predict function; calling the model eagerly is ~4x slower.
+        out[start:start + len(batch)] = np.asarray(model.predict_on_batch(batch))
     return out

@@ -25,7 +25,7 @@ METRICS = ("bpd", "recon", "fd_classifier", "fid", "id")
 
 
 def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_examples=2000, num_samples=1000,
-             seed=0, data_dir=None, progress=True):
+             seed=0, data_dir=None, progress=True, fid_samples=None, fid_noise_scales=(0.0, 0.25, 0.5, 1.0)):
     """Computes ``metrics`` on a dataset split, draws the pictures, writes ``out/report.json``.
 
     Args:
@@ -39,6 +39,9 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
         max_examples: evaluate on at most this many examples.
         num_samples: samples for the Frechet distances.
         seed: seed of samples and pictures.
+        fid_samples: samples (and test images) for FID, default ``num_samples``.
+        fid_noise_scales: the noise scales FID is swept over for models with
+            observation noise (the headline is at 1, which must be among them).
         data_dir: optional dataset directory.
         progress: print a progress line per step.
 
@@ -79,7 +82,9 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
                 model, images, labels, min(num_samples, len(images)), seed=seed, train_images=train_images,
                 train_labels=train_labels, epochs=20 if len(train_images) <= 5000 else 3)
         elif step == "fid":
-            report["metrics"]["fid"] = model_metrics.fid(model, images, min(num_samples, len(images)), seed=seed)
+            count = min(num_samples if fid_samples is None else fid_samples, len(images))
+            report["metrics"]["fid"] = model_metrics.fid(model, images, count, seed=seed,
+                                                         noise_scales=fid_noise_scales)
             if len(report["metrics"]["fid"]["sweep"]) > 1:
                 report["pictures"]["fid_vs_s"] = pictures.metric_curve(
                     report["metrics"]["fid"]["sweep"], os.path.join(out, "fid_vs_s.png"), "FID")
