@@ -158,6 +158,20 @@ def test_the_wheel_contains_every_shipped_file(tmp_path):
     assert set(registration) == set(SHIPPED)
 
 
+def test_the_sdist_contains_every_shipped_file(tmp_path):
+    import tarfile
+
+    subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path), "sdist", "-d",
+                    str(tmp_path)], check=True, cwd=REPO_ROOT, capture_output=True)
+    archive = next(p for p in os.listdir(tmp_path) if p.endswith(".tar.gz"))
+    with tarfile.open(tmp_path / archive) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert "zoo/presets/shipped.json" in names
+    for name in SHIPPED:
+        for entry in (shipped.WEIGHTS_FILE, shipped.CARD_FILE, "config.json"):
+            assert f"zoo/presets/shipped/{name}/{entry}" in names, (name, entry)
+
+
 def test_publish_refuses_to_replace_files_it_did_not_write(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
