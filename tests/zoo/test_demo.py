@@ -24,7 +24,7 @@ def test_demo_fetches_measures_fine_tunes_samples_exports_and_serves(tmp_path):
     assert abs(held["nif_bits_per_dim_after_fine_tune"] - held["nif_bits_per_dim_shipped"]) < 0.05  # not re-initialized
     grid = np.asarray(Image.open(result["samples"]))
     assert grid.ndim == 2 and grid.shape[0] > 6 * 28 * 3  # NIF s = 0 and s = 1, NF: 2 temperatures each
-    assert result["samples"]["rows"][0].startswith("NIF s=0") and result["samples"]["rows"][-1].startswith("NF")
+    assert result["sampling"]["rows"][0].startswith("NIF s=0") and result["sampling"]["rows"][-1].startswith("NF")
     assert os.path.basename(result["saved_model"]) == "1" and os.path.exists(
         os.path.join(result["saved_model"], "saved_model.pb"))
     assert open(result["tflite"], "rb").read(8)[4:8] == b"TFL3"

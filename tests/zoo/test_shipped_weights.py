@@ -51,6 +51,8 @@ def test_shipped_preset_matches_its_hash_and_its_card(name):
                   "check", "date"):
         assert field in card, field
     assert card["training"]["command"].startswith("python -m zoo.train --model " + name)
+    curve = card["training"]["curve"]  # every epoch's held-out objective: the evidence that it flattened
+    assert len(curve) == card["training"]["epochs"] and curve[-1]["val_loss"] == card["training"]["final_logs"]["val_loss"]
     assert card["picture"] and os.path.exists(os.path.join(REPO_ROOT, card["picture"]))
     fd = card["metrics"].get("frechet_distance_classifier")
     if fd is not None:  # the classifier is trained on the training split and scored on the held-out one

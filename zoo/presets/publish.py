@@ -177,7 +177,8 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
                      "global_batch_size": history["global_batch_size"], "settings": arguments["training"],
                      "seed": arguments["seed"], "wall_seconds": round(float(history["seconds_this_run"]), 1),
                      "wall_seconds_note": "of the last (resumed) part of the run" if history.get("resumed_from_step")
-                     else "the whole run", "weights_from": which, "final_logs": last},
+                     else "the whole run", "weights_from": which, "final_logs": last,
+                     "curve": training_curve(history)},
         "machine": report_lib.machine_description(),
         "metrics": report["metrics"],
         "model_facts": model.summary_facts(),
@@ -201,6 +202,17 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
     log(f"{name}: {metric} {card['headline']['value']:.4g} on {card['headline']['examples']} test examples; "
         f"weights sha256 {digest[:12]}... -> {target}")
     return card
+
+
+def training_curve(history):
+    """Per-epoch training and validation objective of a ``zoo.train`` history (whether the curve has flattened)."""
+    return [{"epoch": int(e["epoch"]), "loss": e.get("loss"), "val_loss": e.get("val_loss")}
+            for e in history["history"]]
+
+
+def _last_validation_change(card):
+    curve = [e["val_loss"] for e in card["training"].get("curve", []) if e.get("val_loss") is not None]
+    return "-" if len(curve) < 2 else f"{curve[-1] - curve[-2]:+.4f}"
 
 
 CARD_PICTURE = ("row 1: the first 12 test images; row 2: their reconstructions decode(encode(x)); rows 3-4: 12 "
@@ -282,14 +294,16 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "(the median in brackets: on the 2-D manifolds a few tail points far outside the training range "
              "dominate the mean); the "
              "reconstruction error is the squared L2 per example (images: 8-bit pixel units) of "
-             "`decode(encode(x))`; FD (classifier) is the Frechet distance on a small digit classifier's "
+             "`decode(encode(x))`; the last-epoch validation change is the held-out objective's change over "
+             "the last epoch (the card's `training.curve` has every epoch); FD (classifier) is the Frechet distance on a small digit classifier's "
              "features (digits, not FID); FID (28x28 images) is on the 2015 Inception's pool features "
              "(docs/FID_PORT.md) between samples at temperature 1 (models with observation noise: noise scale 1) "
              "and as many test images, the count in brackets: FID is biased upwards at small counts, so compare "
              "FIDs only at equal counts.", "",
              "| preset | data (test examples) | n_bits | parameters | bits/dim (median) | recon. error | FD (classifier) | "
-             "FID (samples) | epochs / steps | wall s | weights (KiB) | sha256 | command | picture |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | --- |"]
+             "FID (samples) | epochs / steps | last-epoch val. change | wall s | weights (KiB) | sha256 | command | "
+             "picture |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |"]
     machines = set()
     for name in sorted(table):
         with open(os.path.join(shipped_dir, name, shipped.CARD_FILE)) as f:
@@ -306,7 +320,7 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
             f"{'-' if not fd else format(fd['value'], '.2f')} | "
             f"{'-' if not fid else format(fid['value'], '.1f') + ' (' + str(fid['samples']) + ')'} | "
             f"{card['training']['epochs']} / "
-            f"{card['training']['steps']} | {card['training']['wall_seconds']:.0f} | "
+            f"{card['training']['steps']} | {_last_validation_change(card)} | {card['training']['wall_seconds']:.0f} | "
             f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "
             f"`{card['training']['command']}` | {picture} |")
     spectra = []
