@@ -88,7 +88,7 @@ def _metric_names(model, dataset):
         names.append("recon")
     if dataset == "digits":
         names.append("fd_classifier")
-    elif len(model.example_shape) == 3:  # MNIST-sized and larger images: FID with the 2015 Inception
+    elif dataset in FID_DATASETS:  # natural images: FID with the 2015 Inception
         names.append("fid")
     return tuple(names)
 
@@ -102,6 +102,8 @@ def _command(run_dir, arguments):
             f"--epochs {arguments['epochs']} --batch_size {arguments['batch_size']} --seed {arguments['seed']}")
 
 
+FID_DATASETS = ("mnist", "fmnist", "fashion_mnist", "cifar10", "celeba")
+"""Datasets whose cards report FID (not the synthetic fading squares: Inception features say little there)."""
 FID_SAMPLES = 500
 """Samples (and test images) of a card's FID: the 2015 Inception took 0.1-0.2 s per image on 2 shared CPU cores."""
 FID_NOISE_SCALES = (0.0, 1.0)
@@ -296,7 +298,7 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "reconstruction error is the squared L2 per example (images: 8-bit pixel units) of "
              "`decode(encode(x))`; the last-epoch validation change is the held-out objective's change over "
              "the last epoch (the card's `training.curve` has every epoch); FD (classifier) is the Frechet distance on a small digit classifier's "
-             "features (digits, not FID); FID (28x28 images) is on the 2015 Inception's pool features "
+             "features (digits, not FID); FID (MNIST, Fashion-MNIST) is on the 2015 Inception's pool features "
              "(docs/FID_PORT.md) between samples at temperature 1 (models with observation noise: noise scale 1) "
              "and as many test images, the count in brackets: FID is biased upwards at small counts, so compare "
              "FIDs only at equal counts.", "",
