@@ -96,6 +96,18 @@ def test_the_bundled_mnist_slice_is_the_one_the_mnist_cards_were_checked_on():
     assert digests and digests == {publish.examples_digest(bundled[:publish.CHECK_EXAMPLES])}
 
 
+def test_without_mnist_files_the_checks_use_the_kept_slice(monkeypatch):
+    monkeypatch.setitem(zoo.data.datasets.KNOWN_PLACES, "mnist", [])
+    for variable in ("FLOW_ZOO_MNIST_DIR", "FLOW_ZOO_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(zoo.data.datasets, "_load_from_tfds", lambda name, split, looked: None)
+    with pytest.raises(zoo.data.datasets.DatasetNotFoundError):
+        publish.held_out_examples("mnist", 10)
+    kept = check_examples("mnist", publish.CHECK_EXAMPLES)
+    cards = [shipped.card(n)["check"] for n in SHIPPED if shipped.card(n)["data"]["dataset"] == "mnist"]
+    assert cards and all(publish.examples_digest(kept) == c["examples_sha256"] for c in cards)
+
+
 def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
     name = SHIPPED[0]
     damaged = tmp_path / name
