@@ -61,7 +61,7 @@ RUNS = [
     ("vae_mnist_small_32", "mnist", 4),
     ("injflow_mnist_small_32", "mnist", 2),
     ("injflow_ln_mnist_small_32", "mnist", 2),
-    ("dnf_fmnist_small_16", "fmnist", 5),
+    ("dnf_fmnist_small_16", "fmnist", 3),
 ]
 
 
