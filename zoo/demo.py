@@ -122,6 +122,7 @@ def run(out, model_name="nif_fmnist_small_64", baseline_name="nf_fmnist_small", 
     from zoo.evaluation import model_metrics, pictures
     from zoo.presets import shipped
 
+    out = os.path.abspath(out)  # the serving process runs in `out`: every path it gets must be absolute
     os.makedirs(out, exist_ok=True)
     temperatures = [float(t) for t in temperatures]
     started = time.time()

@@ -11,8 +11,9 @@ from zoo import demo
 from zoo.evaluation import model_metrics
 
 
-def test_demo_fetches_measures_fine_tunes_samples_exports_and_serves(tmp_path):
-    out = str(tmp_path / "demo")
+def test_demo_fetches_measures_fine_tunes_samples_exports_and_serves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = "demo"  # relative, as `make demo` passes it
     result = demo.run(out, test_examples=64, fine_tune_examples=128, temperatures=["0.7", "1.0"],
                       samples_per_row=3, seed=0)
     held = result["held_out"]
