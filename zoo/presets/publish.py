@@ -307,9 +307,10 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "picture |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |"]
     machines = set()
+    cards = {}
     for name in sorted(table):
         with open(os.path.join(shipped_dir, name, shipped.CARD_FILE)) as f:
-            card = json.load(f)
+            card = cards[name] = json.load(f)
         machines.add(f"{card['machine']['cpu_model']} ({card['machine']['usable_cpus']} usable CPUs, "
                      f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']})")
         fd = card["metrics"].get("frechet_distance_classifier")
@@ -326,9 +327,8 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
             f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "
             f"`{card['training']['command']}` | {picture} |")
     spectra = []
-    for name in sorted(table):
-        with open(os.path.join(shipped_dir, name, shipped.CARD_FILE)) as f:
-            prior = json.load(f).get("model_facts", {}).get("prior", {})
+    for name, card in cards.items():
+        prior = card.get("model_facts", {}).get("prior", {})
         if "intrinsic_dimension" in prior:
             top = ", ".join(f"{e:.3g}" for e in prior["eigenvalues_top"][:6])
             spectra.append(f"| `{name}` | {prior['intrinsic_dimension']} | {top} |")
