@@ -105,7 +105,7 @@ def _command(run_dir, arguments):
 FID_DATASETS = ("mnist", "fmnist", "fashion_mnist", "cifar10", "celeba")
 """Datasets whose cards report FID (not the synthetic fading squares: Inception features say little there)."""
 FID_SAMPLES = 500
-"""Samples (and test images) of a card's FID: the 2015 Inception took 0.1-0.2 s per image on 2 shared CPU cores."""
+"""Samples (and test images) of a card's FID: the 2015 Inception, compiled, took 0.21 s per image on 2 shared CPU cores (50 images in 10.6 s)."""
 FID_NOISE_SCALES = (0.0, 1.0)
 """A card's FID for models with observation noise: on the manifold and at the trained noise (the headline)."""
 
