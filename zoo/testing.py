@@ -373,8 +373,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         state["trends"] = _trends(recorder.stages())
         _check_losses_fall(recorder.stages())
         assert len(result.history) == epochs, f"history has {len(result.history)} entries for {epochs} epochs"
-        for entry in result.history:
-            for key in ("loss", "val_loss"):
+        for entry in result.history:  # the monitored value (what the best-model export follows) and the diagnostics
+            for key in ("loss", "val_loss", net.monitor, *net.diagnostics, *("val_" + d for d in net.diagnostics)):
                 assert key in entry and math.isfinite(entry[key]), f"history entry {entry} lacks a finite {key!r}"
         likelihood = net.likelihood_term is not None
         for logs in recorder.epoch_logs:
@@ -437,7 +437,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         if net.likelihood_term is not None:
             assert net.likelihood_term in terms, f"likelihood_term {net.likelihood_term!r} not in {sorted(terms)}"
         loss = float(_np(net.compute_loss(x=x, y_pred=terms, training=False)))
-        total = float(np.mean(sum(_np(v) for v in terms.values())))
+        assert set(net.diagnostics) <= set(terms), f"diagnostics {net.diagnostics} not all in {sorted(terms)}"
+        total = float(np.mean(sum(_np(v) for k, v in terms.items() if k not in net.diagnostics)))
         penalties = float(sum(_np(p) for p in net.losses)) if net.losses else 0.0
         np.testing.assert_allclose(loss, (total + penalties) / (net.num_dims * math.log(2.0)), rtol=1e-5, atol=1e-6,
                                    err_msg="compute_loss != mean(sum of terms) / (D ln 2)")

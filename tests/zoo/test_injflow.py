@@ -1,5 +1,6 @@
 """Injective flows (InjFlow, InjFlow-ln) and the regularized autoencoders: objectives, schedule, priors, API."""
 
+import json
 import os
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def test_short_fit_of_injflow_digits_lowers_the_loss_and_gmm_samples_are_finite_
     def objective_at_step_zero():
         step = int(model.penalty_step.numpy())
         model.penalty_step.assign(0)  # compare the objective with the same penalty coefficients
-        value = float(np.mean(sum(model(x, training=False).values())))
+        value = float(np.mean(model.objective(model(x, training=False))))
         model.penalty_step.assign(step)
         return value
 
@@ -78,6 +79,31 @@ def test_short_fit_of_injflow_digits_lowers_the_loss_and_gmm_samples_are_finite_
     np.testing.assert_array_equal(np.asarray(model.sample(8, seed=3)), np.asarray(model.sample(8, seed=3)))
     recon = np.asarray(model.reconstruct(x[:64]), np.float64)
     assert np.mean((recon - x[:64]) ** 2) < np.mean((x[:64] - x[:64].mean()) ** 2)
+
+
+def test_fit_logs_the_reconstruction_mse_and_a_growing_penalty_monitors_it(digits):
+    model = injflow.InjectiveFlow(penalty_growth=500.0, **TINY)
+    assert model.monitor == "val_reconstruction_mse" and injflow.Autoencoder(**TINY).monitor == "val_loss"
+    assert model.describe()["monitor"] == "val_reconstruction_mse"
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(digits[:64], batch_size=16, epochs=2, validation_data=(digits[64:96],), verbose=0).history
+    for key in ("reconstruction_mse", "val_reconstruction_mse", "loss", "val_loss"):
+        assert len(history[key]) == 2 and np.all(np.isfinite(history[key])), (key, history)
+    # The logged validation value is the plain MSE of the final weights (no penalty coefficient in it).
+    x_hat = model.decoder(model.encode(digits[64:96]), training=False).numpy().reshape(32, -1)
+    np.testing.assert_allclose(history["val_reconstruction_mse"][-1],
+                               np.mean((digits[64:96].reshape(32, -1) / 255.0 - x_hat) ** 2), rtol=1e-4)
+
+
+def test_zoo_train_exports_the_best_epoch_by_the_monitor(tmp_path):
+    result = zoo.train(model="injflow_digits_8", dataset="digits", epochs=3, batch_size=32, out=str(tmp_path / "run"),
+                       num_examples=96, model_overrides={"penalty_growth": 300.0}, checkpoint_every=0, sample_every=0,
+                       tensorboard=False, verbose=0)
+    curve = [entry["val_reconstruction_mse"] for entry in result.history]
+    assert all("val_loss" in entry and "reconstruction_mse" in entry for entry in result.history)
+    with open(tmp_path / "run" / "best" / "metadata.json") as f:
+        best = json.load(f)
+    assert best["epoch"] == int(np.argmin(curve)) + 1 and best["val_reconstruction_mse"] == min(curve), (best, curve)
 
 
 def test_penalty_schedule_survives_save_and_load(digits, tmp_path):
@@ -153,7 +179,10 @@ def test_injflow_objective_against_a_dense_jacobian(log_frobenius, digits):
     np.testing.assert_allclose(terms["volume"], volume, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(terms["injectivity"], mu * np.minimum(np.sqrt(jv_sq / v_sq) - 0.5, 0) ** 2,
                                rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(sum(v.numpy() for v in model(x).values()), sum(terms.values()), rtol=1e-6)
+    # The diagnostic: the plain per-pixel MSE, without the penalty coefficient, and not part of the objective.
+    np.testing.assert_allclose(terms["reconstruction_mse"], np.mean((x01 - x_hat) ** 2, 1), rtol=1e-4)
+    objective = sum(value for key, value in terms.items() if key != "reconstruction_mse")
+    np.testing.assert_allclose(model.objective(model(x)).numpy(), objective, rtol=1e-6)
     # Eq. 8 (finite differences) agrees with forward mode to O(epsilon).
     fd = injflow.InjectiveFlow.from_config({**model.get_config(), "jvp_method": "finite_difference"})
     fd.set_weights(model.get_weights())
@@ -195,7 +224,7 @@ def test_ae_l2_adds_the_decoder_weight_decay_to_the_loss(digits):
     decay = 0.2 * sum(float(np.sum(w.numpy() ** 2)) for w in kernels)
     x = digits[:4]
     # The loss is the objective in bits/dim: (mean objective + weight decay, both nats per example) / (D ln 2).
-    objective = float(np.mean(sum(v.numpy() for v in model(x).values())))
+    objective = float(np.mean(model.objective(model(x)).numpy()))
     np.testing.assert_allclose(float(model.compute_loss(x, training=False)),
                                (objective + decay) / (64 * np.log(2.0)), rtol=1e-5)
 

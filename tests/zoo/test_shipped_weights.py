@@ -53,12 +53,15 @@ def test_shipped_preset_matches_its_hash_and_its_card(name):
     assert card["training"]["command"].startswith("python -m zoo.train --model " + name)
     curve = card["training"]["curve"]  # every epoch's held-out objective: the evidence that it flattened
     assert len(curve) == card["training"]["epochs"] and curve[-1]["val_loss"] == card["training"]["final_logs"]["val_loss"]
+    monitor = card["training"].get("monitor", "val_loss")  # cards before `monitor` existed followed val_loss
+    assert curve[-1][monitor] == card["training"]["final_logs"][monitor]
     assert card["picture"] and os.path.exists(os.path.join(REPO_ROOT, card["picture"]))
     fd = card["metrics"].get("frechet_distance_classifier")
     if fd is not None:  # the classifier is trained on the training split and scored on the held-out one
         assert fd["classifier_accuracy_on"].endswith("(held out)") and fd["classifier_accuracy"] > 0.8, fd
     model = zoo.get(name, weights="default")  # offline, from the package
     assert model.count_params() == card["parameters"] and model.is_initialized
+    assert monitor == model.monitor, f"the card followed {monitor}, the model monitors {model.monitor}: republish it"
     check = card["check"]
     again = publish.check_value(model, card["data"]["dataset"], check["examples"],
                                 examples=check_examples(card["data"]["dataset"], check["examples"]))

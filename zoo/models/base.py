@@ -18,7 +18,13 @@ autoencoder models) is a ``GenerativeModel``. The base class owns, written once:
   (``LOSS_UNIT``). For likelihood-trained models it is the negative
   log-likelihood in bits/dim; ``likelihood_term`` names the term that is a
   negative log-likelihood, and where there is one the metric ``bits_per_dim``
-  is logged in training and validation.
+  is logged in training and validation. Entries named in ``diagnostics`` are
+  per-example quantities the family reports beside the objective (logged as
+  metrics of that name, never summed into the loss); ``objective(terms)`` is
+  the sum of the others. ``monitor`` names the validation log whose meaning
+  does not change during training (``val_loss`` unless the objective has a
+  schedule): ``zoo.train``'s best-model export and the cards' flatness check
+  follow it.
 * **Sampling and the latent API**, with their argument checks:
   ``sample`` = ``generate`` on seeded noise (``layers.draw_noise``),
   ``generate`` / ``decode`` through the prior and the family's
@@ -152,6 +158,19 @@ class GenerativeModel(keras.Model):
     """What ``log_prob`` is a density on: ``"ambient"`` (R^D) or ``"manifold"`` (the learned d-dim manifold)."""
     stochastic_encoder = False
     """Whether ``encode(x, stochastic=True)`` draws from a posterior (else it is refused)."""
+    diagnostics = ()
+    """Names of entries of ``call``'s dict that are reported (as metrics of the same name) but are not objective terms."""
+
+    @property
+    def monitor(self):
+        """The validation log (a key of ``fit``'s logs) that says whether training has converged.
+
+        ``"val_loss"``: the held-out objective. A family whose objective changes
+        with the step (a growing penalty coefficient) overrides it with a
+        diagnostic whose meaning is fixed, so that a best-model choice and a
+        flatness check compare like with like.
+        """
+        return "val_loss"
 
     def __init__(self, example_shape, data_kind, n_bits=None, value_range=None, likelihood_term="default", **kwargs):
         super().__init__(**kwargs)
@@ -178,6 +197,7 @@ class GenerativeModel(keras.Model):
             self.value_range = None if value_range is None else (float(value_range[0]), float(value_range[1]))
         self.bits_per_dim_tracker = (keras.metrics.Mean(name="bits_per_dim")
                                      if self.likelihood_term is not None else None)
+        self.diagnostic_trackers = [keras.metrics.Mean(name=name) for name in self.diagnostics]
 
     # ------------------------------------------------------------ contract
     @property
@@ -220,6 +240,8 @@ class GenerativeModel(keras.Model):
             "likelihood_term": self.likelihood_term,
             "density": self.density,
             "stochastic_encoder": self.stochastic_encoder,
+            "diagnostics": list(self.diagnostics),
+            "monitor": self.monitor,
         }
 
     def validate(self, x, name="x"):
@@ -298,8 +320,15 @@ class GenerativeModel(keras.Model):
 
     # --------------------------------------------------------- objective
     def objective_terms(self, x, training=False):
-        """Per-example terms of the training objective (dict of ``(batch,)`` tensors, nats); their sum is minimized."""
+        """Per-example terms of the training objective (dict of ``(batch,)`` tensors, nats).
+
+        The sum of the entries not named in ``diagnostics`` is minimized (``objective``).
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement objective_terms(x, training).")
+
+    def objective(self, terms):
+        """The per-example objective (nats): the sum of ``terms`` (``call``'s dict) without the ``diagnostics``."""
+        return sum(value for key, value in terms.items() if key not in self.diagnostics)
 
     def call(self, inputs, training=False):
         """The per-example objective terms (a dict; see ``objective_terms``)."""
@@ -318,16 +347,18 @@ class GenerativeModel(keras.Model):
         del y
         if y_pred is None:
             y_pred = self(x, training=training)
-        loss = weighted_mean(sum(y_pred.values()), sample_weight)
+        loss = weighted_mean(self.objective(y_pred), sample_weight)
         for penalty in self.losses:
             loss = loss + ops.cast(penalty, loss.dtype)
         return replica_share(self.per_dim(loss))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Updates ``bits_per_dim`` (where a likelihood term exists) and any compiled metrics."""
+        """Updates ``bits_per_dim`` (where a likelihood term exists), the ``diagnostics`` and any compiled metrics."""
         if self.bits_per_dim_tracker is not None:
             self.bits_per_dim_tracker.update_state(self.per_dim(y_pred[self.likelihood_term]),
                                                    sample_weight=sample_weight)
+        for tracker in self.diagnostic_trackers:
+            tracker.update_state(y_pred[tracker.name], sample_weight=sample_weight)
         if getattr(self, "_compile_metrics", None) is not None:
             self._compile_metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()

@@ -180,7 +180,7 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
                      "seed": arguments["seed"], "wall_seconds": round(float(history["seconds_this_run"]), 1),
                      "wall_seconds_note": "of the last (resumed) part of the run" if history.get("resumed_from_step")
                      else "the whole run", "weights_from": which, "final_logs": last,
-                     "curve": training_curve(history)},
+                     "monitor": model.monitor, "curve": training_curve(history, model.monitor)},
         "machine": report_lib.machine_description(),
         "metrics": report["metrics"],
         "model_facts": model.summary_facts(),
@@ -206,15 +206,21 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
     return card
 
 
-def training_curve(history):
-    """Per-epoch training and validation objective of a ``zoo.train`` history (whether the curve has flattened)."""
-    return [{"epoch": int(e["epoch"]), "loss": e.get("loss"), "val_loss": e.get("val_loss")}
+def training_curve(history, monitor="val_loss"):
+    """Per-epoch training and validation objective of a ``zoo.train`` history, and the model's ``monitor``
+    (whether the curve has flattened)."""
+    return [{"epoch": int(e["epoch"]), "loss": e.get("loss"), "val_loss": e.get("val_loss"), monitor: e.get(monitor)}
             for e in history["history"]]
 
 
 def _last_validation_change(card):
-    curve = [e["val_loss"] for e in card["training"].get("curve", []) if e.get("val_loss") is not None]
-    return "-" if len(curve) < 2 else f"{curve[-1] - curve[-2]:+.4f}"
+    monitor = card["training"].get("monitor", "val_loss")
+    curve = [e[monitor] for e in card["training"].get("curve", []) if e.get(monitor) is not None]
+    if len(curve) < 2:
+        return "-"
+    change = f"{curve[-1] - curve[-2]:+.4f}" if abs(curve[-1] - curve[-2]) >= 1e-4 else \
+        f"{curve[-1] - curve[-2]:+.2e}"
+    return change if monitor == "val_loss" else f"{change} ({monitor})"
 
 
 CARD_PICTURE = ("row 1: the first 12 test images; row 2: their reconstructions decode(encode(x)); rows 3-4: 12 "
@@ -296,8 +302,11 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "(the median in brackets: on the 2-D manifolds a few tail points far outside the training range "
              "dominate the mean); the "
              "reconstruction error is the squared L2 per example (images: 8-bit pixel units) of "
-             "`decode(encode(x))`; the last-epoch validation change is the held-out objective's change over "
-             "the last epoch (the card's `training.curve` has every epoch); FD (classifier) is the Frechet distance on a small digit classifier's "
+             "`decode(encode(x))`; the last-epoch validation change is the change over the last epoch of the "
+             "model's `monitor` (the held-out objective `val_loss`, or where that objective has a schedule, the "
+             "named value: the InjFlow models weight their reconstruction by a coefficient that grows with "
+             "the step, so they follow the held-out reconstruction MSE; the card's `training.curve` has every "
+             "epoch); FD (classifier) is the Frechet distance on a small digit classifier's "
              "features (digits, not FID); FID (MNIST, Fashion-MNIST) is on the 2015 Inception's pool features "
              "(docs/FID_PORT.md) between samples at temperature 1 (models with observation noise: noise scale 1) "
              "and as many test images, the count in brackets: FID is biased upwards at small counts, so compare "

@@ -57,7 +57,9 @@ class TrainingState(keras.callbacks.Callback):
             return
         record = {"epoch": epoch + 1, "loss": float(logs["loss"]),
                   "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))}
-        for key in ("val_loss", "bits_per_dim", "val_bits_per_dim"):  # bits/dim: models with a likelihood_term
+        # bits/dim: models with a likelihood_term; the model's diagnostics (training and validation).
+        diagnostics = [prefix + name for name in self.model.diagnostics for prefix in ("", "val_")]
+        for key in ("val_loss", "bits_per_dim", "val_bits_per_dim", *diagnostics):
             if key in logs:
                 record[key] = float(logs[key])
         before = (self.state["epoch"], self.state["step_in_epoch"])
@@ -121,7 +123,11 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class BestModelExport(keras.callbacks.Callback):
-    """Writes a preset directory of the model whenever the validation objective (``val_loss``, bits/dim) improves.
+    """Writes a preset directory of the model whenever its monitored validation value improves.
+
+    ``monitor``: a key of the epoch logs (``zoo.train`` passes ``model.monitor``:
+    ``val_loss``, the held-out objective in bits/dim, unless the objective has a
+    schedule).
 
     The directory is replaced atomically (``save_to_preset(overwrite=True)``);
     ``best_value`` starts from the resumed run's best so a restart does not

@@ -17,10 +17,12 @@
   ``bits_per_dim`` metric where the model has a likelihood term, the
   learning rate) and images (``samples/``);
 - ``best/``: a preset directory (``zoo.get("out/best")``) of the epoch with the
-  lowest ``val_loss``; ``final/``: the last epoch's;
+  lowest ``model.monitor`` (``val_loss``; the InjFlow models, whose penalty
+  coefficient grows with the step: ``val_reconstruction_mse``); ``final/``: the last epoch's;
 - ``history.json``: per-epoch ``loss`` and ``val_loss`` (for every family the
   training objective in bits/dim, ``zoo.LOSS_UNIT``: the NLL for likelihood-trained
-  models), ``bits_per_dim`` / ``val_bits_per_dim`` where defined, and the learning rate.
+  models), ``bits_per_dim`` / ``val_bits_per_dim`` where defined, the model's
+  ``diagnostics`` (training and ``val_``), and the learning rate.
 
 The command line ``python -m zoo.train`` (``zoo/train.py``) wraps ``train``
 and also writes a SavedModel.
@@ -101,7 +103,8 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
             smaller width).
         num_examples: use only the first ``num_examples`` training examples.
         validation: evaluate the objective on the test split after each epoch
-            (``val_loss`` in the logs, bits/dim; the best-model export follows it).
+            (``val_loss`` in the logs, bits/dim; the best-model export follows
+            ``model.monitor``).
         checkpoint_every: also checkpoint every this many steps (0: epoch ends only).
         sample_every: sample grid every this many epochs (0: never).
         tensorboard: write TensorBoard logs to ``out/logs``.
@@ -202,13 +205,13 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
                 f.write(command + "\n")
     log_dir = os.path.join(out, "logs") if tensorboard else None
     tracker = TrainingState(manager, state, steps_per_epoch, checkpoint_every, write=chief)
-    best_so_far = min((h["val_loss"] for h in state["history"] if "val_loss" in h), default=math.inf)
+    best_so_far = min((h[net.monitor] for h in state["history"] if net.monitor in h), default=math.inf)
     run_callbacks = [tracker]
     if chief:
         run_callbacks.append(SampleGrid(os.path.join(out, "samples"), every=sample_every, seed=seed, log_dir=log_dir))
         if validation:
-            run_callbacks.append(BestModelExport(os.path.join(out, "best"), best_value=best_so_far,
-                                                 metadata={"dataset": dataset, "preset": model}))
+            run_callbacks.append(BestModelExport(os.path.join(out, "best"), monitor=net.monitor,
+                                                 best_value=best_so_far, metadata={"dataset": dataset, "preset": model}))
     if tensorboard:
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
     run_callbacks += list(callbacks or [])

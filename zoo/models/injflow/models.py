@@ -66,9 +66,10 @@ class Autoencoder(GenerativeModel):
     Objective per example (minimized): ``mu ||x - g(h(x))||^2`` with ``mu =
     1 + i * penalty_growth / 1000`` (0 growth: the plain AE of the paper),
     plus ``decoder_weight_decay * ||decoder kernels||^2`` (AE+L2). Calling the
-    model returns the per-example objective (fresh random draws when
-    training, draws from ``eval_seed`` otherwise), so ``compile(optimizer)`` +
-    ``fit(images)`` trains it and ``evaluate`` reports it; labels are ignored.
+    model returns the per-example objective terms (fresh random draws when
+    training, draws from ``eval_seed`` otherwise) and the diagnostic
+    ``reconstruction_mse``, so ``compile(optimizer)`` + ``fit(images)`` trains
+    it and ``evaluate`` reports both; labels are ignored.
 
     Args:
         image_shape: ``(H, W, C)``.
@@ -144,6 +145,16 @@ class Autoencoder(GenerativeModel):
 
     # ----------------------------------------------------------- properties
     density = "manifold"  # log_prob is the paper's bound on the density on the learned d-dim manifold
+    diagnostics = ("reconstruction_mse",)
+    """``reconstruction_mse``: the mean over pixels of ``(x - g(h(x)))^2`` in [0, 1] units, without the penalty
+    coefficient (logged as ``reconstruction_mse`` / ``val_reconstruction_mse``)."""
+
+    @property
+    def monitor(self):
+        """``val_reconstruction_mse`` when the penalty coefficient grows (InjFlow: the objective's weight on the
+        reconstruction rises from 1 with every step, so the held-out objective can rise while every term falls);
+        ``val_loss`` for a fixed objective."""
+        return "val_reconstruction_mse" if self.penalty_growth > 0 else "val_loss"
 
     @property
     def prior(self):
@@ -177,12 +188,14 @@ class Autoencoder(GenerativeModel):
         return self.encoder(x01, training=training), {}
 
     def objective_terms(self, x, training=False):
-        """Per-example terms of the training objective (dict of ``(batch,)`` tensors; their sum is minimized)."""
+        """Per-example terms of the training objective (dict of ``(batch,)`` tensors) and the ``diagnostics``."""
         x01 = self._pixels(x)
         mu = self.penalty_coefficient()
         z, terms = self._latent(x01, training)
         x_hat = self.decoder(z, training=training)
-        terms["reconstruction"] = mu * jacobian_lib.squared_norm(x01 - x_hat)
+        squared_error = jacobian_lib.squared_norm(x01 - x_hat)
+        terms["reconstruction"] = mu * squared_error
+        terms["reconstruction_mse"] = squared_error / self.num_dims
         return terms
 
     def call(self, inputs, training=False):
@@ -338,15 +351,17 @@ class InjectiveFlow(Autoencoder):
         x_hat, jv = jacobian_lib.layer_jvp(self.decoder, z, v, training=training, method=self.jvp_method,
                                            epsilon=self.epsilon)
         jv_sq, v_sq = jacobian_lib.squared_norm(jv), jacobian_lib.squared_norm(v)
+        squared_error = jacobian_lib.squared_norm(x01 - x_hat)
         if self.log_frobenius:
             volume = jacobian_lib.log_frobenius_penalty(jv_sq, v_sq, self.eta, self.latent_dim)
         else:
             volume = jacobian_lib.frobenius_penalty(jv_sq, v_sq, self.eta, self.lam)
         return {
             "prior": self.prior_weight * jacobian_lib.squared_norm(z),
-            "reconstruction": mu * jacobian_lib.squared_norm(x01 - x_hat),
+            "reconstruction": mu * squared_error,
             "volume": volume,
             "injectivity": mu * jacobian_lib.injectivity_penalty(jv_sq, v_sq, self.eta),
+            "reconstruction_mse": squared_error / self.num_dims,
         }
 
     def get_config(self):
