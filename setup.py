@@ -10,8 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["layers", "zoo", "zoo.*", "export"]),
-    package_data={"zoo.presets": ["parameters.json", "shipped.json", "shipped/*/*.h5", "shipped/*/*.json",
-                                  "shipped/*/.flow_zoo.json"]},
+    package_data={"zoo.presets": ["parameters.json", "compute.json", "shipped.json", "shipped/*/*.h5",
+                                  "shipped/*/*.json", "shipped/*/.flow_zoo.json"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",

@@ -1,9 +1,18 @@
 """The preset registry: names, metadata, errors, overrides, weights."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
 import zoo
+from zoo.presets import compute
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 ISSUE_PRESETS = (
     [f"nif_{d}_{k}" for d in ("fmnist", "cifar10", "celeba") for k in (64, 128, 256, 512)]
@@ -67,9 +76,36 @@ def test_presets_without_weights_say_what_training_them_needs():
             assert needs is None, p["name"]
             continue
         assert needs["command"].startswith(f"python -m zoo.train --model {p['name']} --dataset {p['dataset']} ")
-        assert needs["data"] and needs["compute"]
+        assert needs["data"] and needs["epochs"]
+        cost = needs["compute"]  # counted for every preset (`python -m zoo.presets.compute`)
+        assert isinstance(cost, dict), f"{p['name']}: {cost}"
+        assert cost["train_flops_per_example"] > 0 and cost["train_examples"] > 0
+        np.testing.assert_allclose(cost["gpu_hours_per_epoch_at_peak"] * 3600 * compute.GPU_PEAK["flops_per_second"],
+                                   cost["train_flops_per_example"] * cost["train_examples"], rtol=1e-12)
     celeba = {p["name"]: p for p in zoo.list(dataset="celeba")}["nif_celeba_128"]["training_needs"]
     assert "FLOW_ZOO_CELEBA_DIR" in celeba["data"] and "--batch_size 32" in celeba["command"]
+    assert celeba["compute"]["train_examples"] == 162770  # CelebA's train partition
+
+
+def test_the_compute_table_covers_every_preset_and_recounts_exactly():
+    table = compute.read()
+    assert set(table) == {p["name"] for p in zoo.list()}, "run `python -m zoo.presets.compute`"
+    # A wider latent and larger images cost more (NIF = the NF's GLOW + the D x d matrix).
+    assert table["nif_celeba_128"]["train_flops_per_example"] > table["nif_fmnist_128"]["train_flops_per_example"]
+    assert table["nif_fmnist_128"]["train_flops_per_example"] > table["nf_fmnist"]["train_flops_per_example"]
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")  # the command re-starts itself on JAX
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import json, os, sys
+        os.environ["KERAS_BACKEND"] = "jax"
+        sys.path.insert(0, sys.argv[1])
+        from zoo.presets import compute
+        print(json.dumps(compute.measure("nf_digits")))
+    """), REPO_ROOT], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    again = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(again["train_flops_per_example"], table["nf_digits"]["train_flops_per_example"],
+                               rtol=1e-9)
+    assert again["train_flops_per_step_fixed"] >= 0
 
 
 def test_every_preset_builds():

@@ -167,7 +167,7 @@ def test_the_wheel_contains_every_shipped_file(tmp_path):
                     str(tmp_path), REPO_ROOT], check=True, cwd=str(tmp_path))
     wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
     names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
-    assert "zoo/presets/shipped.json" in names
+    assert {"zoo/presets/shipped.json", "zoo/presets/parameters.json", "zoo/presets/compute.json"} <= names
     for name in SHIPPED:
         for entry in (shipped.WEIGHTS_FILE, shipped.CARD_FILE, "config.json"):
             assert f"zoo/presets/shipped/{name}/{entry}" in names, (name, entry)
@@ -183,7 +183,7 @@ def test_the_sdist_contains_every_shipped_file(tmp_path):
     archive = next(p for p in os.listdir(tmp_path) if p.endswith(".tar.gz"))
     with tarfile.open(tmp_path / archive) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    assert "zoo/presets/shipped.json" in names
+    assert {"zoo/presets/shipped.json", "zoo/presets/parameters.json", "zoo/presets/compute.json"} <= names
     for name in SHIPPED:
         for entry in (shipped.WEIGHTS_FILE, shipped.CARD_FILE, "config.json"):
             assert f"zoo/presets/shipped/{name}/{entry}" in names, (name, entry)

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from zoo import files
-from zoo.presets import registry, shipped
+from zoo.presets import compute, registry, shipped
 from zoo.presets import weights as handles
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -289,6 +289,14 @@ def _format_metric(card, key, field="value", digits=3):
     return text
 
 
+def _duration(seconds):
+    """``0.23 s``, ``4.1 min``, ``2.5 h``: two significant digits in the unit that keeps the number readable."""
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.2g} {unit}"
+    return f"{seconds:.2g} s"
+
+
 def write_cards_doc(path, shipped_dir=None, registration_file=None):
     """Rewrites ``docs/MODEL_CARDS.md``: one row per shipped preset, from its card."""
     shipped_dir = shipped_dir or shipped.SHIPPED_DIR
@@ -352,12 +360,23 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
                   "These stay architectures (paper-size GLOWs of 16 steps x 256 channels, CelebA, CIFAR-10, and the "
                   "CPU presets not trained yet): `zoo.get(name)` builds them untrained. Each needs the data below "
                   "and the command (EPOCHS: train until the validation curve flattens; the NIF reference trainer "
-                  "has no fixed end). GPU hours are not stated: no GPU run of these sizes has been made here.", "",
-                  "| preset | parameters | data | command |", "| --- | ---: | --- | --- |"]
+                  "has no fixed end, and the papers do not report their training time). The compute columns are "
+                  "counted, not timed (`python -m zoo.presets.compute`, `zoo/presets/compute.json`): "
+                  f"{compute.METHOD}, times the training split; the GPU hours are those FLOPs at the "
+                  f"{compute.GPU_PEAK['device']}'s {compute.GPU_PEAK['flops_per_second'] / 1e12:.1f} TFLOP/s "
+                  f"{compute.GPU_PEAK['what']}. They are a lower bound: a run takes EPOCHS x that / its "
+                  "utilization, which no GPU run here has measured yet.", "",
+                  "| preset | parameters | data | train GFLOP / example | training examples | "
+                  f"{compute.GPU_PEAK['device']} time / epoch at peak | command |",
+                  "| --- | ---: | --- | ---: | ---: | ---: | --- |"]
         for entry in unshipped:
             needs, count = registry.preset(entry["name"]).training_needs(), entry["parameters"]
+            cost = needs["compute"] if isinstance(needs["compute"], dict) else None
+            flops = "-" if cost is None else f"{cost['train_flops_per_example'] / 1e9:.3g}"
+            examples = "-" if cost is None else f"{cost['train_examples']:,}"
+            hours = "-" if cost is None else _duration(cost["gpu_hours_per_epoch_at_peak"] * 3600.0)
             lines.append(f"| `{entry['name']}` | {'-' if count is None else format(count, ',')} | {needs['data']} | "
-                         f"`{needs['command']}` |")
+                         f"{flops} | {examples} | {hours} | `{needs['command']}` |")
         lines.append("")
     with files.staged_file(path, overwrite=True, recognize=_is_cards_doc) as staging:
         with open(staging, "w") as f:

@@ -81,13 +81,15 @@ class Preset:
         return {"file": shipped.weights_path(self.name), "sha256": entry["sha256"], "bytes": entry.get("bytes")}
 
     def training_needs(self):
-        """For a preset without weights: the data it needs, where to get it, and the command that trains it.
+        """For a preset without weights: the data it needs, where to get it, the command that trains it, and the
+        compute of an epoch (``zoo.presets.compute``: FLOPs counted by XLA, GPU hours at a peak).
 
         ``None`` for a preset with published weights (its card says how they were trained).
         """
         if self.published_weights() is not None:
             return None
         from zoo.data import datasets, manifolds
+        from zoo.presets import compute
 
         loader = {"fmnist": "fashion_mnist"}.get(self.dataset, self.dataset)
         if self.dataset in manifolds.GENERATORS:
@@ -101,9 +103,10 @@ class Preset:
             "data": data,
             "command": f"python -m zoo.train --model {self.name} --dataset {self.dataset} --epochs EPOCHS "
                        f"--batch_size {batch} --strategy mirrored --out runs/{self.name}",
-            "compute": "not measured: a GPU run of this size has not been made here (the CPU presets' cards give "
-                       "CPU wall times); `zoo.train` checkpoints and resumes, so EPOCHS can be raised until the "
-                       "validation curve (history.json, TensorBoard logs) is flat",
+            "compute": compute.epoch_cost(self.name, self.dataset) or "not counted (run `python -m "
+                       "zoo.presets.compute`)",
+            "epochs": "not known in advance: `zoo.train` checkpoints and resumes, so EPOCHS can be raised until "
+                      "the validation curve (history.json, TensorBoard logs) is flat",
             "batch_size_source": "the NIF reference's batch 32" if batch == 32 else "the zoo.train default"
                                  if batch == 64 else "the spread paper's batch 100",
         }
