@@ -18,7 +18,11 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "nf_digits", "Preset name (see zoo.list()).")
-flags.DEFINE_string("dataset", "digits", "Dataset: digits, mnist, fashion_mnist, cifar10, celeba, or a manifold.")
+flags.DEFINE_string("dataset", "digits", "Dataset: digits, mnist, fashion_mnist, cifar10, celeba, a manifold, or "
+                    "the path of a folder of TFRecord shards (zoo.data.streaming.write_records) or of PNG / JPEG "
+                    "images, read from disk as training needs them.")
+flags.DEFINE_string("validation_dataset", None, "Validation images of a folder --dataset: a folder of TFRecord "
+                    "shards or of images (default: no validation).")
 flags.DEFINE_integer("epochs", 10, "Total epochs (a resumed run trains the rest).")
 flags.DEFINE_integer("batch_size", 64, "Examples per replica (global batch = batch size x replicas).")
 flags.DEFINE_alias("batch-size", "batch_size")
@@ -81,7 +85,7 @@ def main(argv):
         strategy=FLAGS.strategy, resume=FLAGS.resume, seed=FLAGS.seed, training=settings or None,
         model_overrides=overrides, num_examples=FLAGS.num_examples, validation=FLAGS.validation,
         checkpoint_every=FLAGS.checkpoint_every, sample_every=FLAGS.sample_every, devices=devices,
-        tpu_address=FLAGS.tpu, weights=FLAGS.weights,
+        tpu_address=FLAGS.tpu, weights=FLAGS.weights, validation_dataset=FLAGS.validation_dataset,
         command=" ".join([training.trainer.COMMAND_PREFIX] + sys.argv[1:]),
     )
     if FLAGS.saved_model and training.is_chief(result.strategy):

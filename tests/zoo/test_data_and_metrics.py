@@ -177,6 +177,10 @@ def test_celeba_with_the_nif_preprocessing(tmp_path):
     assert train[:, 4:-4, 4:-4].min() > 150  # the kept region is the bright block (JPEG blurs its edges)
     raw, _ = datasets.load_celeba("train", data_dir=str(tmp_path), nif_preprocessing=False, limit=2)
     assert raw.shape == (2, 218, 178, 3)
+    # Streamed (read, decoded and cropped by tf.data while training): the same images as the arrays.
+    streamed = datasets.load_celeba("train", data_dir=str(tmp_path), streaming=True)
+    assert len(streamed) == 8 and streamed.example_shape == (64, 64, 3)
+    np.testing.assert_array_equal(streamed.take(8), train)
     np.testing.assert_array_equal(datasets.quantize(np.array([0, 31, 32, 255], np.uint8), 3), [0, 0, 32, 224])
     with pytest.raises(datasets.DatasetNotFoundError, match="FLOW_ZOO_CELEBA_DIR"):
         datasets.load("celeba", "train", data_dir=str(tmp_path / "missing"))

@@ -225,13 +225,15 @@ def celeba_nif_preprocess(image):
     return image[::CELEBA_NIF_STRIDE, ::CELEBA_NIF_STRIDE][top:bottom, left:right]
 
 
-def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None):
+def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None, streaming=False):
     """Aligned CelebA from a folder of ``*.jpg`` (``img_align_celeba``) as uint8 images.
 
     Splits follow ``list_eval_partition.txt`` when it is beside the images
     (0 train, 1 validation, 2 test); otherwise the sorted file list is split
     deterministically 80 / 10 / 10. ``nif_preprocessing`` applies the NIF
-    paper's stride-2 + crop to 64x64.
+    paper's stride-2 + crop to 64x64. ``streaming=True`` returns the split as a
+    ``zoo.data.streaming.ImageFolder`` instead (files read and preprocessed by
+    tf.data while training: ``zoo.train(dataset=...)``), not an array.
     """
     from PIL import Image
 
@@ -255,6 +257,11 @@ def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None
         cut1, cut2 = int(0.8 * len(names)), int(0.9 * len(names))
         names = {"train": names[:cut1], "validation": names[cut1:cut2], "test": names[cut2:]}[split]
     names = names[:limit] if limit else names
+    if streaming:
+        from zoo.data.streaming import ImageFolder
+
+        return ImageFolder(directory, channels=3, paths=names,
+                           preprocess=celeba_nif_preprocess if nif_preprocessing else None)
     images = []
     for name in names:
         image = np.asarray(Image.open(os.path.join(directory, name)).convert("RGB"), dtype=np.uint8)

@@ -24,17 +24,33 @@ def load_training_data(dataset, split="train", num_examples=None, seed=0):
     return np.asarray(images if num_examples is None else images[:num_examples])
 
 
-def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0):
+def epoch_order(num_examples, epoch, global_batch_size, seed):
+    """Example indices of epoch ``epoch``, ``(steps, global_batch_size)``: a permutation seeded by ``(seed, epoch)``
+    (full global batches only; the last ``num_examples % global_batch_size`` of the permutation are left out)."""
+    order = np.random.default_rng([int(seed), int(epoch)]).permutation(int(num_examples))
+    steps = int(num_examples) // int(global_batch_size)
+    return order[: steps * global_batch_size].reshape(steps, global_batch_size)
+
+
+def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=None):
     """The batches of epoch ``epoch``: a shuffle seeded by ``(seed, epoch)``, full global batches only.
 
     The order depends on nothing but ``(seed, epoch)``, so a resumed run that
     skips the ``skip_batches`` already trained on sees exactly the batches an
-    uninterrupted run sees.
+    uninterrupted run sees. ``data``: an array, or a file-backed
+    ``zoo.data.streaming.StreamingImages`` (its own ``epoch_dataset``; an
+    ``ImageFolder`` gives exactly the order of ``epoch_order``). ``convert``
+    maps each batch in tf.data (the model-input conversion).
     """
     import tensorflow as tf
 
-    order = np.random.default_rng([int(seed), int(epoch)]).permutation(len(data))
-    steps = len(data) // global_batch_size
-    indices = order[: steps * global_batch_size].reshape(steps, global_batch_size)[skip_batches:]
-    source = tf.data.Dataset.from_tensor_slices(indices)
-    return source.map(lambda rows: tf.gather(data, rows), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    from zoo.data.streaming import StreamingImages
+
+    if isinstance(data, StreamingImages):  # files: the same contract, read by tf.data (zoo.data.streaming)
+        return data.epoch_dataset(epoch, global_batch_size, seed, skip_batches, convert=convert)
+    indices = epoch_order(len(data), epoch, global_batch_size, seed)[skip_batches:]
+    batches = tf.data.Dataset.from_tensor_slices(indices).map(lambda rows: tf.gather(data, rows),
+                                                               num_parallel_calls=tf.data.AUTOTUNE)
+    if convert is not None:
+        batches = batches.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(2)

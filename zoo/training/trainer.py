@@ -50,6 +50,7 @@ from zoo.models.base import GenerativeModel
 from zoo.presets import registry
 from zoo.training.callbacks import BestModelExport, SampleGrid, TrainingState
 from zoo.training.checkpoints import CheckpointManager
+from zoo.data import streaming
 from zoo.training.data import epoch_dataset, load_training_data
 from zoo.training.optimizers import make_optimizer, training_settings
 from zoo.training.strategies import is_chief, make_strategy
@@ -80,15 +81,17 @@ RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "trai
 def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="runs/train", strategy="default",
           resume=False, seed=0, training=None, model_overrides=None, num_examples=None, validation=True,
           checkpoint_every=100, sample_every=1, tensorboard=True, verbose="auto", devices=None, tpu_address=None,
-          callbacks=None, jit_compile="auto", weights=None, command=None):
+          callbacks=None, jit_compile="auto", weights=None, command=None, validation_dataset=None):
     """Trains a preset with ``model.fit`` under a distribution strategy; resumable and guarded.
 
     Args:
         model: a preset name (``zoo.list()``).
         dataset: ``zoo.datasets`` name (``digits``, ``mnist``, ``fashion_mnist``,
             ``cifar10``, ``celeba``; validation on its test split), a synthetic
-            manifold (``spiral``, ``sin``, ...), or arrays: ``x`` or
-            ``(x_train, x_validation)``.
+            manifold (``spiral``, ``sin``, ...), arrays: ``x`` or
+            ``(x_train, x_validation)``, or images read from files as they are
+            needed (``zoo.data.streaming``): a ``StreamingImages`` (``Records``,
+            ``ImageFolder``) or the path of such a folder.
         epochs: total number of epochs (a resumed run trains the rest).
         batch_size: examples per replica; the global batch is
             ``batch_size * strategy.num_replicas_in_sync``.
@@ -112,6 +115,9 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         devices: devices of the ``"mirrored"`` strategy.
         tpu_address: TPU of the ``"tpu"`` strategy.
         callbacks: extra Keras callbacks (called once per epoch's ``fit``).
+        validation_dataset: the validation images of a file-backed ``dataset``
+            (a ``StreamingImages``, a folder path or an array); None: no
+            validation for it.
         jit_compile: passed to ``compile``.
         weights: start from these weights (fine-tuning): ``"default"`` (the
             preset's shipped weights), a weights file, a preset directory or a
@@ -141,7 +147,22 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
     replicas = strategy.num_replicas_in_sync
     global_batch = int(batch_size) * replicas
     settings = training_settings(model, training)
-    if isinstance(dataset, str):
+    convert = None
+    if isinstance(dataset, str) and streaming.is_folder_path(dataset):
+        dataset = streaming.open_images(dataset)
+    if isinstance(dataset, streaming.StreamingImages):  # read from files by tf.data, epoch by epoch
+        if num_examples:
+            raise ValueError(f"num_examples={num_examples} with file-backed data {dataset!r}: write the subset "
+                             "you want with zoo.data.streaming.write_records, or pass arrays.")
+        data, dataset = dataset, dataset.directory
+        val_data = validation_dataset
+        if isinstance(val_data, str):
+            val_data = streaming.open_images(val_data)
+        val_data = None if val_data is None or not validation else val_data
+    elif validation_dataset is not None:
+        raise ValueError("`validation_dataset` is for file-backed data; with arrays pass (x_train, x_validation), "
+                         "and a dataset name validates on its test split.")
+    elif isinstance(dataset, str):
         data = load_training_data(dataset, "train", num_examples, seed)
         val_data = load_training_data(dataset, "test", None, seed) if validation else None
     else:  # arrays: x or (x_train, x_validation)
@@ -176,10 +197,17 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         optimizer.build(net.trainable_variables)
 
     # The loaders give uint8 pixels; a float-image model (the spread flows) takes them as [0, 1] floats.
-    data = net.as_model_input(data)
-    val_data = None if val_data is None else net.as_model_input(val_data)
-    net.check_dataset(data)
-    net.check_dataset(val_data)
+    if isinstance(data, streaming.StreamingImages):  # converted in tf.data; checked on the first images
+        convert = streaming.model_input_converter(net, data)
+        for source in (data, val_data):
+            if source is not None:
+                net.check_dataset(next(iter(source.sequential_dataset(2, convert=convert, limit=2))))
+    else:
+        data = net.as_model_input(data)
+        net.check_dataset(data)
+    if val_data is not None and not isinstance(val_data, streaming.StreamingImages):
+        val_data = net.as_model_input(val_data)
+        net.check_dataset(val_data)
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "arguments": arguments}
     resumed_from = 0
     if latest:
@@ -193,7 +221,7 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         state = manager.restore(net, latest)
         resumed_from = state["global_step"]
     elif not net.is_initialized:
-        first = np.asarray(next(iter(epoch_dataset(data, 0, global_batch, seed))))
+        first = np.asarray(next(iter(epoch_dataset(data, 0, global_batch, seed, convert=convert))))
         with strategy.scope():
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
@@ -217,15 +245,17 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
     run_callbacks += list(callbacks or [])
 
     val = None
-    if val_data is not None:
+    if isinstance(val_data, streaming.StreamingImages):
+        val = val_data.sequential_dataset(global_batch, convert=convert)
+    elif val_data is not None:
         val = tf.data.Dataset.from_tensor_slices(val_data).batch(global_batch)
     started = time.time()
     while state["epoch"] < int(epochs) and not tracker.diverged:
         epoch, skip = state["epoch"], state["step_in_epoch"]
         net.begin_training_epoch(epoch, int(epochs))  # multi-phase models (M-flow) pick this epoch's phase
         try:
-            net.fit(epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip), epochs=epoch + 1,
-                    initial_epoch=epoch, validation_data=val, callbacks=run_callbacks, verbose=verbose,
+            batches = epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert)
+            net.fit(batches, epochs=epoch + 1, initial_epoch=epoch, validation_data=val, callbacks=run_callbacks, verbose=verbose,
                     shuffle=False)  # the order is epoch_dataset's
         except tf.errors.InvalidArgumentError as error:
             if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):

@@ -53,6 +53,7 @@ from layers.jacobian import batch_jacobian
 from layers.numerics import gram_log_det
 from layers.priors import GaussianMixturePrior
 from layers.seeds import batch_noise
+from zoo.data.streaming import StreamingImages
 from zoo.models.base import GenerativeModel
 from zoo.models.injflow.networks import build_decoder, build_encoder
 
@@ -217,9 +218,13 @@ class Autoencoder(GenerativeModel):
 
     # ----------------------------------------------------------- post-hoc priors and sampling
     def encode_dataset(self, images, batch_size=256):
-        """Encodes ``images`` in batches; returns a NumPy ``(n, d)`` array."""
-        return np.concatenate([np.asarray(ops.convert_to_numpy(self.encode(images[i:i + batch_size])))
-                               for i in range(0, len(images), batch_size)])
+        """Encodes ``images`` (an array, or a file-backed ``zoo.data.streaming.StreamingImages``) in batches;
+        returns a NumPy ``(n, d)`` array."""
+        if isinstance(images, StreamingImages):  # file-backed: read batch by batch, never all at once
+            batches = images.iter_batches(batch_size)
+        else:
+            batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+        return np.concatenate([np.asarray(ops.convert_to_numpy(self.encode(batch))) for batch in batches])
 
     def fit_priors(self, images, seed=0, batch_size=256):
         """Fits the full-covariance Gaussian and the GMM (paper section 2.2.1) to the encoded ``images``.
