@@ -74,8 +74,9 @@ class StreamingImages:
             yield np.asarray(batch)
 
 
-def _finish(dataset, batch_size, convert, drop_remainder, take=None, skip=0):
-    """Batches, then (full batches) keeps the first ``take`` and drops ``skip``; converts; prefetches."""
+def _finish(dataset, batch_size, convert, drop_remainder, take=None, skip=0, length=None):
+    """Batches, then keeps the first ``take`` batches and drops ``skip``; states the ``length`` in batches (when the
+    source cannot know it); converts; prefetches."""
     import tensorflow as tf
 
     dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
@@ -83,8 +84,8 @@ def _finish(dataset, batch_size, convert, drop_remainder, take=None, skip=0):
         dataset = dataset.take(int(take))
     if skip:
         dataset = dataset.skip(int(skip))
-    if take is not None:  # TFRecord datasets do not know their length; fit's progress bar and epoch end need it
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(max(int(take) - int(skip), 0)))
+    if length is not None:  # TFRecord datasets do not know their length; fit's epoch end and progress bar need it
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(length)))
     if convert is not None:
         dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
@@ -248,14 +249,16 @@ class Records(StreamingImages):
         order = [shards[i] for i in rng.permutation(len(shards))]
         shuffle_seed = int(rng.integers(0, 2**31 - 1))
         dataset = self._records(order, parallel=True).shuffle(min(self.shuffle_buffer, len(self)), seed=shuffle_seed)
-        return _finish(dataset, global_batch_size, convert, True, take=len(self) // int(global_batch_size),
-                       skip=skip_batches)
+        steps = len(self) // int(global_batch_size)
+        return _finish(dataset, global_batch_size, convert, True, take=steps, skip=skip_batches,
+                       length=max(steps - int(skip_batches), 0))
 
     def sequential_dataset(self, batch_size, convert=None, limit=None):
         dataset = self._records([s["file"] for s in self.index["shards"]], parallel=False)
+        count = len(self) if limit is None else min(int(limit), len(self))
         if limit is not None:
-            dataset = dataset.take(int(limit))
-        return _finish(dataset, batch_size, convert, False)
+            dataset = dataset.take(count)
+        return _finish(dataset, batch_size, convert, False, length=-(-count // int(batch_size)))
 
 
 def _sha256(path):
