@@ -1,4 +1,4 @@
-"""``python -m zoo.train``: train a preset under a tf.distribute strategy, resumably.
+"""``python -m zoo.train``: train a preset under a distribution strategy, resumably (TensorFlow or JAX backend).
 
 Example (a short CPU run)::
 
@@ -9,9 +9,15 @@ Writes checkpoints, sample grids, TensorBoard logs, the best and final preset
 directories (``zoo.training``) and a SavedModel (``out/saved_model/1``, TensorFlow Serving's layout;
 ``export.saved_model``). Killed at any point, the same command with
 ``--resume`` continues from the last checkpoint.
+
+Under ``KERAS_BACKEND=jax`` the same command trains without importing
+TensorFlow (NumPy input, ``keras.distribution``; ``--strategy data_parallel``
+splits each batch over the devices), and writes no TensorBoard logs or
+SavedModel.
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags
@@ -27,7 +33,9 @@ flags.DEFINE_integer("epochs", 10, "Total epochs (a resumed run trains the rest)
 flags.DEFINE_integer("batch_size", 64, "Examples per replica (global batch = batch size x replicas).")
 flags.DEFINE_alias("batch-size", "batch_size")
 flags.DEFINE_string("out", "runs/train", "Run directory.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu", "data_parallel"],
+                  "Distribution: tf.distribute's default / mirrored / multi_worker / tpu under TensorFlow; default / "
+                  "data_parallel (keras.distribution.DataParallel over the devices) under KERAS_BACKEND=jax.")
 flags.DEFINE_boolean("resume", False, "Continue from the run directory's last checkpoint (fresh start if none).")
 flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.")
 flags.DEFINE_integer("num_examples", None, "Use only the first N training examples.")
@@ -47,7 +55,10 @@ flags.DEFINE_string("overrides", "{}", 'Builder arguments as JSON, e.g. \'{"hidd
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps as well as at epoch ends (0: epochs only).")
 flags.DEFINE_integer("sample_every", 1, "Sample grid every N epochs (0: never).")
 flags.DEFINE_boolean("validation", True, "Validation bits/dim on the test split after each epoch.")
-flags.DEFINE_boolean("saved_model", True, "Also export the final model as a SavedModel (out/saved_model/1).")
+flags.DEFINE_boolean("saved_model", None, "Also export the final model as a SavedModel (out/saved_model/1); "
+                     "default: yes under TensorFlow, no under JAX (the SavedModel is TensorFlow's).")
+flags.DEFINE_boolean("tensorboard", None, "TensorBoard logs in out/logs (default: yes under TensorFlow, no under "
+                     "JAX, whose path imports no TensorFlow).")
 flags.DEFINE_list("devices", None, "Devices of the mirrored strategy, e.g. /cpu:0,/cpu:1.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu ('' = local).")
 flags.DEFINE_integer("logical_cpus", None,
@@ -67,11 +78,21 @@ def split_cpu(count):
 def main(argv):
     del argv
     devices = FLAGS.devices
+    if FLAGS.logical_cpus and os.environ.get("KERAS_BACKEND") == "jax":
+        raise app.UsageError("--logical_cpus splits the CPU for TensorFlow; under JAX set "
+                             f"XLA_FLAGS=--xla_force_host_platform_device_count={FLAGS.logical_cpus} instead.")
     if FLAGS.logical_cpus:
         logical = split_cpu(FLAGS.logical_cpus)
         devices = devices or (logical if FLAGS.strategy == "mirrored" else None)
+    import keras
+
     import zoo
     from zoo import training
+
+    saved = FLAGS.saved_model if FLAGS.saved_model is not None else keras.backend.backend() == "tensorflow"
+    if saved and keras.backend.backend() != "tensorflow":
+        raise app.UsageError("--saved_model needs TensorFlow (KERAS_BACKEND=tensorflow): train under JAX without "
+                             "it, then export OUT/final from a TensorFlow process (`python -m export`).")
 
     try:
         overrides = json.loads(FLAGS.overrides)
@@ -86,12 +107,11 @@ def main(argv):
         model_overrides=overrides, num_examples=FLAGS.num_examples, validation=FLAGS.validation,
         checkpoint_every=FLAGS.checkpoint_every, sample_every=FLAGS.sample_every, devices=devices,
         tpu_address=FLAGS.tpu, weights=FLAGS.weights, validation_dataset=FLAGS.validation_dataset,
+        tensorboard="auto" if FLAGS.tensorboard is None else FLAGS.tensorboard,
         command=" ".join([training.trainer.COMMAND_PREFIX] + sys.argv[1:]),
     )
-    if FLAGS.saved_model and training.is_chief(result.strategy):
+    if saved and training.is_chief(result.strategy):
         # The command line is an application: it may use export/ (the zoo library never does).
-        import os
-
         from export import saved_model
 
         saved_model(result.model, os.path.join(result.out, "saved_model"), overwrite=True, version=1)

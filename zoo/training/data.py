@@ -1,5 +1,6 @@
 """Training data by name and the per-epoch order that makes resume exact."""
 
+import keras
 import numpy as np
 
 
@@ -54,3 +55,35 @@ def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=
     if convert is not None:
         batches = batches.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(2)
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """The batches of ``epoch_order`` rows as NumPy arrays: the input of the JAX path (no tf.data).
+
+    ``EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:])``
+    gives exactly the batches of ``epoch_dataset(data, epoch, global_batch, seed, skip)``.
+    """
+
+    def __init__(self, data, indices):
+        super().__init__()
+        self.data, self.indices = data, np.asarray(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        return self.data[self.indices[index]]
+
+
+class SequentialBatches(keras.utils.PyDataset):
+    """``data`` in order, in batches of ``batch_size`` (the last may be short): validation on the JAX path."""
+
+    def __init__(self, data, batch_size):
+        super().__init__()
+        self.data, self.batch_size = data, int(batch_size)
+
+    def __len__(self):
+        return -(-len(self.data) // self.batch_size)
+
+    def __getitem__(self, index):
+        return self.data[index * self.batch_size:(index + 1) * self.batch_size]

@@ -36,6 +36,7 @@ the dequantization and NIF noise (Keras's ``save_weights`` omits those);
 (3) nothing is written after a non-finite loss or non-finite weights.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -51,9 +52,9 @@ from zoo.presets import registry
 from zoo.training.callbacks import BestModelExport, SampleGrid, TrainingState
 from zoo.training.checkpoints import CheckpointManager
 from zoo.data import streaming
-from zoo.training.data import epoch_dataset, load_training_data
+from zoo.training.data import EpochBatches, SequentialBatches, epoch_dataset, epoch_order, load_training_data
 from zoo.training.optimizers import make_optimizer, training_settings
-from zoo.training.strategies import is_chief, make_strategy
+from zoo.training.strategies import JaxStrategy, is_chief, make_strategy
 
 
 class TrainingDivergedError(RuntimeError):
@@ -80,7 +81,7 @@ RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "trai
 
 def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="runs/train", strategy="default",
           resume=False, seed=0, training=None, model_overrides=None, num_examples=None, validation=True,
-          checkpoint_every=100, sample_every=1, tensorboard=True, verbose="auto", devices=None, tpu_address=None,
+          checkpoint_every=100, sample_every=1, tensorboard="auto", verbose="auto", devices=None, tpu_address=None,
           callbacks=None, jit_compile="auto", weights=None, command=None, validation_dataset=None):
     """Trains a preset with ``model.fit`` under a distribution strategy; resumable and guarded.
 
@@ -96,7 +97,10 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         batch_size: examples per replica; the global batch is
             ``batch_size * strategy.num_replicas_in_sync``.
         out: run directory (see the module docstring for its contents).
-        strategy: a name of ``STRATEGIES`` or a ``tf.distribute.Strategy``.
+        strategy: a name of ``STRATEGIES`` (``make_strategy``: tf.distribute's
+            under TensorFlow; ``"default"`` or ``"data_parallel"``, a
+            ``keras.distribution.DataParallel``, under JAX), a
+            ``tf.distribute.Strategy`` or a ``JaxStrategy``.
         resume: continue from ``out/checkpoints`` if it holds a checkpoint
             (start fresh if it does not). Without it an existing checkpoint is
             an error, never silently overwritten.
@@ -110,9 +114,11 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
             ``model.monitor``).
         checkpoint_every: also checkpoint every this many steps (0: epoch ends only).
         sample_every: sample grid every this many epochs (0: never).
-        tensorboard: write TensorBoard logs to ``out/logs``.
+        tensorboard: write TensorBoard logs to ``out/logs`` (``"auto"``: under
+            TensorFlow; the JAX path imports no TensorFlow, so there it is off,
+            and True is refused).
         verbose: ``model.fit`` verbosity (progress bar by default).
-        devices: devices of the ``"mirrored"`` strategy.
+        devices: devices of the ``"mirrored"`` / ``"data_parallel"`` strategy.
         tpu_address: TPU of the ``"tpu"`` strategy.
         callbacks: extra Keras callbacks (called once per epoch's ``fit``).
         validation_dataset: the validation images of a file-backed ``dataset``
@@ -134,16 +140,30 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
             batch held NaN); the last good checkpoint is kept and named.
         FileExistsError: ``out`` holds a checkpoint and ``resume`` is False.
     """
-    import tensorflow as tf
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy, devices=devices, tpu_address=tpu_address)
+    jax_path = isinstance(strategy, JaxStrategy)
+    if tensorboard == "auto":
+        tensorboard = not jax_path
+    elif tensorboard and jax_path:
+        raise ValueError("tensorboard=True writes its logs with TensorFlow, which the JAX path does not import; "
+                         "pass tensorboard=False (history.json has every epoch's logs).")
+    # Under JAX the distribution is current for the whole run: building, fitting (it lays out each batch) and saving.
+    with strategy.scope() if jax_path else contextlib.nullcontext():
+        return _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, seed, training,
+                      model_overrides, num_examples, validation, checkpoint_every, sample_every, tensorboard, verbose,
+                      callbacks, jit_compile, weights, command, validation_dataset)
 
+
+def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, seed, training, model_overrides,
+           num_examples, validation, checkpoint_every, sample_every, tensorboard, verbose, callbacks, jit_compile,
+           weights, command, validation_dataset):
     if keras.config.dtype_policy().name != "float32":
         raise ValueError(
             f"Flows train in float32; the global dtype policy is {keras.config.dtype_policy().name!r}. "
             "Mixed precision is not supported (docs/ARCHITECTURE.md says why); call "
             "keras.config.set_dtype_policy('float32')."
         )
-    if isinstance(strategy, str):
-        strategy = make_strategy(strategy, devices=devices, tpu_address=tpu_address)
     replicas = strategy.num_replicas_in_sync
     global_batch = int(batch_size) * replicas
     settings = training_settings(model, training)
@@ -151,6 +171,9 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
     if isinstance(dataset, str) and streaming.is_folder_path(dataset):
         dataset = streaming.open_images(dataset)
     if isinstance(dataset, streaming.StreamingImages):  # read from files by tf.data, epoch by epoch
+        if jax_path:
+            raise ValueError(f"file-backed data ({dataset!r}) is read by tf.data, which the JAX path does not "
+                             "import: pass arrays (e.g. `source.take(len(source))`) or train under TensorFlow.")
         if num_examples:
             raise ValueError(f"num_examples={num_examples} with file-backed data {dataset!r}: write the subset "
                              "you want with zoo.data.streaming.write_records, or pass arrays.")
@@ -221,7 +244,8 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         state = manager.restore(net, latest)
         resumed_from = state["global_step"]
     elif not net.is_initialized:
-        first = np.asarray(next(iter(epoch_dataset(data, 0, global_batch, seed, convert=convert))))
+        first = (data[epoch_order(len(data), 0, global_batch, seed)[0]] if jax_path else
+                 np.asarray(next(iter(epoch_dataset(data, 0, global_batch, seed, convert=convert)))))
         with strategy.scope():
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
@@ -244,9 +268,19 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
     run_callbacks += list(callbacks or [])
 
+    input_errors = ()  # a batch that fails the model's input check inside a TensorFlow graph
+    if not jax_path:
+        import tensorflow as tf
+
+        input_errors = (tf.errors.InvalidArgumentError,)
     val = None
     if isinstance(val_data, streaming.StreamingImages):
         val = val_data.sequential_dataset(global_batch, convert=convert)
+    elif val_data is not None and jax_path:
+        # keras.distribution splits every batch evenly over the devices: keep a multiple of the replica count
+        # (at most replicas - 1 examples fewer; history.json states the count).
+        val_data = val_data[:len(val_data) - len(val_data) % replicas]
+        val = SequentialBatches(val_data, global_batch)
     elif val_data is not None:
         val = tf.data.Dataset.from_tensor_slices(val_data).batch(global_batch)
     started = time.time()
@@ -254,10 +288,11 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         epoch, skip = state["epoch"], state["step_in_epoch"]
         net.begin_training_epoch(epoch, int(epochs))  # multi-phase models (M-flow) pick this epoch's phase
         try:
-            batches = epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert)
-            net.fit(batches, epochs=epoch + 1, initial_epoch=epoch, validation_data=val, callbacks=run_callbacks, verbose=verbose,
-                    shuffle=False)  # the order is epoch_dataset's
-        except tf.errors.InvalidArgumentError as error:
+            batches = (EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:]) if jax_path else
+                       epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert))
+            net.fit(batches, epochs=epoch + 1, initial_epoch=epoch, validation_data=val, callbacks=run_callbacks,
+                    verbose=verbose, shuffle=False)  # the order is epoch_dataset's (epoch_order's)
+        except input_errors as error:
             if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):
                 raise
             _raise_diverged(manager, f"a training batch of epoch {epoch + 1} failed the input check: "
@@ -272,6 +307,7 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
         with open(os.path.join(out, "history.json"), "w") as f:
             json.dump({"arguments": arguments, "history": state["history"], "global_batch_size": global_batch,
                        "steps_per_epoch": steps_per_epoch, "resumed_from_step": resumed_from,
+                       "validation_examples": None if val_data is None else len(val_data),
                        "seconds_this_run": time.time() - started}, f, indent=1)
     return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from)
 
