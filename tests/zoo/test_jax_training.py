@@ -61,3 +61,21 @@ def test_the_command_line_trains_under_jax_without_tensorflow(tmp_path):
     refused = subprocess.run([sys.executable, "-c", script, *flags, "--saved_model", "--out", str(tmp_path / "r")],
                              env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert refused.returncode != 0 and "--saved_model needs TensorFlow" in refused.stderr
+
+
+def test_the_gpu_training_benchmark_runs_without_tensorflow(tmp_path):
+    # The script made for one H200 (JAX, NumPy, a Keras wheel, no TensorFlow), here on the CPU at a tiny size.
+    run = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "gpu_train.py"), "--model",
+                          "nif_fmnist_small_64", "--steps", "5", "--warmup_steps", "1", "--batch_size", "8",
+                          "--eval_examples", "32", "--out", str(tmp_path)], env=_env(), capture_output=True,
+                         text=True, timeout=600, cwd=REPO_ROOT)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads((tmp_path / "gpu_train.json").read_text())
+    assert not report["tensorflow_imported"] and report["devices"] == 2 and report["strategy"] == "data_parallel"
+    assert report["global_batch"] == 16 and report["images_per_second"] > 0 and report["train_flops_per_image"] > 0
+    assert 0 < report["mfu_vs_measured_float32_matmul"] < 1.5 and np.isfinite(report["val_bits_per_dim"])
+    doc = tmp_path / "BENCHMARKS.md"
+    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "gpu_train.py"), "--write_doc",
+                    str(tmp_path / "gpu_train.json"), "--doc", str(doc)], env=_env(), check=True, cwd=REPO_ROOT,
+                   capture_output=True)
+    assert "the GPU numbers are still to come" in doc.read_text()

@@ -1,0 +1,204 @@
+r"""A GPU-ready training run: the paper-size Fashion-MNIST NIF under JAX, data parallel, for a fixed number of steps.
+
+Runs with JAX, NumPy and a Keras wheel beside the project: no TensorFlow, no network
+(TensorFlow is made unimportable at the start, so a hidden dependency fails loudly).
+It trains ``--model`` (default ``nif_fmnist_64``: GLOW 16 steps x 256 channels + a
+Gaussian NIF with d = 64, n_bits 3) with ``zoo.train`` exactly as a user would, on
+``--steps`` global batches of the Fashion-MNIST training split, with
+``keras.distribution.DataParallel`` over every device when there are several, and reports:
+
+* images/s over the steps after ``--warmup_steps`` (each step synchronized by reading
+  its loss, so the clock sees finished work);
+* model FLOPs per image of the training step, counted by XLA for this very step
+  (``zoo.presets.compute``: ``jax.jit(model.train_step).lower(...).cost_analysis()``);
+* model FLOP utilization against (a) a float32 and a bfloat16 matmul peak measured in the
+  same run on the same devices and (b) the datasheet peak where the device is known;
+* the held-out bits/dim reached (``--eval_examples`` test images, n_bits 3).
+
+Mixed precision (``--dtype_policy mixed_bfloat16``) is passed to ``zoo.train``, which
+refuses it until the density-preserving bfloat16 policy lands (issue 17, part 4); the
+measured bfloat16 matmul peak is reported already.
+
+Usage (the data: ``--data_dir`` with Fashion-MNIST's idx files, or the loaders' search path):
+
+    KERAS_BACKEND=jax python benchmarks/gpu_train.py --steps 300 --out /tmp/gpu_train
+    python benchmarks/gpu_train.py --write_doc /tmp/gpu_train/gpu_train.json   # into docs/BENCHMARKS.md
+
+Prints and writes ``OUT/gpu_train.json``.
+"""
+
+import argparse
+import importlib.abc
+import json
+import os
+import statistics
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTION_HEADING = "## GPU-ready training run (JAX, data parallel)"
+DATASHEET_PEAKS = {  # dense (no sparsity) tensor-core TFLOP/s: (TF32, BF16)
+    "H200": (494.7, 989.4), "H100": (494.7, 989.4), "A100": (156.0, 312.0), "L4": (60.0, 121.0),
+}
+
+
+class _BlockTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_probability", "tf_keras", "tensorflow_datasets"):
+            raise ImportError(f"{name} imported by benchmarks/gpu_train.py, which must run without TensorFlow")
+        return None
+
+
+def _matmul_peak(dtype, size, repeats=5):
+    """FLOP/s of a ``size x size`` matmul in ``dtype`` on every device at once (median of ``repeats``)."""
+    import jax
+    import jax.numpy as jnp
+
+    devices = jax.devices()
+    key = jax.random.PRNGKey(0)
+    a = [jax.device_put(jax.random.normal(key, (size, size), dtype), d) for d in devices]
+    matmul = jax.jit(lambda x: x @ x)
+    for x in a:
+        matmul(x).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results = [matmul(x) for x in a]
+        for r in results:
+            r.block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 * len(devices) / statistics.median(times)
+
+
+def run(args):
+    sys.meta_path.insert(0, _BlockTensorFlow())
+    os.environ["KERAS_BACKEND"] = "jax"
+    sys.path.insert(0, REPO_ROOT)
+    import jax
+    import keras
+    import numpy as np
+
+    import zoo
+    from zoo.presets import compute
+
+    if keras.backend.backend() != "jax":
+        raise SystemExit(f"Keras runs {keras.backend.backend()!r}; run with KERAS_BACKEND=jax.")
+    devices = jax.devices()
+    kind = devices[0].device_kind
+    strategy = "data_parallel" if len(devices) > 1 else "default"
+    global_batch = args.batch_size * len(devices)
+    train, _ = zoo.datasets.load("fashion_mnist", "train", data_dir=args.data_dir)
+    test, _ = zoo.datasets.load("fashion_mnist", "test", data_dir=args.data_dir)
+    needed = args.steps * global_batch
+    if needed > len(train):
+        raise SystemExit(f"{args.steps} steps of {global_batch} need {needed} images; the split has {len(train)}.")
+
+    step_ends = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            float(keras.ops.convert_to_numpy(logs["loss"]))  # wait for the step to finish
+            step_ends.append(time.perf_counter())
+
+    if args.dtype_policy != "float32":
+        keras.config.set_dtype_policy(args.dtype_policy)
+    started = time.perf_counter()
+    import tempfile
+
+    out = os.path.join(args.out, "run") if args.out else tempfile.mkdtemp(prefix="gpu_train_")
+    result = zoo.train(model=args.model, dataset=(train[:needed], test[:args.eval_examples]), epochs=1,
+                       batch_size=args.batch_size, out=out,
+                       strategy=strategy, checkpoint_every=0, sample_every=0, tensorboard=False, verbose=0,
+                       callbacks=[Clock()], seed=0)
+    wall = time.perf_counter() - started
+    timed = step_ends[args.warmup_steps:]
+    images_per_second = (len(timed) - 1) * global_batch / (timed[-1] - timed[0])
+    flops = compute.measure(args.model)
+    per_image = flops["train_flops_per_example"] + flops["train_flops_per_step_fixed"] / global_batch
+    size = 8192 if devices[0].platform == "gpu" else 1024
+    peaks = {"float32": _matmul_peak("float32", size), "bfloat16": _matmul_peak("bfloat16", size)}
+    datasheet = next((v for k, v in DATASHEET_PEAKS.items() if k in kind), None)
+    last = result.history[-1]
+    report = {
+        "model": args.model, "parameters": int(result.model.count_params()), "device_kind": kind,
+        "platform": devices[0].platform, "devices": len(devices), "strategy": strategy,
+        "global_batch": global_batch, "steps": args.steps, "warmup_steps": args.warmup_steps,
+        "dtype_policy": args.dtype_policy, "images_per_second": images_per_second,
+        "seconds_per_step": global_batch / images_per_second, "wall_seconds": wall,
+        "train_flops_per_image": per_image, "matmul_size": size,
+        "measured_matmul_peak_flops": peaks,
+        "mfu_vs_measured_float32_matmul": per_image * images_per_second / peaks["float32"],
+        "mfu_vs_measured_bfloat16_matmul": per_image * images_per_second / peaks["bfloat16"],
+        "datasheet_peak_tflops_tf32_bf16": datasheet,
+        "mfu_vs_datasheet_tf32": None if datasheet is None else
+        per_image * images_per_second / (datasheet[0] * 1e12 * len(devices)),
+        "val_bits_per_dim": last.get("val_bits_per_dim"), "val_examples": min(args.eval_examples, len(test)),
+        "n_bits": result.model.n_bits, "train_bits_per_dim": last.get("bits_per_dim"),
+        "versions": {"jax": jax.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+        "command": "KERAS_BACKEND=jax python benchmarks/gpu_train.py " + " ".join(sys.argv[1:]),
+    }
+    print(json.dumps(report, indent=1))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "gpu_train.json"), "w") as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+def write_doc(path, doc=None):
+    """Writes the docs/BENCHMARKS.md (or ``doc``) section from a ``gpu_train.json`` (this machine may not be the one
+    that ran it)."""
+    sys.path.insert(0, REPO_ROOT)
+    from benchmarks import common
+
+    with open(path) as f:
+        r = json.load(f)
+    gpu = r["platform"] == "gpu"
+    lines = [SECTION_HEADING, "",
+             f"`{r['command']}` on {r['devices']} x {r['device_kind']} ({r['platform']}), JAX {r['versions']['jax']}, "
+             f"Keras {r['versions']['keras']}, no TensorFlow imported ({not r['tensorflow_imported']}). Model "
+             f"`{r['model']}` ({r['parameters']:,} parameters), global batch {r['global_batch']}, {r['steps']} steps "
+             f"({r['warmup_steps']} warm-up steps not timed), dtype policy {r['dtype_policy']}, wall "
+             f"{r['wall_seconds']:.0f} s (compilation included).", "",
+             "| quantity | value |", "| --- | ---: |",
+             f"| images / s | {r['images_per_second']:,.1f} |",
+             f"| s / step | {r['seconds_per_step']:.3f} |",
+             f"| train GFLOP / image (XLA count) | {r['train_flops_per_image'] / 1e9:.3f} |",
+             f"| measured matmul peak fp32 / bf16 (TFLOP/s, {r['matmul_size']}^2) | "
+             f"{r['measured_matmul_peak_flops']['float32'] / 1e12:.2f} / "
+             f"{r['measured_matmul_peak_flops']['bfloat16'] / 1e12:.2f} |",
+             f"| MFU vs measured fp32 matmul | {100 * r['mfu_vs_measured_float32_matmul']:.1f}% |",
+             f"| MFU vs datasheet TF32 | "
+             f"{'-' if r['mfu_vs_datasheet_tf32'] is None else format(100 * r['mfu_vs_datasheet_tf32'], '.1f') + '%'} |",
+             f"| held-out bits/dim after the run (n_bits {r['n_bits']}, {r['val_examples']} test images) | "
+             f"{r['val_bits_per_dim']:.4f} |", ""]
+    if not gpu:
+        lines += ["This run is the same script on this machine's CPU: **the GPU numbers are still to come** (no GPU "
+                  "was lent to this session). The script is built for one H200 with JAX and no TensorFlow.", ""]
+    common.write_section(doc or common.BENCHMARKS_DOC, SECTION_HEADING, "\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="nif_fmnist_64")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--warmup_steps", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=64, help="per device")
+    parser.add_argument("--eval_examples", type=int, default=10000)
+    parser.add_argument("--dtype_policy", default="float32")
+    parser.add_argument("--data_dir", default=None, help="Fashion-MNIST idx files (else the loaders' search path)")
+    parser.add_argument("--out", default=None, help="writes OUT/gpu_train.json (and the run under OUT/run)")
+    parser.add_argument("--write_doc", default=None, metavar="JSON", help="only write docs/BENCHMARKS.md from JSON")
+    parser.add_argument("--doc", default=None, help="the markdown file --write_doc writes (default docs/BENCHMARKS.md)")
+    args = parser.parse_args()
+    if args.write_doc:
+        write_doc(args.write_doc, args.doc)
+        return
+    if args.steps <= args.warmup_steps + 1:
+        parser.error("--steps must exceed --warmup_steps + 1 (the timed steps)")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
