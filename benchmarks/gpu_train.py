@@ -70,6 +70,16 @@ def _matmul_peak(dtype, size, repeats=5):
     return 2.0 * size**3 * len(devices) / statistics.median(times)
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        return platform.processor() or "unknown"
+
+
 def run(args):
     sys.meta_path.insert(0, _BlockTensorFlow())
     os.environ["KERAS_BACKEND"] = "jax"
@@ -136,6 +146,8 @@ def run(args):
         "n_bits": result.model.n_bits, "train_bits_per_dim": last.get("bits_per_dim"),
         "versions": {"jax": jax.__version__, "keras": keras.__version__, "numpy": np.__version__},
         "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+        "host_cpu": _cpu_model(), "usable_cpus": len(os.sched_getaffinity(0)),
+        "load_average_after": os.getloadavg()[0],
         "command": "KERAS_BACKEND=jax python benchmarks/gpu_train.py " + " ".join(sys.argv[1:]),
     }
     print(json.dumps(report, indent=1))
@@ -156,8 +168,11 @@ def write_doc(path, doc=None):
         r = json.load(f)
     gpu = r["platform"] == "gpu"
     lines = [SECTION_HEADING, "",
-             f"`{r['command']}` on {r['devices']} x {r['device_kind']} ({r['platform']}), JAX {r['versions']['jax']}, "
-             f"Keras {r['versions']['keras']}, no TensorFlow imported ({not r['tensorflow_imported']}). Model "
+             f"`{r['command']}` on {r['devices']} x {r['device_kind']} ({r['platform']}; host "
+             f"{r.get('host_cpu', 'unknown')}, {r.get('usable_cpus', '?')} usable CPUs, load average "
+             f"{r.get('load_average_after', float('nan')):.1f} at the end), JAX {r['versions']['jax']}, "
+             f"Keras {r['versions']['keras']}, TensorFlow imported: {'yes' if r['tensorflow_imported'] else 'no'}. "
+             "Model "
              f"`{r['model']}` ({r['parameters']:,} parameters), global batch {r['global_batch']}, {r['steps']} steps "
              f"({r['warmup_steps']} warm-up steps not timed), dtype policy {r['dtype_policy']}, wall "
              f"{r['wall_seconds']:.0f} s (compilation included).", "",

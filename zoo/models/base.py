@@ -517,6 +517,50 @@ class GenerativeModel(keras.Model):
             self.initialize(first_batch(x, batch_size))
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
+    def train_step(self, *args, **kwargs):
+        """Keras's step; under ``MultiWorkerMirroredStrategy`` its logs get an axis Keras can reduce over.
+
+        Keras 3's TensorFlow trainer reduces the step's logs across workers with
+        ``strategy.reduce("MEAN", value, axis=0)``, which fails on the scalar logs
+        every model returns ("Invalid reduction dimension 0 for input with 0
+        dimensions"; tensorflow/tensorflow#72388). Giving each log one axis of
+        length 1 makes that reduction the mean over the replicas.
+        """
+        return self._multi_worker_logs(super().train_step(*args, **kwargs))
+
+    def test_step(self, *args, **kwargs):
+        """Keras's evaluation step, with the same multi-worker fix as ``train_step``."""
+        return self._multi_worker_logs(super().test_step(*args, **kwargs))
+
+    def _multi_worker_logs(self, logs):
+        if keras.backend.backend() != "tensorflow" or not isinstance(logs, dict):
+            return logs
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy()
+        if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode()):
+            return logs
+        return {key: tf.reshape(value, (1,)) if getattr(value, "shape", None) == () else value
+                for key, value in logs.items()}
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skips Keras's symbolic build when nothing is left to build.
+
+        Keras 3's TensorFlow trainer, under any tf.distribute strategy, all-reduces
+        the first data batch across the replicas at the start of every ``fit``
+        only to read its shape and dtype. Collective ops have no uint8 kernel, so
+        every pixel model failed there under ``MultiWorkerMirroredStrategy``.
+        When the layers and the optimizer are built and no compiled metric or
+        loss waits for a build (``zoo.train`` builds both first), there is
+        nothing for that step to do.
+        """
+        waiting = [getattr(self, name, None) for name in ("_compile_metrics", "_compile_loss")]
+        if (all(layer.built for layer in self._flatten_layers()) and getattr(self, "optimizer", None) is not None
+                and self.optimizer.built and all(item is None or item.built for item in waiting)):
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compile_from_config(self, config):
         """Re-compiles a reloaded model (``.keras`` file or preset directory) as it was compiled when saved.
 
