@@ -85,6 +85,18 @@ def check_example_shape(x, expected_example_shape, tensor_name, owner):
         )
 
 
+DENSITY_DTYPE = "float32"
+"""The dtype policy of every layer that carries a density (flow layers, priors, injective layers, the models).
+
+Under ``keras.mixed_precision.set_global_policy("mixed_bfloat16")`` those layers
+still compute in float32: a log-likelihood is a sum of log-determinants over all
+D dimensions, and bfloat16's 8-bit mantissa would be off by tens of nats. Only
+the networks inside them (coupling conditioners, encoders, decoders), built
+with the global policy, compute in bfloat16; ``apply_sequence`` hands their
+output back in float32.
+"""
+
+
 @keras.saving.register_keras_serializable(package="flow_zoo")
 class FlowLayer(keras.layers.Layer):
     """Base class of every invertible (bijective) flow layer.
@@ -115,6 +127,10 @@ class FlowLayer(keras.layers.Layer):
     Reference:
         Dinh et al., "Density estimation using Real NVP", ICLR 2017.
     """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", DENSITY_DTYPE)  # under a mixed policy too (see DENSITY_DTYPE)
+        super().__init__(**kwargs)
 
     def _inverse(self, z, training=None):
         raise NotImplementedError(f"{type(self).__name__} must implement `_inverse`.")

@@ -6,12 +6,15 @@ from keras import ops
 from layers.base import FlowLayer, sum_except_batch
 
 
-def conditioner_layers(rank, hidden_units, num_hidden_layers, out_channels, dtype):
+def conditioner_layers(rank, hidden_units, num_hidden_layers, out_channels, dtype=None):
     """The coupling conditioner network, last layer zero-initialized.
 
     Rank 4 (images): 3x3 conv, ReLU, 1x1 conv, ReLU, 3x3 conv (GLOW's).
     Rank 2 (vectors): ``num_hidden_layers`` dense ReLU layers and a dense output.
+    ``dtype``: their dtype policy; None: the global policy (``mixed_bfloat16``
+    makes them compute in bfloat16 while the coupling itself stays float32).
     """
+    dtype = dtype or keras.config.dtype_policy()
     if rank == 4:
         return [
             keras.layers.Conv2D(hidden_units, 3, padding="same", activation="relu", dtype=dtype, name="conv_in"),
@@ -34,9 +37,11 @@ def build_sequence(sequence, input_shape):
 
 
 def apply_sequence(sequence, x):
+    """The layers one after the other; the result in ``x``'s dtype (a bfloat16 conditioner hands back float32)."""
+    dtype = x.dtype
     for layer in sequence:
         x = layer(x)
-    return x
+    return ops.cast(x, dtype)
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -115,7 +120,7 @@ class AffineCoupling(FlowLayer):
             )
         self.split = int(channels) // 2
         out_channels = 2 * (int(channels) - self.split)
-        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, out_channels, self.dtype_policy)
+        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, out_channels)
         build_sequence(self.conditioner, tuple(input_shape[:-1]) + (self.split,))
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: int(channels)})
 

@@ -28,7 +28,7 @@ import math
 import keras
 from keras import ops
 
-from layers.base import check_example_shape, sum_except_batch
+from layers.base import DENSITY_DTYPE, check_example_shape, sum_except_batch
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 from layers.numerics import (
     LOG_2PI,
@@ -112,6 +112,7 @@ class InjectiveLayer(keras.layers.Layer):
     """
 
     def __init__(self, seed=None, **kwargs):
+        kwargs.setdefault("dtype", DENSITY_DTYPE)  # float32 under a mixed policy too
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -463,7 +464,7 @@ class StochasticCoupling(InjectiveLayer):
                 f"of {channels} channels); received {self.latent_dim}."
             )
         self.example_shape = tuple(int(d) for d in input_shape[1:])
-        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, 2 * modelled, self.dtype_policy)
+        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, 2 * modelled)
         build_sequence(self.conditioner, (None,) + self.passive_shape)
         initializer = keras.initializers.GlorotNormal(seed=self.seed)
         self.a_matrix = self.add_weight(shape=(modelled, self.latent_dim), initializer=initializer, name="a_matrix")

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from layers.base import DENSITY_DTYPE
 from layers.numerics import cholesky_log_det, standard_normal_log_prob
 from layers.seeds import draw_noise
 
@@ -87,6 +88,10 @@ class Prior(keras.layers.Layer):
         Cunningham et al., "Normalizing Flows Across Dimensions", 2020 (noise
         scale).
     """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", DENSITY_DTYPE)  # float32 under a mixed policy too (layers.base.DENSITY_DTYPE)
+        super().__init__(**kwargs)
 
     stochastic_encoder = False
     """True where ``encode(z, stochastic=True)`` draws from a posterior (the NIF priors, ``SpreadPrior``)."""

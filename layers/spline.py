@@ -150,7 +150,7 @@ class SplineCoupling(FlowLayer):
         self.num_transformed = int(channels) - self.split
         per_element = 3 * self.num_bins - 1
         self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers,
-                                              self.num_transformed * per_element, self.dtype_policy)
+                                              self.num_transformed * per_element)
         build_sequence(self.conditioner, tuple(input_shape[:-1]) + (self.split,))
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: int(channels)})
 

@@ -49,6 +49,9 @@ flags.DEFINE_float("global_clipnorm", None, "Global gradient-norm clip (default 
 flags.DEFINE_float("weight_decay", None, "Weight decay (default: none, plain Adam).")
 flags.DEFINE_enum("weight_decay_form", None, ["decoupled", "coupled"],
                   "decoupled: AdamW; coupled: added to the gradient (zoo.training.AdamL2).")
+flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16"],
+                  "Keras dtype policy: mixed_bfloat16 runs the networks (coupling conditioners, encoders, decoders) "
+                  "in bfloat16 and every density term in float32 (image models only).")
 flags.DEFINE_string("weights", None, "Start from these weights (fine-tuning): 'default' (the preset's shipped "
                     "weights), a .weights.h5 file, a preset directory or a URL; act-norm keeps their statistics.")
 flags.DEFINE_string("overrides", "{}", 'Builder arguments as JSON, e.g. \'{"hidden_channels": 32}\'.')
@@ -89,6 +92,7 @@ def main(argv):
     import zoo
     from zoo import training
 
+    keras.mixed_precision.set_global_policy(FLAGS.dtype_policy)
     saved = FLAGS.saved_model if FLAGS.saved_model is not None else keras.backend.backend() == "tensorflow"
     if saved and keras.backend.backend() != "tensorflow":
         raise app.UsageError("--saved_model needs TensorFlow (KERAS_BACKEND=tensorflow): train under JAX without "

@@ -75,8 +75,12 @@ class TrainResult:
     resumed_from_step: int
 
 
+TRAINING_POLICIES = ("float32", "mixed_bfloat16")
+"""Global dtype policies ``train`` honours (``mixed_bfloat16``: see ``GenerativeModel.supports_mixed_precision``)."""
+
 RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "training", "model_overrides",
-                 "replicas", "epochs", "weights")
+                 "replicas", "epochs", "weights", "dtype_policy")
+_ARGUMENT_DEFAULTS = {"dtype_policy": "float32"}  # what checkpoints written before an argument existed ran with
 
 
 def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="runs/train", strategy="default",
@@ -158,11 +162,14 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
 def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, seed, training, model_overrides,
            num_examples, validation, checkpoint_every, sample_every, tensorboard, verbose, callbacks, jit_compile,
            weights, command, validation_dataset):
-    if keras.config.dtype_policy().name != "float32":
+    policy = keras.config.dtype_policy().name
+    if policy not in TRAINING_POLICIES:
         raise ValueError(
-            f"Flows train in float32; the global dtype policy is {keras.config.dtype_policy().name!r}. "
-            "Mixed precision is not supported (docs/ARCHITECTURE.md says why); call "
-            "keras.config.set_dtype_policy('float32')."
+            f"zoo.train runs under the dtype policies {TRAINING_POLICIES}; the global policy is {policy!r}. "
+            "float16 needs loss scaling and overflows exp of the coupling log-scales, and pure bfloat16 variables "
+            "would hold the log-determinants in 8 mantissa bits: call "
+            "keras.mixed_precision.set_global_policy('mixed_bfloat16') (networks in bfloat16, densities in float32) "
+            "or 'float32'."
         )
     replicas = strategy.num_replicas_in_sync
     global_batch = int(batch_size) * replicas
@@ -202,6 +209,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     chief = is_chief(strategy)
     manager = CheckpointManager(os.path.join(out, "checkpoints"))
     arguments = {"model": model, "dataset": dataset, "batch_size": int(batch_size), "seed": int(seed),
+                 "dtype_policy": policy,
                  "num_examples": num_examples, "training": settings, "model_overrides": dict(model_overrides or {}),
                  "replicas": replicas, "epochs": int(epochs), "weights": weights}
     latest = manager.latest()
@@ -236,6 +244,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     if latest:
         with open(os.path.join(latest, "state.json")) as f:
             previous = json.load(f).get("arguments", {})
+        previous = {**_ARGUMENT_DEFAULTS, **previous}
         changed = {k: (previous.get(k), arguments[k]) for k in RUN_ARGUMENTS
                    if json.loads(json.dumps(previous.get(k))) != json.loads(json.dumps(arguments[k]))}
         if changed:
