@@ -15,9 +15,10 @@ Gaussian NIF with d = 64, n_bits 3) with ``zoo.train`` exactly as a user would, 
   same run on the same devices and (b) the datasheet peak where the device is known;
 * the held-out bits/dim reached (``--eval_examples`` test images, n_bits 3).
 
-Mixed precision (``--dtype_policy mixed_bfloat16``) is passed to ``zoo.train``, which
-refuses it until the density-preserving bfloat16 policy lands (issue 17, part 4); the
-measured bfloat16 matmul peak is reported already.
+``--dtype_policy mixed_bfloat16`` trains under Keras's mixed policy (the conditioners in
+bfloat16, every density term in float32; docs/ARCHITECTURE.md); the FLOP count is that of
+the float32 step (the same operations), and the MFU is then best read against the measured
+bfloat16 peak.
 
 Usage (the data: ``--data_dir`` with Fashion-MNIST's idx files, or the loaders' search path):
 
