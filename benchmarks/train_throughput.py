@@ -297,6 +297,9 @@ def render_section(result):
         f"({r['ours_params']['variables']} variables) | {r['tfp_params']['stored']:,} "
         f"({r['tfp_params']['variables']} variables) | |",
         f"| final loss, bits/dim (random images) | {r['ours_loss']:.3f} | {r['tfp_loss']:.3f} | |",
+        f"| FLOP utilization vs the fp32 matmul peak of this run ({r['matmul_peak'] / 1e9:.0f} GFLOP/s, 1024^2; "
+        f"{r['flops_per_image'] / 1e9:.3f} GFLOP per image, XLA's count of this project's step) | "
+        f"{100 * r['mfu_ours']:.1f}% | {100 * r['mfu_tfp_at_our_count']:.1f}% (at our count) | |",
         "",
         f"Median of the per-round ratios (each pair ran back to back): {r['ratio_paired']:.2f}. "
         f"Project figures time the whole `model.fit(...)` call (one epoch of {a.steps} steps; a "
@@ -379,6 +382,35 @@ def render_section(result):
     return "\n".join(lines)
 
 
+def model_flops(args):
+    """Training FLOPs per image of this project's step, counted by XLA (``zoo.presets.compute``, a JAX process)."""
+    import json
+    import subprocess
+
+    config = {"image_shape": [args.height, args.width, args.channels], "num_levels": args.levels,
+              "steps_per_level": args.steps_per_level, "hidden_channels": args.hidden_channels, "n_bits": 8}
+    run = subprocess.run([sys.executable, "-m", "zoo.presets.compute", "--builder", "make_glow", "--kwargs",
+                          json.dumps(config)], capture_output=True, text=True, cwd=REPO_ROOT,
+                         env=dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=REPO_ROOT), timeout=900)
+    if run.returncode:
+        raise RuntimeError(f"counting the FLOPs failed:\n{run.stderr[-2000:]}")
+    counted = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("COMPUTE "))[8:])
+    return counted["train_flops_per_example"] + counted["train_flops_per_step_fixed"] / args.batch_size
+
+
+def matmul_peak(size=1024, repeats=7):
+    """float32 FLOP/s of a ``size x size`` TensorFlow matmul on this machine, median of ``repeats``."""
+    a = tf.random.normal((size, size))
+    matmul = tf.function(lambda x: tf.matmul(x, x))
+    matmul(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / statistics.median(times)
+
+
 def count_forward_conv_ops(train_step, example):
     """Conv2D ops (forward only, not gradients) in the traced TFP step graph."""
     graph = train_step.get_concrete_function(example).graph
@@ -427,6 +459,7 @@ def main(argv=None):
     ours_loss = tfp_loss = float("nan")
     n_images = args.steps * b
     load_before = load_average()
+    peak_before = matmul_peak()
     with CpuContention() as contention:
         for rnd in range(args.rounds):
             cpu = process_cpu_seconds()
@@ -469,6 +502,12 @@ def main(argv=None):
         "command": shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), REPO_ROOT)] + sys.argv[1:]),
     }
     result["ratio"] = result["ours_median"] / result["tfp_median"]
+    # Performance model: this step's FLOPs (XLA's count of the same model) against a matmul peak of this run.
+    result["flops_per_image"] = model_flops(args)
+    result["matmul_peak_before"], result["matmul_peak_after"] = peak_before, matmul_peak()
+    result["matmul_peak"] = max(peak_before, result["matmul_peak_after"])
+    result["mfu_ours"] = result["flops_per_image"] * result["ours_median"] / result["matmul_peak"]
+    result["mfu_tfp_at_our_count"] = result["flops_per_image"] * result["tfp_median"] / result["matmul_peak"]
     result["ours_cpu_median"] = statistics.median(ours_cpu_rounds)
     result["tfp_cpu_median"] = statistics.median(tfp_cpu_rounds)
     result["ratio_cpu"] = result["ours_cpu_median"] / result["tfp_cpu_median"]
@@ -492,6 +531,10 @@ def main(argv=None):
         f"other processes {other} cores; load average before {result['load_before']}, after {result['load_after']}"
     )
     print(f"params: ours {ours_params}, tfp {tfp_params}; tfp forward Conv2D ops {tfp_conv_ops}")
+    print(f"FLOPs: {result['flops_per_image'] / 1e9:.3f} GFLOP per image (XLA count); fp32 matmul peak "
+          f"{result['matmul_peak'] / 1e9:.0f} GFLOP/s (before {result['matmul_peak_before'] / 1e9:.0f}, after "
+          f"{result['matmul_peak_after'] / 1e9:.0f}); utilization ours {100 * result['mfu_ours']:.1f}%, tfp at our "
+          f"count {100 * result['mfu_tfp_at_our_count']:.1f}%")
     if not args.no_write:
         common.write_section(args.doc, SECTION_HEADING, render_section(result))
         print(f"wrote section '{SECTION_HEADING}' to {args.doc}")

@@ -19,6 +19,7 @@ counted in their first phase.
 Usage:
 
     python -m zoo.presets.compute [--only NAME ...]
+    python -m zoo.presets.compute --builder make_glow --kwargs '{"image_shape": [32, 32, 3]}'   # prints only
 """
 
 import json
@@ -46,8 +47,11 @@ def read():
         return json.load(f)
 
 
-def training_step_flops(name, batch_size):
-    """FLOPs of one training step of preset ``name`` at ``batch_size`` (needs ``KERAS_BACKEND=jax``)."""
+def training_step_flops(name, batch_size, build=None):
+    """FLOPs of one training step of preset ``name`` (or of the model ``build()`` returns) at ``batch_size``.
+
+    Needs ``KERAS_BACKEND=jax``.
+    """
     import jax
     import keras
     import numpy as np
@@ -57,7 +61,7 @@ def training_step_flops(name, batch_size):
     if keras.backend.backend() != "jax":
         raise RuntimeError(f"counting FLOPs needs KERAS_BACKEND=jax (this process runs {keras.backend.backend()!r}): "
                            "run `python -m zoo.presets.compute`, which sets it.")
-    model = registry.get(name)
+    model = build() if build is not None else registry.get(name)
     shape = (int(batch_size),) + tuple(model.example_shape)
     rng = np.random.default_rng(0)
     if model.input_dtype == "uint8":
@@ -74,12 +78,13 @@ def training_step_flops(name, batch_size):
     return float(cost["flops"])
 
 
-def measure(name):
-    """``{"train_flops_per_example", "train_flops_per_step_fixed", "batch_sizes", "versions"}`` of preset ``name``."""
+def measure(name, build=None):
+    """``{"train_flops_per_example", "train_flops_per_step_fixed", "batch_sizes", "versions"}`` of preset ``name``
+    (or of the model ``build()`` returns, e.g. ``lambda: zoo.make_glow(...)``)."""
     import jax
     import keras
 
-    small, large = (training_step_flops(name, b) for b in BATCH_SIZES)
+    small, large = (training_step_flops(name, b, build) for b in BATCH_SIZES)
     per_example = (large - small) / (BATCH_SIZES[1] - BATCH_SIZES[0])
     return {"train_flops_per_example": per_example, "train_flops_per_step_fixed": small - BATCH_SIZES[0] * per_example,
             "batch_sizes": list(BATCH_SIZES), "versions": {"jax": jax.__version__, "keras": keras.__version__}}
@@ -115,7 +120,16 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=None, help="count only these presets (the rest are kept)")
+    parser.add_argument("--builder", default=None, help="count zoo.BUILDER(**--kwargs) instead and print its JSON "
+                        "(nothing is written; e.g. make_glow)")
+    parser.add_argument("--kwargs", default="{}", help="JSON builder arguments for --builder")
     args = parser.parse_args(argv)
+    if args.builder:
+        import zoo
+
+        builder = getattr(zoo, args.builder)
+        print("COMPUTE " + json.dumps(measure(args.builder, lambda: builder(**json.loads(args.kwargs)))), flush=True)
+        return
     import keras
 
     from zoo import files
