@@ -85,16 +85,22 @@ def check_example_shape(x, expected_example_shape, tensor_name, owner):
         )
 
 
-DENSITY_DTYPE = "float32"
-"""The dtype policy of every layer that carries a density (flow layers, priors, injective layers, the models).
+def density_dtype():
+    """The dtype policy of a layer that carries a density (flow layers, priors, injective layers, the models).
 
-Under ``keras.mixed_precision.set_global_policy("mixed_bfloat16")`` those layers
-still compute in float32: a log-likelihood is a sum of log-determinants over all
-D dimensions, and bfloat16's 8-bit mantissa would be off by tens of nats. Only
-the networks inside them (coupling conditioners, encoders, decoders), built
-with the global policy, compute in bfloat16; ``apply_sequence`` hands their
-output back in float32.
-"""
+    None (the global policy) under a full-precision policy (``float32``, or
+    ``float64`` for the dense references of the tests); ``"float32"`` under a
+    mixed one. Under ``keras.mixed_precision.set_global_policy("mixed_bfloat16")``
+    those layers compute in float32: a log-likelihood is a sum of
+    log-determinants over all D dimensions, and bfloat16's 8-bit mantissa would be
+    off by tens of nats. Only the networks inside them (coupling conditioners,
+    encoders, decoders), built with the global policy, compute in bfloat16;
+    ``apply_sequence`` hands their output back in the input's dtype.
+    """
+    policy = keras.config.dtype_policy()
+    if policy.compute_dtype == policy.variable_dtype and policy.compute_dtype in ("float32", "float64"):
+        return None
+    return "float32"
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -129,7 +135,7 @@ class FlowLayer(keras.layers.Layer):
     """
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("dtype", DENSITY_DTYPE)  # under a mixed policy too (see DENSITY_DTYPE)
+        kwargs.setdefault("dtype", density_dtype())  # under a mixed policy too (see density_dtype)
         super().__init__(**kwargs)
 
     def _inverse(self, z, training=None):

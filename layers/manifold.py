@@ -22,7 +22,7 @@ import math
 import keras
 from keras import ops
 
-from layers.base import DENSITY_DTYPE, FlowLayer, check_example_shape, sum_except_batch
+from layers.base import density_dtype, FlowLayer, check_example_shape, sum_except_batch
 from layers.numerics import LOG_2PI, standard_normal_log_prob
 from layers.numerics import gram_log_det  # noqa: F401  (defined in layers.numerics; imported from here by callers)
 from layers.priors import Prior
@@ -56,7 +56,7 @@ class Proj(keras.layers.Layer):
     """
 
     def __init__(self, latent_dim, **kwargs):
-        kwargs.setdefault("dtype", DENSITY_DTYPE)
+        kwargs.setdefault("dtype", density_dtype())
         super().__init__(**kwargs)
         if int(latent_dim) < 1:
             raise ValueError(f"Proj: `latent_dim` must be >= 1; received {latent_dim}.")
@@ -103,7 +103,7 @@ class Pad(keras.layers.Layer):
     """
 
     def __init__(self, data_dim, **kwargs):
-        kwargs.setdefault("dtype", DENSITY_DTYPE)
+        kwargs.setdefault("dtype", density_dtype())
         super().__init__(**kwargs)
         if int(data_dim) < 2:
             raise ValueError(f"Pad: `data_dim` must be >= 2; received {data_dim}.")

@@ -28,7 +28,7 @@ import math
 import keras
 from keras import ops
 
-from layers.base import DENSITY_DTYPE, check_example_shape, sum_except_batch
+from layers.base import density_dtype, check_example_shape, sum_except_batch
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 from layers.numerics import (
     LOG_2PI,
@@ -112,7 +112,7 @@ class InjectiveLayer(keras.layers.Layer):
     """
 
     def __init__(self, seed=None, **kwargs):
-        kwargs.setdefault("dtype", DENSITY_DTYPE)  # float32 under a mixed policy too
+        kwargs.setdefault("dtype", density_dtype())  # float32 under a mixed policy too
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from layers.base import DENSITY_DTYPE
+from layers.base import density_dtype
 from layers.numerics import cholesky_log_det, standard_normal_log_prob
 from layers.seeds import draw_noise
 
@@ -90,7 +90,7 @@ class Prior(keras.layers.Layer):
     """
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("dtype", DENSITY_DTYPE)  # float32 under a mixed policy too (layers.base.DENSITY_DTYPE)
+        kwargs.setdefault("dtype", density_dtype())  # float32 under a mixed policy too (layers.base.density_dtype)
         super().__init__(**kwargs)
 
     stochastic_encoder = False

@@ -45,7 +45,7 @@ import numpy as np
 from keras import ops
 
 from layers.actnorm import ActNorm
-from layers.base import DENSITY_DTYPE, check_example_shape
+from layers.base import density_dtype, check_example_shape
 from layers.checks import check_finite, check_value_range
 from layers.seeds import draw_noise
 
@@ -173,16 +173,16 @@ class GenerativeModel(keras.Model):
         return "val_loss"
 
     def __init__(self, example_shape, data_kind, n_bits=None, value_range=None, likelihood_term="default", **kwargs):
-        kwargs.setdefault("dtype", DENSITY_DTYPE)  # the model computes its density in float32 under a mixed policy
+        kwargs.setdefault("dtype", density_dtype())  # the model computes its density in float32 under a mixed policy
         super().__init__(**kwargs)
         policy = keras.config.dtype_policy().name
-        if policy != "float32" and not (policy == "mixed_bfloat16" and len(tuple(example_shape)) == 3):
+        if policy not in ("float32", "float64") and not (policy == "mixed_bfloat16" and len(tuple(example_shape)) == 3):
             raise ValueError(
                 f"{self.name}: built under the global dtype policy {policy!r}. Only image models take "
                 "'mixed_bfloat16' (their convolutions compute in bfloat16, every density term in float32: "
                 "bits/dim within 0.0013 of float32, measured on the shipped presets); the conditioners of a "
                 f"low-dimensional {'vector' if len(tuple(example_shape)) != 3 else 'image'} model lose up to 2 "
-                "bits/dim in bfloat16, and other policies are not supported. Build it under "
+                "bits/dim in bfloat16, and other mixed or half policies are not supported. Build it under "
                 "keras.mixed_precision.set_global_policy('float32').")
         if likelihood_term != "default":
             self.likelihood_term = likelihood_term
