@@ -146,3 +146,14 @@ def _fsync_tree(path):
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def is_json_table(path, key):
+    """True for a JSON file holding ``{name: {key: ..., ...}, ...}``: the tables the project writes
+    (``staged_file``'s ``recognize`` for them)."""
+    try:
+        with open(path) as f:
+            table = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(table, dict) and all(isinstance(v, dict) and key in v for v in table.values())

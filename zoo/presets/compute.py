@@ -25,6 +25,8 @@ Usage:
 import json
 import os
 
+from zoo import files
+
 COMPUTE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compute.json")
 BATCH_SIZES = (2, 4)
 """The two batch sizes of the count: per-example FLOPs = the difference / 2."""
@@ -106,13 +108,7 @@ def epoch_cost(name, dataset, table=None):
 
 
 def _is_compute_table(path):
-    try:
-        with open(path) as f:
-            table = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(table, dict) and all(isinstance(v, dict) and "train_flops_per_example" in v
-                                           for v in table.values())
+    return files.is_json_table(path, "train_flops_per_example")
 
 
 def main(argv=None):
@@ -132,7 +128,6 @@ def main(argv=None):
         return
     import keras
 
-    from zoo import files
     from zoo.presets import registry
 
     table = read()

@@ -253,12 +253,7 @@ def _read_registrations(path):
 
 def _is_registration_table(path):
     """True for a JSON ``{name: {"sha256": ..., ...}}`` (what ``publish`` writes)."""
-    try:
-        with open(path) as f:
-            table = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(table, dict) and all(isinstance(v, dict) and "sha256" in v for v in table.values())
+    return files.is_json_table(path, "sha256")
 
 
 CARDS_HEADING = "# Model cards"

@@ -7,7 +7,7 @@ import keras
 
 TF_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 JAX_STRATEGIES = ("default", "data_parallel")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu", "data_parallel")
+STRATEGIES = TF_STRATEGIES + tuple(name for name in JAX_STRATEGIES if name not in TF_STRATEGIES)
 
 
 @dataclasses.dataclass

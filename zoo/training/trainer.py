@@ -76,7 +76,8 @@ class TrainResult:
 
 
 TRAINING_POLICIES = ("float32", "mixed_bfloat16")
-"""Global dtype policies ``train`` honours (``mixed_bfloat16``: see ``GenerativeModel.supports_mixed_precision``)."""
+"""Global dtype policies ``train`` honours (``mixed_bfloat16`` for image models only: ``GenerativeModel`` refuses
+to build any other model under it)."""
 
 RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "training", "model_overrides",
                  "replicas", "epochs", "weights", "dtype_policy")
@@ -239,6 +240,11 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     if val_data is not None and not isinstance(val_data, streaming.StreamingImages):
         val_data = net.as_model_input(val_data)
         net.check_dataset(val_data)
+    def epoch_input(epoch, skip=0):  # tf.data, or NumPy batches of the same order on the JAX path
+        if jax_path:
+            return EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:])
+        return epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert)
+
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "arguments": arguments}
     resumed_from = 0
     if latest:
@@ -253,8 +259,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         state = manager.restore(net, latest)
         resumed_from = state["global_step"]
     elif not net.is_initialized:
-        first = (data[epoch_order(len(data), 0, global_batch, seed)[0]] if jax_path else
-                 np.asarray(next(iter(epoch_dataset(data, 0, global_batch, seed, convert=convert)))))
+        first = np.asarray(next(iter(epoch_input(0))))
         with strategy.scope():
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
@@ -297,10 +302,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         epoch, skip = state["epoch"], state["step_in_epoch"]
         net.begin_training_epoch(epoch, int(epochs))  # multi-phase models (M-flow) pick this epoch's phase
         try:
-            batches = (EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:]) if jax_path else
-                       epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert))
-            net.fit(batches, epochs=epoch + 1, initial_epoch=epoch, validation_data=val, callbacks=run_callbacks,
-                    verbose=verbose, shuffle=False)  # the order is epoch_dataset's (epoch_order's)
+            net.fit(epoch_input(epoch, skip), epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
+                    callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the order is epoch_dataset's (epoch_order's)
         except input_errors as error:
             if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):
                 raise
