@@ -51,7 +51,7 @@ flags.DEFINE_enum("weight_decay_form", None, ["decoupled", "coupled"],
                   "decoupled: AdamW; coupled: added to the gradient (zoo.training.AdamL2).")
 flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16"],
                   "Keras dtype policy: mixed_bfloat16 runs the networks (coupling conditioners, encoders, decoders) "
-                  "in bfloat16 and every density term in float32 (image models only).")
+                  "in bfloat16 and every density term in float32 (pixel models, i.e. uint8 images, only).")
 flags.DEFINE_string("weights", None, "Start from these weights (fine-tuning): 'default' (the preset's shipped "
                     "weights), a .weights.h5 file, a preset directory or a URL; act-norm keeps their statistics.")
 flags.DEFINE_string("overrides", "{}", 'Builder arguments as JSON, e.g. \'{"hidden_channels": 32}\'.')

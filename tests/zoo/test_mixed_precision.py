@@ -58,8 +58,10 @@ def test_a_short_training_run_under_the_policy_reaches_the_float32_validation_bi
 
 
 def test_vector_models_and_other_policies_are_refused(tmp_path, mixed):
-    with pytest.raises(ValueError, match="Only image models take 'mixed_bfloat16'.*set_global_policy\\('float32'\\)"):
-        zoo.get("nf_spiral")
+    for name in ("nf_spiral", "nf_spread_fading_square"):  # vectors, and float images
+        refused = "Only pixel models .* take 'mixed_bfloat16'.*set_global_policy\\('float32'\\)"
+        with pytest.raises(ValueError, match=refused):
+            zoo.get(name)
     keras.mixed_precision.set_global_policy("mixed_float16")
     with pytest.raises(ValueError, match="loss scaling.*mixed_bfloat16"):
         zoo.train(model="nf_digits", epochs=1, out=str(tmp_path / "f16"), tensorboard=False, verbose=0)

@@ -76,7 +76,7 @@ class TrainResult:
 
 
 TRAINING_POLICIES = ("float32", "mixed_bfloat16")
-"""Global dtype policies ``train`` honours (``mixed_bfloat16`` for image models only: ``GenerativeModel`` refuses
+"""Global dtype policies ``train`` honours (``mixed_bfloat16`` for pixel models only: ``GenerativeModel`` refuses
 to build any other model under it)."""
 
 RUN_ARGUMENTS = ("model", "dataset", "batch_size", "seed", "num_examples", "training", "model_overrides",
