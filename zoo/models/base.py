@@ -159,7 +159,7 @@ class GenerativeModel(keras.Model):
     stochastic_encoder = False
     """Whether ``encode(x, stochastic=True)`` draws from a posterior (else it is refused)."""
     diagnostics = ()
-    """Names of entries of ``call``'s dict that are reported (as metrics of the same name) but are not objective terms."""
+    """Names of entries of ``call``'s dict that are reported (as metrics of the same name), not objective terms."""
 
     @property
     def monitor(self):

@@ -93,7 +93,7 @@ def measure(name, build=None):
 
 
 def epoch_cost(name, dataset, table=None):
-    """FLOPs of one epoch of ``zoo.train`` on ``dataset``'s training split, and GPU hours at the peak; None if unknown."""
+    """FLOPs of one epoch of ``zoo.train`` on ``dataset``'s training split and GPU hours at the peak (None: unknown)."""
     entry = (read() if table is None else table).get(name)
     examples = TRAIN_EXAMPLES.get(dataset)
     if entry is None or examples is None:

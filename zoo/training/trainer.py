@@ -276,8 +276,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     if chief:
         run_callbacks.append(SampleGrid(os.path.join(out, "samples"), every=sample_every, seed=seed, log_dir=log_dir))
         if validation:
-            run_callbacks.append(BestModelExport(os.path.join(out, "best"), monitor=net.monitor,
-                                                 best_value=best_so_far, metadata={"dataset": dataset, "preset": model}))
+            run_callbacks.append(BestModelExport(os.path.join(out, "best"), monitor=net.monitor, best_value=best_so_far,
+                                                 metadata={"dataset": dataset, "preset": model}))
     if tensorboard:
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
     run_callbacks += list(callbacks or [])
@@ -303,7 +303,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         net.begin_training_epoch(epoch, int(epochs))  # multi-phase models (M-flow) pick this epoch's phase
         try:
             net.fit(epoch_input(epoch, skip), epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
-                    callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the order is epoch_dataset's (epoch_order's)
+                    callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the order is epoch_order's
         except input_errors as error:
             if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):
                 raise
