@@ -6,9 +6,11 @@ mixed, float32, ...), and reports the median images/s of each and the ratio. Whe
 has bfloat16 units is read from /proc/cpuinfo (``avx512_bf16``, ``amx_bf16``). The section
 "## Mixed precision (bfloat16) vs float32" of docs/BENCHMARKS.md is replaced.
 
+Also times the FID Inception under both trunk policies and compares the FID they give.
+
 Usage:
 
-    nice python benchmarks/mixed_precision.py [--model nf_fmnist] [--batch_size 32] [--steps 8] [--rounds 3]
+    nice python benchmarks/mixed_precision.py [--model nf_fmnist] [--batch_size 32] [--steps 8] [--rounds 3] [--fid_images 1000]
 """
 
 import argparse
@@ -69,6 +71,34 @@ def accuracy_rows(examples):
     return rows
 
 
+def inception_rows(count, batch_size=50):
+    """The FID Inception under each trunk policy: images/s and the FID of ``count`` Fashion-MNIST test vs train images."""
+    from zoo.data import datasets
+    from zoo.evaluation import fid_inception
+    from zoo.evaluation import metrics
+
+    test, _ = datasets.load_fashion_mnist("test")
+    train, _ = datasets.load_fashion_mnist("train")
+    weights = fid_inception.convert_weights(fid_inception.locate_weights())
+    results = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        model = fid_inception.inception_for_fid(weights, dtype=policy)
+        fid_inception.inception_features(model, test[:batch_size], batch_size=batch_size)  # warm-up: tracing
+        start = time.perf_counter()
+        real = fid_inception.inception_features(model, test[:count], batch_size=batch_size)
+        rate = count / (time.perf_counter() - start)
+        other = fid_inception.inception_features(model, train[:count], batch_size=batch_size)
+        results[policy] = (rate, metrics.frechet_distance_from_features(real, other), real)
+    (rate32, fid32, f32), (rate16, fid16, f16) = results["float32"], results["mixed_bfloat16"]
+    relative = float(np.linalg.norm(f16 - f32) / np.linalg.norm(f32))
+    return [
+        f"| float32 | {rate32:.1f} | 1.00x | {fid32:.3f} | - |",
+        f"| mixed_bfloat16 (trunk in bf16; resize and final mean in fp32) | {rate16:.1f} | {rate16 / rate32:.2f}x | "
+        f"{fid16:.3f} | {fid16 - fid32:+.3f} ({100 * (fid16 - fid32) / fid32:+.2f}%); features {100 * relative:.1f}% "
+        "apart (relative L2) |",
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="nf_fmnist")
@@ -77,6 +107,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--accuracy_examples", type=int, default=100,
                         help="test examples of each shipped preset's check metric under both policies (0: skip)")
+    parser.add_argument("--fid_images", type=int, default=1000,
+                        help="Fashion-MNIST test and train images of the Inception comparison (0: skip)")
     parser.add_argument("--no_write", action="store_true")
     args = parser.parse_args()
     models = {}
@@ -122,6 +154,13 @@ def main():
             "under each policy from the same shipped weights (n_bits as on the card):", "",
             "| preset | metric | float32 | mixed_bfloat16 | change |", "| --- | --- | ---: | ---: | ---: |",
             *accuracy_rows(args.accuracy_examples), ""])
+    if args.fid_images:
+        section += "\n".join([
+            "", f"The FID Inception (`zoo.evaluation.fid_inception`, batch 50) under each trunk policy: images/s over "
+            f"the first {args.fid_images} Fashion-MNIST test images (28x28, resized to 299x299), and the FID between "
+            f"those and the first {args.fid_images} training images (the same two image sets under both policies):", "",
+            "| Inception trunk | images / s | vs float32 | FID (test vs train) | change |",
+            "| --- | ---: | ---: | ---: | --- |", *inception_rows(args.fid_images), ""])
     print(section)
     if not args.no_write:
         common.write_section(common.BENCHMARKS_DOC, SECTION_HEADING, section)

