@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from layers.base import FlowLayer, sum_except_batch
+from layers.base import FlowLayer, split_channels, sum_except_batch
 
 
 def conditioner_layers(rank, hidden_units, num_hidden_layers, out_channels, dtype=None):
@@ -127,7 +127,7 @@ class AffineCoupling(FlowLayer):
     def _shift_and_log_scale(self, x_a):
         h = apply_sequence(self.conditioner, x_a)
         n = ops.shape(h)[-1] // 2
-        shift, raw = h[..., :n], h[..., n:]
+        shift, raw = split_channels(h, n)
         log_scale = self.log_scale_clamp * ops.tanh(raw / self.log_scale_clamp)
         if self.volume_preserving:
             axes = tuple(range(1, len(log_scale.shape)))
@@ -140,13 +140,13 @@ class AffineCoupling(FlowLayer):
         return sum_except_batch(log_scale)
 
     def call(self, inputs, training=None):
-        x_a, x_b = inputs[..., : self.split], inputs[..., self.split :]
+        x_a, x_b = split_channels(inputs, self.split)
         shift, log_scale = self._shift_and_log_scale(x_a)
         z_b = x_b * ops.exp(log_scale) + shift
         return ops.concatenate([x_a, z_b], axis=-1), self._log_det(log_scale)
 
     def _inverse(self, z, training=None):
-        z_a, z_b = z[..., : self.split], z[..., self.split :]
+        z_a, z_b = split_channels(z, self.split)
         shift, log_scale = self._shift_and_log_scale(z_a)
         x_b = (z_b - shift) * ops.exp(-log_scale)
         return ops.concatenate([z_a, x_b], axis=-1), -self._log_det(log_scale)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from layers.base import FlowLayer
+from layers.base import FlowLayer, split_channels
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -84,7 +84,7 @@ class FactorOut(FlowLayer):
         return (latent_shape[0], h, w, k + rest[-1])
 
     def call(self, inputs, training=None):
-        x_out, x_rest = inputs[..., : self._k], inputs[..., self._k :]
+        x_out, x_rest = split_channels(inputs, self._k)
         z_rest, log_det = self.inner_flow(x_rest, training=training)
         z = ops.concatenate([ops.reshape(x_out, (-1, self._out_size)), z_rest], axis=-1)
         return z, log_det

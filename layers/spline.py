@@ -11,7 +11,7 @@ import math
 import keras
 from keras import ops
 
-from layers.base import FlowLayer, sum_except_batch
+from layers.base import FlowLayer, split_channels, sum_except_batch
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 
 MIN_BIN_WIDTH = 1e-3
@@ -97,7 +97,7 @@ def rational_quadratic_spline(inputs, unnormalized_widths, unnormalized_heights,
 
 
 def _split_parameters(params, num_bins):
-    return params[..., :num_bins], params[..., num_bins : 2 * num_bins], params[..., 2 * num_bins :]
+    return tuple(ops.split(params, [num_bins, 2 * num_bins], axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -162,12 +162,12 @@ class SplineCoupling(FlowLayer):
         return y_b, sum_except_batch(log_derivative)
 
     def call(self, inputs, training=None):
-        x_a, x_b = inputs[..., : self.split], inputs[..., self.split :]
+        x_a, x_b = split_channels(inputs, self.split)
         z_b, log_det = self._spline(x_a, x_b, inverse=False)
         return ops.concatenate([x_a, z_b], axis=-1), log_det
 
     def _inverse(self, z, training=None):
-        z_a, z_b = z[..., : self.split], z[..., self.split :]
+        z_a, z_b = split_channels(z, self.split)
         x_b, log_det = self._spline(z_a, z_b, inverse=True)
         return ops.concatenate([z_a, x_b], axis=-1), log_det
 
