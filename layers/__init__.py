@@ -33,7 +33,7 @@ from layers.numerics import (
     standard_normal_log_prob,
 )
 from layers.preprocessing import Dequantize, LogitTransform, pixels_from_levels, quantize_pixels
-from layers.priors import GaussianMixturePrior, LatentPrior, Prior, StandardNormal
+from layers.priors import ClassConditionalNormal, GaussianMixturePrior, LatentPrior, Prior, StandardNormal
 from layers.reshape import Flatten, Permute, Squeeze
 from layers.seeds import batch_noise, derive_seed, draw_noise
 from layers.spline import ElementwiseSpline, SplineCoupling, rational_quadratic_spline
@@ -79,6 +79,7 @@ __all__ = [
     "Squeeze",
     "LatentPrior",
     "StandardNormal",
+    "ClassConditionalNormal",
     "StochasticCoupling",
     "UpsampleNIF",
     "check_example_shape",

@@ -143,3 +143,53 @@ def check_value_range(x, low, high, tensor_name, owner, hint=""):
     if values.size and (float(values.min()) < low or float(values.max()) > high):
         raise ValueError(f"{message} Received values in [{float(values.min()):g}, {float(values.max()):g}].")
     return x
+
+
+def check_labels(labels, num_classes, owner, batch_size=None):
+    """Class labels for a class-conditional model: integer class indices of shape ``(batch,)`` in ``[0, K)``.
+
+    Refused with a ``ValueError`` that names the fix: float or boolean
+    labels (a float array may hold scores, not classes), one-hot or
+    ``(batch, 1)`` arrays (which axis is the class is ambiguous), a length
+    other than the batch's, and indices outside ``[0, num_classes)``. Values
+    are checked eagerly and, inside a TensorFlow graph, by an assertion that
+    gates the result (skipped inside a JAX trace, as the other value checks).
+
+    Args:
+        labels: integer tensor or array of shape ``(batch,)``.
+        num_classes: int ``K``.
+        owner: model or layer name for the message.
+        batch_size: int or None; the length the labels must have.
+
+    Returns:
+        The labels as an int32 tensor (gated on the range check in a graph).
+    """
+    if labels is None:
+        raise ValueError(f"{owner} is class-conditional ({num_classes} classes) and needs `labels`: integer class "
+                         f"indices in [0, {num_classes - 1}], one per example.")
+    if isinstance(labels, (list, tuple)) or np.isscalar(labels):
+        labels = np.asarray(labels)
+    dtype = keras.backend.standardize_dtype(labels.dtype)
+    if not ("int" in dtype):
+        raise ValueError(f"{owner}: `labels` must be integer class indices in [0, {num_classes - 1}]; received dtype "
+                         f"{dtype}. Convert with `labels.astype('int32')` (one-hot or probability rows: "
+                         "`labels.argmax(-1)`).")
+    shape = tuple(labels.shape)
+    if len(shape) != 1:
+        raise ValueError(f"{owner}: `labels` must have shape (batch,), one class index per example; received shape "
+                         f"{shape}. (batch, 1) arrays: `labels.reshape(-1)`; one-hot rows: `labels.argmax(-1)`.")
+    if batch_size is not None and shape[0] is not None and int(shape[0]) != int(batch_size):
+        raise ValueError(f"{owner}: got {shape[0]} labels for {batch_size} examples; pass one label per example.")
+    if _is_symbolic(labels):
+        return ops.cast(labels, "int32")
+    message = f"{owner}: `labels` must be class indices in [0, {num_classes - 1}]"
+    if _tf_graph_mode():
+        import tensorflow as tf
+
+        ok = tf.reduce_all(tf.logical_and(labels >= 0, labels < num_classes))
+        with tf.control_dependencies([_tf_assert(ok, message + "; received an index out of range.")]):
+            return tf.cast(tf.identity(labels), tf.int32)
+    values = np.asarray(ops.convert_to_numpy(labels))
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(f"{message}; received values in [{values.min()}, {values.max()}].")
+    return ops.convert_to_tensor(values.astype("int32"))

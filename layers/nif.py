@@ -28,7 +28,7 @@ import math
 import keras
 from keras import ops
 
-from layers.base import density_dtype, check_example_shape, sum_except_batch
+from layers.base import density_dtype, check_example_shape, split_channels, sum_except_batch
 from layers.coupling import apply_sequence, build_sequence, conditioner_layers
 from layers.numerics import (
     LOG_2PI,
@@ -168,25 +168,41 @@ class NIFPrior(InjectiveLayer, Prior):
 
     stochastic_encoder = True
 
-    def log_prob(self, x, training=None):
-        """Closed-form marginal ``log p(x)`` under ``z ~ N(0, I)`` (eq. 41); deterministic."""
-        del training
-        return self._terms(x, marginal=True)["marginal"]
+    def _class_means(self, labels, batch_size):
+        """``mu_y`` of a class-conditional prior (``(batch, d)``), or None for the unconditional one."""
+        if self.num_classes is None:
+            self.label_arguments(labels)  # refuses labels
+            return None
+        from layers.checks import check_labels
 
-    def elbo(self, x):
-        """``E_q[log N(z; 0, I)] + manifold term`` (eq. 7), exact expectation; <= ``log_prob``."""
+        return ops.take(self.class_means, check_labels(labels, self.num_classes, self.name, batch_size), axis=0)
+
+    def log_prob(self, x, training=None, labels=None):
+        """Closed-form marginal ``log p(x)`` under ``z ~ N(0, I)`` (eq. 41), or ``N(mu_y, I)`` given labels."""
+        del training
+        class_means = self._class_means(labels, x.shape[0])
+        if class_means is None:
+            return self._terms(x, marginal=True)["marginal"]
+        return self._terms(x, marginal=True, class_means=class_means)["marginal"]
+
+    def elbo(self, x, labels=None):
+        """``E_q[log N(z; mu, I)] + manifold term`` (eq. 7; ``mu`` = 0 or ``mu_y``), exact expectation; <= ``log_prob``."""
         terms = self._terms(x)
-        expected_log_prior = standard_normal_log_prob(terms["mean"]) - 0.5 * self._posterior_trace(terms)
-        return expected_log_prior + terms["manifold"]
+        class_means = self._class_means(labels, x.shape[0])
+        mean = terms["mean"] if class_means is None else terms["mean"] - class_means
+        return standard_normal_log_prob(mean) - 0.5 * self._posterior_trace(terms) + terms["manifold"]
 
     @property
     def noise_shapes(self):
         """Per-example shapes of the latent noise and the observation noise ``sample`` draws."""
         return tuple(self.latent_shape), tuple(self.example_shape)
 
-    def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
-        """Deterministic sampling from given noise: ``A (t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
+    def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0, labels=None):
+        """Deterministic sampling from given noise: ``A (mu_y + t eps_z) + b + sqrt(s) Sigma^(1/2) eps_x``."""
         z = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+        class_means = self._class_means(labels, latent_noise.shape[0])
+        if class_means is not None:
+            z = z + class_means
         return self.inverse(z, noise_scale=noise_scale, noise=observation_noise)
 
     def encode(self, x, stochastic=False, seed=None):
@@ -231,11 +247,15 @@ class GaussianNIF(NIFPrior):
         section 4 and appendix A.5, A.8.
     """
 
-    def __init__(self, latent_dim, a_initializer="glorot_normal", seed=None, **kwargs):
+    def __init__(self, latent_dim, a_initializer="glorot_normal", seed=None, num_classes=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"GaussianNIF: `latent_dim` must be an int >= 1; received {latent_dim!r}.")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                        or num_classes < 2):
+            raise ValueError(f"GaussianNIF: `num_classes` must be None or an int >= 2; received {num_classes!r}.")
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.a_initializer = keras.initializers.get(a_initializer)
         if seed is not None and hasattr(self.a_initializer, "seed"):
             self.a_initializer.seed = seed
@@ -252,6 +272,9 @@ class GaussianNIF(NIFPrior):
         self.a_matrix = self.add_weight(shape=(self.data_dim, self.latent_dim), initializer=self.a_initializer, name="a_matrix")
         self.bias = self.add_weight(shape=(self.data_dim,), initializer="zeros", name="bias")
         self.log_variance = self.add_weight(shape=(self.data_dim,), initializer="zeros", name="log_variance")
+        if self.num_classes is not None:  # z ~ N(mu_y, I): a class is a region of the d-dim manifold
+            self.class_means = self.add_weight(shape=(self.num_classes, self.latent_dim), initializer="zeros",
+                                               name="class_means")
 
     @property
     def latent_shape(self):
@@ -261,10 +284,11 @@ class GaussianNIF(NIFPrior):
         check_example_shape(x, self.example_shape, "x", self.name)
         return ops.reshape(ops.cast(x, self.compute_dtype), (-1, self.data_dim))
 
-    def _terms(self, x, marginal=False):
-        return gaussian_nif_terms(
-            self._flat(x) - self.bias, self.log_variance, self.a_matrix, posterior=not marginal, marginal=marginal
-        )
+    def _terms(self, x, marginal=False, class_means=None):
+        residual = self._flat(x) - self.bias
+        if class_means is not None:  # x ~ N(A mu_y + b, A A^T + Sigma): the class shifts the marginal's mean
+            residual = residual - ops.matmul(class_means, ops.transpose(self.a_matrix))
+        return gaussian_nif_terms(residual, self.log_variance, self.a_matrix, posterior=not marginal, marginal=marginal)
 
     def _sample_posterior(self, terms, seed):
         eps = batch_noise(ops.shape(terms["mean"]), self.compute_dtype, seed)
@@ -299,6 +323,8 @@ class GaussianNIF(NIFPrior):
         config.update(
             {"latent_dim": self.latent_dim, "a_initializer": keras.initializers.serialize(self.a_initializer)}
         )
+        if self.num_classes is not None:
+            config["num_classes"] = self.num_classes
         return config
 
 
@@ -477,13 +503,14 @@ class StochasticCoupling(InjectiveLayer):
         h = apply_sequence(self.conditioner, x_a)
         n = ops.shape(h)[-1] // 2
         clamp = self.log_variance_clamp
-        return h[..., :n], clamp * ops.tanh(h[..., n:] / clamp)
+        bias, raw = split_channels(h, n)
+        return bias, clamp * ops.tanh(raw / clamp)
 
     def _terms(self, x, marginal=False):
         del marginal
         check_example_shape(x, self.example_shape, "x", self.name)
         x = ops.cast(x, self.compute_dtype)
-        x_a, x_b = x[..., : self.split], x[..., self.split :]
+        x_a, x_b = split_channels(x, self.split)
         bias, log_variance = self._bias_and_log_variance(x_a)
         terms = gaussian_nif_terms(x_b - bias, log_variance, self.a_matrix)
         mean_b = terms["mean"]
@@ -500,7 +527,7 @@ class StochasticCoupling(InjectiveLayer):
 
     def _decode_noise(self, z, noise_scale, noise):
         check_example_shape(z, self.latent_shape, "z", self.name)
-        z_a, z_b = z[..., : self.split], z[..., self.split :]
+        z_a, z_b = split_channels(z, self.split)
         bias, log_variance = self._bias_and_log_variance(z_a)
         x_b = ops.matmul(z_b, ops.transpose(self.a_matrix)) + bias
         x_b = add_observation_noise(x_b, log_variance, noise_scale, None if noise is None else noise[..., self.split :])
@@ -509,7 +536,7 @@ class StochasticCoupling(InjectiveLayer):
     def conditional_log_prob(self, x, z):
         """``log N(x_b; A z_b + b(x_a), Sigma(x_a))`` summed over positions (a test reference)."""
         x = ops.cast(x, self.compute_dtype)
-        x_a, x_b = x[..., : self.split], x[..., self.split :]
+        x_a, x_b = split_channels(x, self.split)
         bias, log_variance = self._bias_and_log_variance(x_a)
         residual = x_b - ops.matmul(z[..., self.split :], ops.transpose(self.a_matrix)) - bias
         return diagonal_normal_log_prob(residual, log_variance)

@@ -96,6 +96,18 @@ class Prior(keras.layers.Layer):
     stochastic_encoder = False
     """True where ``encode(z, stochastic=True)`` draws from a posterior (the NIF priors, ``SpreadPrior``)."""
 
+    num_classes = None
+    """``K`` for a class-conditional prior (``log_prob`` and ``generate`` then take ``labels=``), None otherwise."""
+
+    def label_arguments(self, labels):
+        """``{"labels": labels}`` for a class-conditional prior, ``{}`` otherwise (refusing labels it cannot use)."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{type(self).__name__} is not class-conditional: `labels` has no meaning here. Build "
+                                 "the model with `num_classes=K` to train p(x | y).")
+            return {}
+        return {"labels": labels}
+
     @property
     def latent_shape(self):
         """Shape of one prior latent (what ``encode`` returns and ``decode`` takes, per example)."""
@@ -143,7 +155,7 @@ class Prior(keras.layers.Layer):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement `generate`.")
 
-    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None):
+    def sample(self, num_samples, temperature=1.0, noise_scale=1.0, seed=None, labels=None):
         """Draws ``num_samples`` flow latents: ``generate`` on seeded standard-normal noise.
 
         Args:
@@ -152,11 +164,14 @@ class Prior(keras.layers.Layer):
             noise_scale: float >= 0 (see ``generate``).
             seed: int, ``keras.random.SeedGenerator`` or None; noise tensor
                 ``i`` is drawn from ``layers.derive_seed(seed, i)``.
+            labels: class indices ``(num_samples,)`` of a class-conditional
+                prior (refused by the others).
 
         Returns:
             Flow latents ``(num_samples, ...)``.
         """
-        return self.generate(*draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype), temperature, noise_scale)
+        noise = draw_noise(self.noise_shapes, num_samples, seed, self.compute_dtype)
+        return self.generate(*noise, temperature, noise_scale, **self.label_arguments(labels))
 
     def check_deterministic_encode(self, stochastic, seed):
         """Refuses ``stochastic=True`` and a ``seed`` for a prior whose encoder is deterministic.
@@ -285,6 +300,88 @@ class StandardNormal(Prior):
         """Deterministic sampling from given noise: ``temperature * latent_noise``."""
         del observation_noise, noise_scale
         return ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="flow_zoo")
+class ClassConditionalNormal(Prior):
+    """A learned diagonal Gaussian per class over a flow's latent: ``p(z | y) = N(z; mu_y, diag(exp(2 s_y)))``.
+
+    The class-conditional top prior of GLOW (section 5 of the paper, its
+    ``y``-conditioned prior): every class ``y`` has its own mean ``mu_y`` and
+    log-scale ``s_y`` over the whole latent, both initialized to zero, so a
+    new prior is the unit Gaussian for every class. The flow is shared; a
+    class is a region of the latent space. ``log_prob`` and ``generate``
+    take ``labels`` (integer class indices, shape ``(batch,)``; refused when
+    missing, of the wrong shape or dtype, or out of range). The prior latent
+    is the flow latent (``encode`` / ``decode`` are identities).
+
+    Temperature ``t`` multiplies the class's standard deviation:
+    ``z = mu_y + t exp(s_y) eps`` (GLOW's convention).
+
+    Args:
+        num_classes: int ``K >= 2``.
+        **kwargs: standard layer arguments.
+
+    Example:
+
+    >>> prior = layers.ClassConditionalNormal(num_classes=10)
+    >>> prior.build((None, 16))
+    >>> z = prior.sample(4, seed=0, labels=np.array([0, 1, 2, 3]))
+    >>> prior.log_prob(z, labels=np.array([0, 1, 2, 3])).shape
+    (4,)
+
+    Reference:
+        Kingma & Dhariwal, "Glow", NeurIPS 2018 (class-conditional prior, section 5).
+    """
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"ClassConditionalNormal: `num_classes` must be an int >= 2; received {num_classes!r}.")
+        self.num_classes = int(num_classes)
+
+    def build(self, input_shape):
+        self.event_shape = tuple(int(d) for d in input_shape[1:])
+        shape = (self.num_classes,) + self.event_shape
+        self.class_means = self.add_weight(shape=shape, initializer="zeros", name="class_means")
+        self.class_log_scales = self.add_weight(shape=shape, initializer="zeros", name="class_log_scales")
+
+    @property
+    def latent_shape(self):
+        """Shape of one prior latent (the flow's latent shape)."""
+        return self.event_shape
+
+    @property
+    def noise_shapes(self):
+        """Per-example shapes of the latent noise and (none here) the observation noise."""
+        return self.event_shape, None
+
+    def class_parameters(self, labels, batch_size=None):
+        """``(mu_y, s_y)`` gathered for ``labels`` (checked), each ``(batch,) + latent_shape``."""
+        from layers.checks import check_labels
+
+        labels = check_labels(labels, self.num_classes, self.name, batch_size)
+        return ops.take(self.class_means, labels, axis=0), ops.take(self.class_log_scales, labels, axis=0)
+
+    def log_prob(self, z, training=None, labels=None):
+        """Per-example ``log N(z; mu_y, diag(exp(2 s_y)))``, shape ``[batch]`` (nats)."""
+        del training
+        z = ops.cast(z, self.compute_dtype)
+        mean, log_scale = self.class_parameters(labels, z.shape[0])
+        axes = tuple(range(1, len(z.shape)))
+        return standard_normal_log_prob((z - mean) * ops.exp(-log_scale)) - ops.sum(log_scale, axis=axes)
+
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0, labels=None):
+        """Deterministic sampling from given noise: ``mu_y + temperature * exp(s_y) * latent_noise``."""
+        del observation_noise, noise_scale
+        latent_noise = ops.cast(latent_noise, self.compute_dtype)
+        mean, log_scale = self.class_parameters(labels, latent_noise.shape[0])
+        return mean + ops.cast(temperature, self.compute_dtype) * ops.exp(log_scale) * latent_noise
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_classes"] = self.num_classes
+        return config
 
 
 # ------------------------------------------------------------------ post-hoc Gaussian mixture

@@ -46,7 +46,7 @@ from keras import ops
 
 from layers.actnorm import ActNorm
 from layers.base import density_dtype, check_example_shape
-from layers.checks import check_finite, check_value_range
+from layers.checks import check_finite, check_labels, check_value_range
 from layers.seeds import draw_noise
 
 LOSS_UNIT = "bits/dim"
@@ -254,6 +254,7 @@ class GenerativeModel(keras.Model):
             "stochastic_encoder": self.stochastic_encoder,
             "diagnostics": list(self.diagnostics),
             "monitor": self.monitor,
+            "num_classes": self.num_classes,
         }
 
     def validate(self, x, name="x"):
@@ -330,6 +331,118 @@ class GenerativeModel(keras.Model):
                    "float data (uint8 images: `model.as_model_input(images)` or `x.astype('float32') / 255`).")
             )
 
+    # ------------------------------------------------- class conditioning
+    @property
+    def num_classes(self):
+        """``K`` for a class-conditional model (it models ``p(x | y)``; labels go with ``fit``, ``sample``,
+        ``log_prob``), None for an unconditional one. The prior decides: a class-conditional prior makes a
+        class-conditional model."""
+        return self.prior.num_classes
+
+    def _track_class_prior(self):
+        """Creates the class prior ``p(y)`` of a class-conditional model (families call it from ``build``).
+
+        ``class_counts`` (non-trainable, ``(K,)``) holds the label counts of
+        the data of the last ``fit``; ``class_log_prior`` is their log
+        frequencies (uniform before any fit).
+        """
+        if self.num_classes is not None and not hasattr(self, "class_counts"):
+            self.class_counts = self.add_weight(shape=(self.num_classes,), initializer="zeros", trainable=False,
+                                                name="class_counts")
+
+    @property
+    def class_log_prior(self):
+        """``log p(y)``, shape ``(K,)``: the label frequencies of the last ``fit`` (uniform before one)."""
+        self._require_conditional("class_log_prior")
+        counts = ops.convert_to_numpy(self.class_counts).astype(np.float64)
+        if counts.sum() == 0:
+            return np.full(self.num_classes, -math.log(self.num_classes))
+        with np.errstate(divide="ignore"):  # a class absent from the training labels has p(y) = 0
+            return np.log(counts / counts.sum())
+
+    def _require_conditional(self, caller):
+        if self.num_classes is None:
+            raise ValueError(f"{self.name}.{caller}: this model is not class-conditional. Build it with "
+                             "`num_classes=K` (e.g. zoo.make_glow(..., num_classes=10)) and train it with "
+                             "`fit(images, labels)`.")
+
+    def _labels_for(self, labels, batch_size, caller):
+        """Checked int32 labels for a conditional model (an int means that class for every example); None otherwise."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{self.name}.{caller}: this model is not class-conditional, so `labels` has no "
+                                 "meaning; leave it None (or build the model with `num_classes=K`).")
+            return None
+        if labels is None:
+            raise ValueError(f"{self.name}.{caller}: this model is class-conditional ({self.num_classes} classes) and "
+                             f"needs `labels=`: an int in [0, {self.num_classes - 1}] or one class index per example.")
+        if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
+            labels = np.full((int(batch_size),), int(labels), np.int32)
+        return check_labels(labels, self.num_classes, f"{self.name}.{caller}", batch_size)
+
+    def _split_inputs(self, inputs):
+        """``call``'s input: ``(x, labels)`` for a conditional model, ``x`` otherwise."""
+        if self.num_classes is None:
+            return inputs, None
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2):
+            raise ValueError(f"{self.name} is class-conditional: call it on `(x, labels)`, and train it with "
+                             "`fit(images, labels)`.")
+        return inputs[0], inputs[1]
+
+    def _conditional_data(self, x, y, caller, count=False):
+        """Packs ``fit`` / ``evaluate`` data as ``((x, labels),)`` for a conditional model; returns ``(data, counts)``.
+
+        NumPy arrays / tensors: ``x`` with ``y`` = labels. A ``tf.data.Dataset``
+        of ``(x, labels)`` pairs: ``y`` must be None. ``counts`` (with
+        ``count=True``) are the label counts, read once from the data.
+        """
+        if hasattr(x, "element_spec") and hasattr(x, "map"):  # tf.data.Dataset
+            if y is not None:
+                raise ValueError(f"{self.name}.{caller}: a tf.data.Dataset carries its own labels; pass y=None.")
+            spec = x.element_spec
+            if not (isinstance(spec, tuple) and len(spec) == 2):
+                raise ValueError(f"{self.name}.{caller}: this model is class-conditional; the dataset must yield "
+                                 "(images, labels) pairs.")
+            owner = f"{self.name}.{caller}"
+            data = x.map(lambda images, labels: ((images, check_labels(labels, self.num_classes, owner)),))
+            counts = None
+            if count:
+                counts = np.zeros(self.num_classes, np.int64)
+                for _, labels in x:
+                    counts += np.bincount(check_labels(labels, self.num_classes, owner).numpy(),
+                                          minlength=self.num_classes)
+            return data, counts
+        if isinstance(x, keras.utils.PyDataset):
+            raise TypeError(f"{self.name}.{caller}: class-conditional training reads NumPy arrays or a tf.data.Dataset "
+                            "of (images, labels); convert the PyDataset.")
+        if y is None:
+            raise ValueError(f"{self.name}.{caller}: this model is class-conditional ({self.num_classes} classes); pass "
+                             f"the labels: `{caller}(images, labels)` with integer class indices.")
+        labels = check_labels(np.asarray(y) if not ops.is_tensor(y) else y, self.num_classes,
+                              f"{self.name}.{caller}", len(x))
+        counts = np.bincount(ops.convert_to_numpy(labels), minlength=self.num_classes) if count else None
+        return (x, ops.convert_to_numpy(labels)), counts
+
+    def class_log_likelihoods(self, x):
+        """``log p(x | y = k)`` for every class, shape ``(batch, K)`` (nats; ``density`` says on what space)."""
+        self._require_conditional("class_log_likelihoods")
+        return ops.stack([self.log_prob(x, labels=k) for k in range(self.num_classes)], axis=-1)
+
+    def classify(self, x, return_log_posterior=False):
+        """The Bayes classifier of the generative model: ``argmax_y log p(x | y) + log p(y)``.
+
+        ``p(y)`` is ``class_log_prior`` (the label frequencies of the training
+        data). With ``return_log_posterior=True`` also returns ``log p(y | x)``,
+        shape ``(batch, K)``.
+        """
+        self._require_conditional("classify")
+        joint = ops.convert_to_numpy(self.class_log_likelihoods(x)).astype(np.float64) + self.class_log_prior
+        predicted = joint.argmax(axis=-1).astype(np.int32)
+        if not return_log_posterior:
+            return predicted
+        top = joint.max(axis=-1, keepdims=True)
+        return predicted, joint - (top + np.log(np.exp(joint - top).sum(axis=-1, keepdims=True)))
+
     # --------------------------------------------------------- objective
     def objective_terms(self, x, training=False):
         """Per-example terms of the training objective (dict of ``(batch,)`` tensors, nats).
@@ -343,8 +456,11 @@ class GenerativeModel(keras.Model):
         return sum(value for key, value in terms.items() if key not in self.diagnostics)
 
     def call(self, inputs, training=False):
-        """The per-example objective terms (a dict; see ``objective_terms``)."""
-        return self.objective_terms(inputs, training=training)
+        """The per-example objective terms (a dict; see ``objective_terms``); ``inputs`` = ``(x, labels)`` when conditional."""
+        x, labels = self._split_inputs(inputs)
+        if labels is None:
+            return self.objective_terms(x, training=training)
+        return self.objective_terms(x, training=training, labels=labels)
 
     def per_dim(self, nats):
         """Nats per example -> bits per dimension."""
@@ -376,11 +492,11 @@ class GenerativeModel(keras.Model):
         return self.get_metrics_result()
 
     # ----------------------------------------------------------- density
-    def log_prob(self, x):
-        """Per-example log-density in nats (``density`` says on what space)."""
+    def log_prob(self, x, labels=None):
+        """Per-example log-density in nats (``density`` says on what space); ``log p(x | y)`` given ``labels``."""
         raise NotImplementedError(f"{type(self).__name__} must implement log_prob(x).")
 
-    def bits_per_dim(self, x):
+    def bits_per_dim(self, x, labels=None):
         """``-log_prob(x) / (D ln 2)`` per example.
 
         For pixel models the discrete bits/dim at ``n_bits`` (compare numbers
@@ -388,7 +504,9 @@ class GenerativeModel(keras.Model):
         density on the learned manifold per ambient dimension, not comparable
         with ambient bits/dim.
         """
-        return -self.per_dim(self.log_prob(x))
+        if labels is None:
+            return -self.per_dim(self.log_prob(x))
+        return -self.per_dim(self.log_prob(x, labels=labels))
 
     # ------------------------------------------------------ latent <-> data
     def data_to_latent(self, x, stochastic=False, seed=None):
@@ -453,10 +571,12 @@ class GenerativeModel(keras.Model):
         z = self.prior.decode(ops.cast(latent, self.compute_dtype), **kwargs)
         return self.latent_to_data(z, output)
 
-    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=None, output=None):
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=None, output=None,
+                 labels=None):
         """Deterministic sampling from given standard-normal noise (what exported samplers run).
 
         ``sample(n, t, s, seed)`` equals ``generate(*layers.draw_noise(model.noise_shapes, n, seed), t, s)``.
+        A class-conditional model needs ``labels`` (an int, or one class index per sample).
         """
         output = self.check_output(output)
         _check_nonnegative(temperature, "temperature", self.name, "generate")
@@ -474,10 +594,12 @@ class GenerativeModel(keras.Model):
         elif observation_noise is not None:
             raise ValueError(f"{self.name}.generate: this model has no observation noise; pass "
                              "observation_noise=None.")
-        z = self.prior.generate(latent_noise, observation_noise, temperature, noise_scale)
+        labels = self._labels_for(labels, latent_noise.shape[0], "generate")
+        z = self.prior.generate(latent_noise, observation_noise, temperature, noise_scale,
+                                **self.prior.label_arguments(labels))
         return self.latent_to_data(z, output)
 
-    def sample(self, num_samples, temperature=1.0, noise_scale=None, seed=None, output=None):
+    def sample(self, num_samples, temperature=1.0, noise_scale=None, seed=None, output=None, labels=None):
         """Draws ``num_samples`` examples.
 
         Args:
@@ -489,6 +611,9 @@ class GenerativeModel(keras.Model):
                 noise; 0: on the learned manifold); refused by models without.
             seed: int or None; equal seeds give equal samples.
             output: ``"uint8"`` or ``"float"`` (images; default: the data kind's).
+            labels: class-conditional models only (and required there): an
+                int (every sample of that class) or ``num_samples`` class
+                indices.
 
         Returns:
             A tensor of shape ``(num_samples,) + example_shape``.
@@ -496,7 +621,7 @@ class GenerativeModel(keras.Model):
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"{self.name}.sample: `num_samples` must be an int >= 1; received {num_samples!r}.")
         noise = draw_noise(self.noise_shapes, int(num_samples), seed)
-        return self.generate(*noise, temperature=temperature, noise_scale=noise_scale, output=output)
+        return self.generate(*noise, temperature=temperature, noise_scale=noise_scale, output=output, labels=labels)
 
     # --------------------------------------------------------- act-norm init
     def actnorm_layers(self):
@@ -523,11 +648,38 @@ class GenerativeModel(keras.Model):
         del x
 
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
-        """``keras.Model.fit`` after the data-contract check and act-norm init on the first batch."""
+        """``keras.Model.fit`` after the data-contract check and act-norm init on the first batch.
+
+        A class-conditional model trains ``p(x | y)`` on ``fit(images, labels)``
+        (or a ``tf.data.Dataset`` of ``(images, labels)`` pairs) and sets its
+        class prior ``p(y)`` to the label frequencies of that data; an
+        unconditional model ignores ``y``.
+        """
         self.check_dataset(x)
         if not self.is_initialized:
             self.initialize(first_batch(x, batch_size))
+        if self.num_classes is not None:
+            x, counts = self._conditional_data(x, y, "fit", count=True)
+            y = None
+            if kwargs.get("validation_data") is not None:
+                kwargs["validation_data"] = self._conditional_validation(kwargs["validation_data"])
+            self.class_counts.assign(ops.cast(counts, self.class_counts.dtype))
         return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def _conditional_validation(self, data):
+        if hasattr(data, "element_spec"):
+            return self._conditional_data(data, None, "fit")[0]
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise ValueError(f"{self.name}.fit: this model is class-conditional; pass validation_data=(images, labels) "
+                             "or a tf.data.Dataset of such pairs.")
+        return (self._conditional_data(data[0], data[1], "fit")[0],)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """``keras.Model.evaluate``; a class-conditional model takes ``evaluate(images, labels)``."""
+        if self.num_classes is not None and not kwargs.get("_use_cached_eval_dataset"):
+            x, _ = self._conditional_data(x, y, "evaluate")
+            y = None
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     def train_step(self, *args, **kwargs):
         """Keras's step; under ``MultiWorkerMirroredStrategy`` its logs get an axis Keras can reduce over.

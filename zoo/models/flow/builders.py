@@ -178,11 +178,15 @@ def glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_deco
 
 
 def make_glow(image_shape, num_levels=2, steps_per_level=4, hidden_channels=64, n_bits=8,
-              lu_decomposed=True, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP, seed=0, name="glow", coupling=None):
+              lu_decomposed=True, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP, seed=0, name="glow", coupling=None,
+              num_classes=None):
     """A GLOW ``FlowModel`` with a unit Gaussian prior over the whole latent.
 
     Inputs are uint8 pixels of shape ``image_shape``, quantized to ``n_bits``.
     See ``glow_flow`` for the architecture arguments (``coupling`` included).
+    ``num_classes=K``: the class-conditional GLOW, ``p(x | y)`` with GLOW's
+    per-class learned mean and log-scale of the latent
+    (``layers.ClassConditionalNormal``); train with ``fit(images, labels)``.
 
     Example:
 
@@ -191,7 +195,12 @@ def make_glow(image_shape, num_levels=2, steps_per_level=4, hidden_channels=64, 
     """
     flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed, log_scale_clamp, seed,
                      coupling)
-    return FlowModel(flow, input_shape=image_shape, n_bits=n_bits, name=name)
+    return FlowModel(flow, input_shape=image_shape, prior=class_prior(num_classes), n_bits=n_bits, name=name)
+
+
+def class_prior(num_classes):
+    """The NF prior: the unit Gaussian (``num_classes`` None) or GLOW's class-conditional Gaussian."""
+    return None if num_classes is None else flow_layers.ClassConditionalNormal(num_classes, name="class_prior")
 
 
 def realnvp_flow(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP,
@@ -221,7 +230,8 @@ def realnvp_flow(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log
 
 
 def make_realnvp(dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, log_scale_clamp=DEFAULT_LOG_SCALE_CLAMP,
-                 name="realnvp", coupling=None):
-    """A vector ``FlowModel`` (float32 inputs of shape ``(dim,)``) with a unit Gaussian prior (``coupling``: see ``realnvp_flow``)."""
+                 name="realnvp", coupling=None, num_classes=None):
+    """A vector ``FlowModel`` (float32 inputs of shape ``(dim,)``) with a unit Gaussian prior (``coupling``: see
+    ``realnvp_flow``; ``num_classes``: class-conditional, see ``make_glow``)."""
     flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers, log_scale_clamp, coupling)
-    return FlowModel(flow, input_shape=(dim,), name=name)
+    return FlowModel(flow, input_shape=(dim,), prior=class_prior(num_classes), name=name)

@@ -96,6 +96,7 @@ class FlowModel(GenerativeModel):
         if not self.prior.built:  # sub-layers deserialized from a .keras file arrive built
             self.prior.build(latent_shape)
         self.flow_latent_shape = tuple(latent_shape[1:])  # the flow's output; the prior may have its own latent
+        self._track_class_prior()
         self.built = True
 
     @property
@@ -122,14 +123,29 @@ class FlowModel(GenerativeModel):
         z, flow_log_det = self.flow(h, training=training)
         return z, log_det + flow_log_det
 
-    def log_prob(self, x, training=False):
-        """Per-example log-likelihood in nats (see the class docstring for images)."""
-        z, log_det = self.forward(x, training=training)
-        return self.prior.log_prob(z, training=training) + log_det
+    def log_prob(self, x, training=False, labels=None):
+        """Per-example log-likelihood in nats (see the class docstring for images); ``log p(x | y)`` given labels.
 
-    def objective_terms(self, x, training=False):
-        """``{"nll": -log p(x)}`` per example (nats): the loss is the NLL in bits/dim."""
-        return {"nll": -self.log_prob(x, training=training)}
+        A class-conditional model (a class-conditional prior) needs ``labels``:
+        an int or one class index per example.
+        """
+        labels = self._labels_for(labels, x.shape[0], "log_prob")
+        z, log_det = self.forward(x, training=training)
+        return self.prior.log_prob(z, training=training, **self.prior.label_arguments(labels)) + log_det
+
+    def objective_terms(self, x, training=False, labels=None):
+        """``{"nll": -log p(x)}`` (or ``-log p(x | y)``) per example (nats): the loss is the NLL in bits/dim."""
+        return {"nll": -self.log_prob(x, training=training, labels=labels)}
+
+    def class_log_likelihoods(self, x):
+        """``log p(x | y = k)`` for every class, ``(batch, K)``: the flow runs once, the prior once per class."""
+        self._require_conditional("class_log_likelihoods")
+        z, log_det = self.forward(x, training=False)
+        batch = int(ops.shape(z)[0])
+        return ops.stack([
+            self.prior.log_prob(z, labels=self._labels_for(k, batch, "class_log_likelihoods")) + log_det
+            for k in range(self.num_classes)
+        ], axis=-1)
 
     def data_to_latent(self, x, stochastic=False, seed=None):
         """Data -> prior latent (the flow latent for a unit Gaussian prior).

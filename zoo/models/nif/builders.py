@@ -16,7 +16,7 @@ NIF_PAPER_N_BITS = 3
 
 
 def make_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidden_channels=64, n_bits=8,
-             lu_decomposed=True, log_scale_clamp=2.0, seed=0, name="nif"):
+             lu_decomposed=True, log_scale_clamp=2.0, seed=0, name="nif", num_classes=None):
     """GLOW + a Gaussian NIF prior with ``latent_dim`` over the whole latent.
 
     Args:
@@ -27,13 +27,16 @@ def make_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidden_ch
         n_bits: quantization depth of the inputs.
         seed: seeds the 1x1 convolutions and ``A``.
         name: Keras model name.
+        num_classes: None, or ``K`` for the class-conditional NIF: the
+            ``d``-dim latent is ``N(mu_y, I)`` per class, so a class is a
+            region of the learned manifold (train with ``fit(images, labels)``).
 
     Returns:
         A ``FlowModel`` whose ``encode`` is the pseudo-inverse (``d``-vectors)
         and whose ``sample`` takes ``temperature`` and ``noise_scale``.
     """
     flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, lu_decomposed, log_scale_clamp, seed)
-    prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif")
+    prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif", num_classes=num_classes)
     return FlowModel(flow, input_shape=image_shape, prior=prior, n_bits=n_bits, name=name)
 
 
@@ -61,8 +64,9 @@ def make_deep_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidd
     return FlowModel(flow, input_shape=image_shape, prior=prior, n_bits=n_bits, name=name)
 
 
-def make_vector_nif(dim, latent_dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, seed=0, name="vector_nif"):
-    """RealNVP-style flow on ``dim``-vectors + a Gaussian NIF prior (toy manifolds)."""
+def make_vector_nif(dim, latent_dim, num_couplings=8, hidden_units=64, num_hidden_layers=2, seed=0, name="vector_nif",
+                    num_classes=None):
+    """RealNVP-style flow on ``dim``-vectors + a Gaussian NIF prior (toy manifolds; ``num_classes``: see ``make_nif``)."""
     flow = realnvp_flow(dim, num_couplings, hidden_units, num_hidden_layers)
-    prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif")
+    prior = flow_layers.GaussianNIF(latent_dim, seed=seed, name="gaussian_nif", num_classes=num_classes)
     return FlowModel(flow, input_shape=(dim,), prior=prior, name=name)

@@ -1,0 +1,182 @@
+"""Class-conditional flows (issue 18): GLOW's class prior and the class-conditional NIF.
+
+Closed forms against dense float64 references, a short fit per family on two
+well-separated classes whose samples' class can be read off exactly, the
+Bayes classifier, the class prior, saving, and the refusals of bad labels.
+"""
+
+import keras
+import numpy as np
+import pytest
+from scipy import stats
+
+import layers
+import zoo
+from layers.testing import perturb_weights
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+# ----------------------------------------------------------------- closed forms (float64 references)
+def test_class_conditional_normal_log_prob_and_generate_against_scipy():
+    prior = layers.ClassConditionalNormal(3, dtype="float64")
+    prior.build((None, 4))
+    rng = np.random.default_rng(0)
+    prior.class_means.assign(rng.standard_normal((3, 4)))
+    prior.class_log_scales.assign(0.3 * rng.standard_normal((3, 4)))
+    z = rng.standard_normal((6, 4))
+    labels = np.array([0, 1, 2, 2, 1, 0])
+    means, scales = _np(prior.class_means)[labels], np.exp(_np(prior.class_log_scales))[labels]
+    expected = [stats.multivariate_normal(means[i], np.diag(scales[i] ** 2)).logpdf(z[i]) for i in range(6)]
+    np.testing.assert_allclose(_np(prior.log_prob(z, labels=labels)), expected, rtol=1e-12)
+    # generate: mu_y + t exp(s_y) eps, and sample = generate on the drawn noise.
+    np.testing.assert_allclose(_np(prior.generate(z, temperature=0.5, labels=labels)), means + 0.5 * scales * z,
+                               rtol=1e-12)
+    drawn = layers.draw_noise(prior.noise_shapes, 6, 3, "float64")
+    np.testing.assert_allclose(_np(prior.sample(6, seed=3, labels=labels)),
+                               _np(prior.generate(*drawn, labels=labels)), rtol=1e-12)
+
+
+def test_class_conditional_gaussian_nif_marginal_against_dense_covariance():
+    nif = layers.GaussianNIF(2, seed=0, num_classes=3, dtype="float64")
+    nif.build((None, 5))
+    rng = np.random.default_rng(1)
+    perturb_weights(nif, rng, scale=0.3)
+    nif.class_means.assign(rng.standard_normal((3, 2)))
+    a, b = _np(nif.a_matrix), _np(nif.bias)
+    cov = a @ a.T + np.diag(np.exp(_np(nif.log_variance)))
+    x = rng.standard_normal((4, 5))
+    labels = np.array([2, 0, 1, 2])
+    mu = _np(nif.class_means)[labels]
+    expected = [stats.multivariate_normal(a @ mu[i] + b, cov).logpdf(x[i]) for i in range(4)]
+    np.testing.assert_allclose(_np(nif.log_prob(x, labels=labels)), expected, rtol=1e-10)
+    # The ELBO stays below the marginal of its own class, and on-manifold samples sit at A (mu_y + t eps) + b.
+    assert np.all(_np(nif.elbo(x, labels=labels)) <= _np(nif.log_prob(x, labels=labels)) + 1e-9)
+    eps = rng.standard_normal((4, 2))
+    np.testing.assert_allclose(_np(nif.generate(eps, None, temperature=0.5, noise_scale=0.0, labels=labels)),
+                               (mu + 0.5 * eps) @ a.T + b, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- two separated classes
+def _two_clusters(n=512, seed=0):
+    """Class 0 around (-3, -3), class 1 around (3, 3): the class of a point is the sign of x0 + x1."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).astype("int32")
+    centres = np.where(labels[:, None] == 1, 3.0, -3.0)
+    return (centres + 0.5 * rng.standard_normal((n, 2))).astype("float32"), labels
+
+
+def _side(points):
+    return (points.sum(axis=-1) > 0).astype("int32")
+
+
+@pytest.mark.parametrize("family", ["nf", "nif"])
+def test_short_fit_on_two_classes_samples_the_asked_class_and_classifies(family):
+    keras.utils.set_random_seed(0)
+    x, labels = _two_clusters()
+    if family == "nf":
+        model = zoo.make_realnvp(2, num_couplings=4, hidden_units=32, num_classes=2)
+    else:
+        model = zoo.make_vector_nif(2, 1, num_couplings=4, hidden_units=32, num_classes=2)
+    assert model.describe()["num_classes"] == 2
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(x, labels, batch_size=64, epochs=25, verbose=0, validation_data=(x[:128], labels[:128]))
+    assert history.history["loss"][-1] < history.history["loss"][0] - 0.5
+    assert "val_loss" in history.history
+    for k in (0, 1):
+        kwargs = {"noise_scale": 0.0} if family == "nif" else {}
+        samples = _np(model.sample(200, temperature=0.7, seed=k, labels=k, **kwargs))
+        assert np.mean(_side(samples) == k) > 0.97, (family, k)
+    predicted, log_posterior = model.classify(x, return_log_posterior=True)
+    assert np.mean(predicted == labels) > 0.97
+    np.testing.assert_allclose(np.exp(log_posterior).sum(-1), 1.0, rtol=1e-6)
+    # The class prior is the training labels' frequencies, and classify = argmax of log p(x|y) + log p(y).
+    np.testing.assert_allclose(np.exp(model.class_log_prior), np.bincount(labels) / len(labels), rtol=1e-6)
+    joint = _np(model.class_log_likelihoods(x[:8])) + model.class_log_prior
+    np.testing.assert_array_equal(model.classify(x[:8]), joint.argmax(-1))
+    # log p(x | y) from class_log_likelihoods equals log_prob with that label.
+    np.testing.assert_allclose(_np(model.class_log_likelihoods(x[:8]))[:, 1], _np(model.log_prob(x[:8], labels=1)),
+                               rtol=1e-5, atol=1e-5)
+    # evaluate takes the labels too; its loss is the conditional NLL in bits/dim.
+    loss = model.evaluate(x[:128], labels[:128], verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(loss, float(np.mean(_np(model.bits_per_dim(x[:128], labels=labels[:128])))), rtol=1e-4)
+
+
+def test_conditional_glow_on_pixels_trains_with_a_dataset_and_reloads(tmp_path):
+    """Dark vs bright 4x4 images: the class-conditional GLOW's samples of each class have its brightness."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 256).astype("int32")
+    images = np.where(labels[:, None, None, None] == 1, 200, 40) + rng.integers(-20, 21, (256, 4, 4, 1))
+    images = images.astype("uint8")
+    model = zoo.make_glow((4, 4, 1), num_levels=1, steps_per_level=2, hidden_channels=16, n_bits=5, num_classes=2)
+    model.compile(optimizer=keras.optimizers.Adam(5e-3))
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(64)
+    model.fit(dataset, epochs=30, verbose=0)
+    for k, (low, high) in enumerate([(0, 100), (140, 255)]):
+        brightness = _np(model.sample(64, temperature=0.7, seed=k, labels=k)).reshape(64, -1).mean(-1)
+        assert np.mean((brightness >= low) & (brightness <= high)) > 0.95, (k, brightness)
+    assert np.mean(model.classify(images) == labels) > 0.97
+    path = str(tmp_path / "conditional.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.num_classes == 2
+    np.testing.assert_allclose(_np(loaded.class_log_likelihoods(images[:8])),
+                               _np(model.class_log_likelihoods(images[:8])), rtol=1e-5)
+    np.testing.assert_allclose(loaded.class_log_prior, model.class_log_prior)
+
+
+# --------------------------------------------------------------------------------------- refusals
+@pytest.fixture(scope="module")
+def conditional():
+    return zoo.make_realnvp(2, num_couplings=2, hidden_units=8, num_classes=3)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([0.0, 1.0, 2.0, 1.0]), "integer class indices"),
+    (np.array([[0], [1], [2], [1]]), "shape \\(batch,\\)"),
+    (np.eye(3, dtype="int32")[[0, 1, 2, 1]], "shape \\(batch,\\)"),
+    (np.array([0, 1, 3, 1]), "\\[0, 2\\]"),
+    (np.array([0, -1, 2, 1]), "\\[0, 2\\]"),
+    (np.array([0, 1, 2]), "3 labels for 4 examples"),
+    (None, "needs `labels"),
+])
+def test_bad_labels_get_clear_errors(conditional, labels, message):
+    x = np.zeros((4, 2), "float32")
+    with pytest.raises(ValueError, match=message):
+        conditional.log_prob(x, labels=labels)
+
+
+def test_conditional_and_unconditional_refuse_what_they_cannot_use(conditional):
+    x = np.zeros((4, 2), "float32")
+    with pytest.raises(ValueError, match="pass the labels"):
+        conditional.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="needs `labels="):
+        conditional.sample(4, seed=0)
+    with pytest.raises(ValueError, match="\\[0, 2\\]"):
+        conditional.sample(4, seed=0, labels=5)
+    plain = zoo.make_realnvp(2, num_couplings=2, hidden_units=8)
+    assert plain.num_classes is None and plain.describe()["num_classes"] is None
+    for call in (lambda: plain.sample(4, seed=0, labels=1), lambda: plain.log_prob(x, labels=np.zeros(4, "int32"))):
+        with pytest.raises(ValueError, match="not class-conditional"):
+            call()
+    with pytest.raises(ValueError, match="not class-conditional"):
+        plain.classify(x)
+    with pytest.raises(ValueError, match="num_classes"):
+        layers.ClassConditionalNormal(1)
+
+
+def test_bad_labels_in_a_graph_step_fail_the_step(conditional):
+    """Labels out of range inside fit (a TensorFlow graph) stop training with the message, not wrong numbers."""
+    import tensorflow as tf
+
+    model = zoo.make_realnvp(2, num_couplings=2, hidden_units=8, num_classes=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = np.zeros((8, 2), "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, 2, 7, 0, 1, 2, 0], "int64"))).batch(4)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="\\[0, 2\\]"):
+        model.fit(dataset, epochs=1, verbose=0)
