@@ -65,6 +65,20 @@ def require_tensorflow_backend(what):
         )
 
 
+def require_unconditional(facts, what):
+    """Refuses a class-conditional model: the exported signatures take no labels yet.
+
+    Exporting one would serve signatures that cannot say which class to
+    sample or score, so it is refused rather than written.
+    """
+    if facts.get("num_classes") is not None:
+        raise NotImplementedError(
+            f"{what}: {facts['name']} is class-conditional ({facts['num_classes']} classes), and the exported "
+            "signatures do not take labels yet. Serve it from Python (`model.sample(n, labels=...)`, "
+            "`model.log_prob(x, labels=...)`, `model.classify(x)`) until they do."
+        )
+
+
 def _checked_knobs(num_samples=None, temperature=None, noise_scale=None):
     """Serving-side checks of the scalar inputs, with messages a client can read (``InvalidArgumentError``)."""
     checks = []
@@ -104,6 +118,7 @@ def saved_model(model, path, overwrite=False, version=None):
         path = os.path.join(path, str(version))
     path = os.path.abspath(path)
     facts = model.describe()  # the GenerativeModel interface: no probing of the model
+    require_unconditional(facts, "export.saved_model")
     example = tuple(facts["example_shape"])
     x_dtype = tf.uint8 if facts["input_dtype"] == "uint8" else tf.float32
     latent_shape = tuple(facts["latent_shape"])

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.saved_model import _outputs, require_tensorflow_backend
+from export.saved_model import _outputs, require_tensorflow_backend, require_unconditional
 from zoo import files
 from layers.conv1x1 import frozen_inverses
 
@@ -94,6 +94,7 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
         dict with ``path``, ``bytes`` (file size) and ``signatures``.
     """
     require_tensorflow_backend("export.tflite_sampler")
+    require_unconditional(model.describe(), "export.tflite_sampler")
     path = os.path.abspath(path)
     if os.path.isdir(path):
         raise FileExistsError(f"{path} is a directory; give the path of the .tflite file to write.")

@@ -86,4 +86,19 @@ for model in (
     assert np.isfinite(loss), model.name
     for noise_scale in (0.0, 1.0):
         assert np.asarray(model.sample(2, noise_scale=noise_scale, seed=0)).shape == (2, 8, 8, 1)
+# Class-conditional NIF: labels in fit, sample and classify; bad labels refused before any step.
+labels = (np.arange(64) % 3).astype("int32")
+model = zoo.make_nif((8, 8, 1), latent_dim=6, steps_per_level=1, hidden_channels=8, n_bits=5, num_classes=3)
+model.compile(optimizer=keras.optimizers.Adam(1e-3))
+assert np.isfinite(model.fit(images, labels, batch_size=32, epochs=1, verbose=0).history["loss"][0])
+np.testing.assert_allclose(np.exp(model.class_log_prior), np.bincount(labels) / 64, rtol=1e-6)
+assert np.asarray(model.sample(3, noise_scale=0.0, seed=0, labels=np.array([0, 1, 2]))).shape == (3, 8, 8, 1)
+assert np.asarray(model.classify(images[:5])).shape == (5,)
+for bad in (labels + 1, labels.astype("float32")):
+    try:
+        model.fit(images, bad, batch_size=32, epochs=1, verbose=0)
+    except ValueError as error:
+        assert "labels" in str(error), error
+    else:
+        raise AssertionError("bad labels were not refused under JAX")
 print("jax smoke test passed")

@@ -57,6 +57,19 @@ def _mixture():
     return prior, (2,)
 
 
+def _class_conditional_normal():
+    return layers.ClassConditionalNormal(3), (2, 2, 3)
+
+
+def _class_conditional_nif():
+    return layers.GaussianNIF(2, seed=0, num_classes=3), (5,)
+
+
+def _labels(prior, n):
+    """``{"labels": ...}`` (every class in turn) for a class-conditional prior, ``{}`` otherwise."""
+    return {} if prior.num_classes is None else {"labels": np.arange(n) % prior.num_classes}
+
+
 CASES = {
     "standard_normal": _standard_normal,
     "gaussian_nif": _gaussian_nif,
@@ -65,6 +78,8 @@ CASES = {
     "split_prior": _split_prior,
     "spread_prior": _spread_prior,
     "gaussian_mixture": _mixture,
+    "class_conditional_normal": _class_conditional_normal,
+    "class_conditional_nif": _class_conditional_nif,
 }
 
 
@@ -89,21 +104,29 @@ def test_sample_is_generate_on_drawn_noise(case):
     prior, flow_latent_shape = _built(case)
     for temperature, noise_scale, seed in ((1.0, 1.0, 3), (0.7, 0.0, 4), (0.0, 2.0, 5)):
         noise = layers.draw_noise(prior.noise_shapes, 6, seed, prior.compute_dtype)
-        expected = _np(prior.generate(*noise, temperature, noise_scale))
-        np.testing.assert_array_equal(_np(prior.sample(6, temperature, noise_scale, seed=seed)), expected)
-    z = prior.sample(6, seed=7)
+        expected = _np(prior.generate(*noise, temperature, noise_scale, **_labels(prior, 6)))
+        np.testing.assert_array_equal(_np(prior.sample(6, temperature, noise_scale, seed=seed, **_labels(prior, 6))),
+                                      expected)
+    z = prior.sample(6, seed=7, **_labels(prior, 6))
     assert tuple(z.shape) == (6,) + flow_latent_shape
-    log_p = _np(prior.log_prob(z))
+    log_p = _np(prior.log_prob(z, **_labels(prior, 6)))
     assert log_p.shape == (6,) and np.all(np.isfinite(log_p))
     assert prior.has_observation_noise == (prior.noise_shapes[1] is not None)
-    if not isinstance(prior, layers.NIFPrior):  # NIF priors keep the injective call: (z, manifold term)
+    if not isinstance(prior, layers.NIFPrior) and prior.num_classes is None:  # NIF priors: (z, manifold term)
         np.testing.assert_allclose(_np(prior(z)), _np(prior.log_prob(z)), rtol=1e-6)
+    if prior.num_classes is not None:  # labels are required, and change the density
+        with pytest.raises(ValueError, match="needs `labels`"):
+            prior.log_prob(z)
+        assert not np.allclose(_np(prior.log_prob(z, labels=np.zeros(6, "int32"))), log_p)
+    else:
+        with pytest.raises(ValueError, match="not class-conditional"):
+            prior.sample(6, seed=7, labels=np.zeros(6, "int32"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_encode_decode_honour_or_refuse_their_arguments(case):
     prior, flow_latent_shape = _built(case)
-    z = prior.sample(5, seed=2)
+    z = prior.sample(5, seed=2, **_labels(prior, 5))
     latent = prior.encode(z)
     assert tuple(latent.shape) == (5,) + tuple(prior.latent_shape)
     assert tuple(prior.decode(latent).shape) == (5,) + flow_latent_shape
@@ -228,8 +251,11 @@ def test_temperature_scales_the_standard_deviation_of_the_prior_latent(case):
     s = 0.0 if prior.has_observation_noise else 1.0
 
     def latent(t):
-        return _np(prior.encode(prior.generate(latent_noise, zero, temperature=t, noise_scale=s)))
+        return _np(prior.encode(prior.generate(latent_noise, zero, temperature=t, noise_scale=s, **_labels(prior, 4))))
 
     assert np.abs(latent(1.0)).max() > 1e-2
+    centre = latent(0.0)  # 0, or the class means of a class-conditional prior
+    if prior.num_classes is None:
+        np.testing.assert_allclose(centre, 0.0, atol=1e-5)
     for t in (0.5, 2.0):
-        np.testing.assert_allclose(latent(t), t * latent(1.0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(latent(t) - centre, t * (latent(1.0) - centre), rtol=1e-4, atol=1e-4)

@@ -170,6 +170,15 @@ def test_conditional_and_unconditional_refuse_what_they_cannot_use(conditional):
         layers.ClassConditionalNormal(1)
 
 
+def test_exporters_refuse_a_class_conditional_model_until_their_signatures_take_labels(conditional, tmp_path):
+    import export
+
+    for exporter, target in ((export.saved_model, tmp_path / "saved"), (export.tflite_sampler, tmp_path / "s.tflite")):
+        with pytest.raises(NotImplementedError, match="class-conditional .*do not take labels"):
+            exporter(conditional, str(target))
+        assert not target.exists()
+
+
 def test_bad_labels_in_a_graph_step_fail_the_step(conditional):
     """Labels out of range inside fit (a TensorFlow graph) stop training with the message, not wrong numbers."""
     import tensorflow as tf
