@@ -12,6 +12,7 @@ from scipy import stats
 
 import layers
 import zoo
+from zoo import training
 from layers.testing import perturb_weights
 
 
@@ -189,3 +190,38 @@ def test_bad_labels_in_a_graph_step_fail_the_step(conditional):
     dataset = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, 2, 7, 0, 1, 2, 0], "int64"))).batch(4)
     with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="\\[0, 2\\]"):
         model.fit(dataset, epochs=1, verbose=0)
+
+
+def test_zoo_train_reads_the_labels_of_a_named_dataset_and_resumes(tmp_path):
+    """zoo.train on a class-conditional preset: labels in the epoch order, p(y) from the whole split, exact resume."""
+    overrides = {"steps_per_level": 1, "hidden_channels": 8}
+    kwargs = dict(model="nf_digits_conditional", dataset="digits", epochs=2, batch_size=32, out=str(tmp_path / "run"),
+                  model_overrides=overrides, checkpoint_every=0, sample_every=1, verbose=0)
+    result = training.train(**kwargs)
+    model = result.model
+    train_labels = training.load_training_data("digits", "train", labels=True)[1]
+    np.testing.assert_allclose(np.exp(model.class_log_prior), np.bincount(train_labels, minlength=10) / len(train_labels),
+                               rtol=1e-6)
+    assert np.isfinite(result.history[-1]["val_loss"]) and (tmp_path / "run" / "samples" / "epoch_0002.png").exists()
+    # The final preset directory reloads as a conditional model with its class prior.
+    reloaded = zoo.get(str(tmp_path / "run" / "final"))
+    assert reloaded.num_classes == 10
+    np.testing.assert_allclose(reloaded.class_log_prior, model.class_log_prior)
+    # A run that crashes mid-epoch (after a checkpoint) and resumes ends with the uninterrupted run's weights.
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 30:
+                raise RuntimeError("simulated crash")
+
+    crashed = dict(kwargs, out=str(tmp_path / "crashed"), checkpoint_every=20)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.train(**crashed, callbacks=[Crash()])
+    resumed = training.train(**crashed, resume=True).model
+    for a, b in zip(resumed.weights, model.weights):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="synthetic manifold without class labels"):
+        training.train(model="nf_digits_conditional", dataset="sin", epochs=1, out=str(tmp_path / "sin"), verbose=0)
+    with pytest.raises(ValueError, match="reads its labels from a named dataset"):
+        training.train(model="nf_digits_conditional", dataset=zoo.load_digits_images()[0], epochs=1, out=str(tmp_path / "arr"),
+                       model_overrides=overrides, verbose=0)

@@ -43,12 +43,14 @@ def temperature_grid(model, temperatures, columns, seed=0, seed_per_row=False):
     """uint8 picture of samples: one row of ``columns`` per temperature (float images shown as 8-bit pixels).
 
     Every row uses the noise of ``seed`` (``seed_per_row``: ``seed + row``), so
-    grids of the same model at different times are comparable.
+    grids of the same model at different times are comparable. A class-conditional
+    model's columns go through the classes in turn (``model.every_class``).
     """
     rows = []
     for index, temperature in enumerate(temperatures):
         images = np.asarray(model.sample(int(columns), temperature=float(temperature),
-                                         seed=seed + index if seed_per_row else seed))
+                                         seed=seed + index if seed_per_row else seed,
+                                         labels=model.every_class(columns)))
         if images.dtype != np.uint8:
             images = np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
         rows.append(list(images))
@@ -59,6 +61,7 @@ def sample_grid(model, path, temperatures=(0.5, 0.7, 0.85, 1.0), noise_scales=(0
     """PNG: rows = temperatures, columns = noise scales; every cell uses the same noise (so only t and s vary).
 
     Models without observation noise (unit Gaussian prior) get one column: the noise scale has no effect.
+    A class-conditional model draws class 0.
     """
     from layers import draw_noise
 
@@ -66,7 +69,8 @@ def sample_grid(model, path, temperatures=(0.5, 0.7, 0.85, 1.0), noise_scales=(0
         noise_scales = (None,)
 
     latent_noise, observation_noise = draw_noise(model.noise_shapes, 1, seed)
-    rows = [[np.asarray(model.generate(latent_noise, observation_noise, t, s))[0] for s in noise_scales]
+    labels = model.every_class(1)
+    rows = [[np.asarray(model.generate(latent_noise, observation_noise, t, s, labels=labels))[0] for s in noise_scales]
             for t in temperatures]
     return save_png(tile_images(rows, scale_for(model.example_shape)), path)
 
@@ -153,7 +157,7 @@ def density_grid(model, manifold, path, half_width=None, n=200):
 
 def sample_scatter(model, manifold, path, num=2000, seed=0):
     """PNG: model samples next to ground-truth samples (2-D, or the first two coordinates of 3-D data)."""
-    samples = np.asarray(model.sample(num, seed=seed))
+    samples = np.asarray(model.sample(num, seed=seed, labels=model.every_class(num)))
 
     def draw(figure):
         for index, (points, title) in enumerate(((manifold.data, f"{manifold.name} data"), (samples, "model samples"))):

@@ -360,6 +360,11 @@ class GenerativeModel(keras.Model):
         with np.errstate(divide="ignore"):  # a class absent from the training labels has p(y) = 0
             return np.log(counts / counts.sum())
 
+    def every_class(self, count):
+        """Labels that cycle through the classes (``0, 1, ..., K-1, 0, ...``) for ``count`` samples; None when
+        unconditional. What pictures and sample grids pass as ``sample(..., labels=)``."""
+        return None if self.num_classes is None else np.arange(int(count), dtype=np.int32) % self.num_classes
+
     def _require_conditional(self, caller):
         if self.num_classes is None:
             raise ValueError(f"{self.name}.{caller}: this model is not class-conditional. Build it with "
@@ -389,13 +394,24 @@ class GenerativeModel(keras.Model):
                              "`fit(images, labels)`.")
         return inputs[0], inputs[1]
 
+    def set_class_prior(self, labels):
+        """Sets ``p(y)`` to the frequencies of ``labels`` (class indices, checked); ``fit`` on arrays does it itself."""
+        self._require_conditional("set_class_prior")
+        labels = check_labels(np.asarray(labels), self.num_classes, f"{self.name}.set_class_prior")
+        counts = np.bincount(ops.convert_to_numpy(labels), minlength=self.num_classes)
+        self.class_counts.assign(ops.cast(counts, self.class_counts.dtype))
+
     def _conditional_data(self, x, y, caller, count=False):
         """Packs ``fit`` / ``evaluate`` data as ``((x, labels),)`` for a conditional model; returns ``(data, counts)``.
 
-        NumPy arrays / tensors: ``x`` with ``y`` = labels. A ``tf.data.Dataset``
-        of ``(x, labels)`` pairs: ``y`` must be None. ``counts`` (with
-        ``count=True``) are the label counts, read once from the data.
+        NumPy arrays / tensors: ``x`` with ``y`` = labels; ``counts`` (with
+        ``count=True``) are their label counts. A ``tf.data.Dataset`` or a
+        ``keras.utils.PyDataset`` of ``(x, labels)`` batches: ``y`` must be
+        None, and the labels are read once for the counts only while no class
+        prior is set (a stream is not re-read every epoch; ``set_class_prior``
+        sets it from the labels of the whole training set).
         """
+        unset = count and float(ops.convert_to_numpy(ops.sum(self.class_counts))) == 0
         if hasattr(x, "element_spec") and hasattr(x, "map"):  # tf.data.Dataset
             if y is not None:
                 raise ValueError(f"{self.name}.{caller}: a tf.data.Dataset carries its own labels; pass y=None.")
@@ -406,15 +422,20 @@ class GenerativeModel(keras.Model):
             owner = f"{self.name}.{caller}"
             data = x.map(lambda images, labels: ((images, check_labels(labels, self.num_classes, owner)),))
             counts = None
-            if count:
+            if unset:
                 counts = np.zeros(self.num_classes, np.int64)
                 for _, labels in x:
                     counts += np.bincount(check_labels(labels, self.num_classes, owner).numpy(),
                                           minlength=self.num_classes)
             return data, counts
         if isinstance(x, keras.utils.PyDataset):
-            raise TypeError(f"{self.name}.{caller}: class-conditional training reads NumPy arrays or a tf.data.Dataset "
-                            "of (images, labels); convert the PyDataset.")
+            if y is not None:
+                raise ValueError(f"{self.name}.{caller}: a PyDataset carries its own labels; pass y=None.")
+            data = _LabelledBatches(x, self.num_classes, f"{self.name}.{caller}")
+            counts = None
+            if unset:
+                counts = sum(np.bincount(data[i][0][1], minlength=self.num_classes) for i in range(len(data)))
+            return data, counts
         if y is None:
             raise ValueError(f"{self.name}.{caller}: this model is class-conditional ({self.num_classes} classes); pass "
                              f"the labels: `{caller}(images, labels)` with integer class indices.")
@@ -663,11 +684,12 @@ class GenerativeModel(keras.Model):
             y = None
             if kwargs.get("validation_data") is not None:
                 kwargs["validation_data"] = self._conditional_validation(kwargs["validation_data"])
-            self.class_counts.assign(ops.cast(counts, self.class_counts.dtype))
+            if counts is not None:
+                self.class_counts.assign(ops.cast(counts, self.class_counts.dtype))
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def _conditional_validation(self, data):
-        if hasattr(data, "element_spec"):
+        if hasattr(data, "element_spec") or isinstance(data, keras.utils.PyDataset):
             return self._conditional_data(data, None, "fit")[0]
         if not (isinstance(data, (tuple, list)) and len(data) == 2):
             raise ValueError(f"{self.name}.fit: this model is class-conditional; pass validation_data=(images, labels) "
@@ -767,6 +789,26 @@ class GenerativeModel(keras.Model):
         facts.update(metadata or {})
         return weights.save_to_preset(self, directory, facts, overwrite=overwrite, include_optimizer=include_optimizer)
 
+
+
+class _LabelledBatches(keras.utils.PyDataset):
+    """A PyDataset of ``(x, labels)`` batches as a conditional model's input ``((x, labels),)`` (labels checked)."""
+
+    def __init__(self, source, num_classes, owner):
+        super().__init__()
+        self.source, self.num_classes, self.owner = source, num_classes, owner
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        batch = self.source[index]
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise ValueError(f"{self.owner}: this model is class-conditional; the PyDataset must yield (images, labels) "
+                             "batches.")
+        x, labels = batch
+        return ((x, np.asarray(ops.convert_to_numpy(check_labels(np.asarray(labels), self.num_classes, self.owner,
+                                                                   len(x))))),)
 
 
 def _check_nonnegative(value, name, owner, caller):

@@ -71,6 +71,8 @@ def training_step_flops(name, batch_size, build=None):
     else:
         low, high = model.value_range or (-1.0, 1.0)
         x = rng.uniform(low, high, shape).astype("float32")
+    if model.num_classes is not None:  # a class-conditional model's input is (x, labels)
+        x = (x, (np.arange(shape[0]) % model.num_classes).astype("int32"))
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model._symbolic_build(data_batch=(x,))  # builds the optimizer and metric variables, as fit does
     state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],

@@ -123,6 +123,7 @@ class Preset:
             "paper": self.paper,
             "input_shape": tuple(self.input_shape),
             "latent_dim": self.latent_dim,
+            "num_classes": self.kwargs.get("num_classes"),
             "description": self.description,
             "config": dict(self.kwargs),
             "parameters": _parameter_counts().get(self.name),

@@ -113,7 +113,7 @@ class SampleGrid(keras.callbacks.Callback):
     def _scatter(self, path):
         from zoo.evaluation.pictures import figure
 
-        samples = np.asarray(self.model.sample(2000, seed=self.seed))
+        samples = np.asarray(self.model.sample(2000, seed=self.seed, labels=self.model.every_class(2000)))
 
         def draw(figure):
             axis = figure.add_subplot(1, 1, 1)

@@ -4,25 +4,35 @@ import keras
 import numpy as np
 
 
-def load_training_data(dataset, split="train", num_examples=None, seed=0):
+def load_training_data(dataset, split="train", num_examples=None, seed=0, labels=False):
     """Training arrays by dataset name: image datasets (``zoo.datasets``) or synthetic manifolds.
 
     Synthetic manifolds (``zoo.manifolds.GENERATORS``) draw ``num_examples``
     points (default 10000 for train, 2000 otherwise) with a split-dependent
     seed, so the validation points are not the training points.
+    ``labels=True`` returns ``(data, class labels)`` (int32; image datasets
+    only: a synthetic manifold has no classes and is refused).
     """
     from zoo.data import datasets
     from zoo.data import manifolds
 
     if dataset in manifolds.GENERATORS:
+        if labels:
+            raise ValueError(f"{dataset!r} is a synthetic manifold without class labels; a class-conditional model "
+                             "trains on a labelled image dataset (digits, mnist, fashion_mnist, ...).")
         n = num_examples or (10000 if split == "train" else 2000)
         return np.asarray(manifolds.GENERATORS[dataset](n, seed=seed + (0 if split == "train" else 1)).data)
     if dataset not in datasets.LOADERS:
         known = sorted(set(datasets.LOADERS) | set(manifolds.GENERATORS))
         raise KeyError(f"Unknown dataset {dataset!r}; known: {', '.join(known)}.")
-    images = datasets.load(dataset, split)
-    images = images[0] if isinstance(images, tuple) else images
-    return np.asarray(images if num_examples is None else images[:num_examples])
+    loaded = datasets.load(dataset, split)
+    images = loaded[0] if isinstance(loaded, tuple) else loaded
+    images = np.asarray(images if num_examples is None else images[:num_examples])
+    if not labels:
+        return images
+    if not (isinstance(loaded, tuple) and loaded[1] is not None):
+        raise ValueError(f"{dataset!r} ({split}) comes without class labels; a class-conditional model needs them.")
+    return images, np.asarray(loaded[1][:len(images)]).astype(np.int32)
 
 
 def epoch_order(num_examples, epoch, global_batch_size, seed):
@@ -33,7 +43,7 @@ def epoch_order(num_examples, epoch, global_batch_size, seed):
     return order[: steps * global_batch_size].reshape(steps, global_batch_size)
 
 
-def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=None):
+def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=None, labels=None):
     """The batches of epoch ``epoch``: a shuffle seeded by ``(seed, epoch)``, full global batches only.
 
     The order depends on nothing but ``(seed, epoch)``, so a resumed run that
@@ -41,7 +51,8 @@ def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=
     uninterrupted run sees. ``data``: an array, or a file-backed
     ``zoo.data.streaming.StreamingImages`` (its own ``epoch_dataset``; an
     ``ImageFolder`` gives exactly the order of ``epoch_order``). ``convert``
-    maps each batch in tf.data (the model-input conversion).
+    maps each batch in tf.data (the model-input conversion). With ``labels``
+    (an array beside ``data``) the batches are ``(x, labels)`` pairs.
     """
     import tensorflow as tf
 
@@ -54,6 +65,9 @@ def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=
                                                                num_parallel_calls=tf.data.AUTOTUNE)
     if convert is not None:
         batches = batches.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    if labels is not None:
+        label_batches = tf.data.Dataset.from_tensor_slices(np.asarray(labels)[indices])
+        batches = tf.data.Dataset.zip((batches, label_batches))
     return batches.prefetch(2)
 
 
@@ -64,26 +78,28 @@ class EpochBatches(keras.utils.PyDataset):
     gives exactly the batches of ``epoch_dataset(data, epoch, global_batch, seed, skip)``.
     """
 
-    def __init__(self, data, indices):
+    def __init__(self, data, indices, labels=None):
         super().__init__()
-        self.data, self.indices = data, np.asarray(indices)
+        self.data, self.indices, self.labels = data, np.asarray(indices), labels
 
     def __len__(self):
         return len(self.indices)
 
     def __getitem__(self, index):
-        return self.data[self.indices[index]]
+        rows = self.indices[index]
+        return self.data[rows] if self.labels is None else (self.data[rows], self.labels[rows])
 
 
 class SequentialBatches(keras.utils.PyDataset):
     """``data`` in order, in batches of ``batch_size`` (the last may be short): validation on the JAX path."""
 
-    def __init__(self, data, batch_size):
+    def __init__(self, data, batch_size, labels=None):
         super().__init__()
-        self.data, self.batch_size = data, int(batch_size)
+        self.data, self.batch_size, self.labels = data, int(batch_size), labels
 
     def __len__(self):
         return -(-len(self.data) // self.batch_size)
 
     def __getitem__(self, index):
-        return self.data[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.data[rows] if self.labels is None else (self.data[rows], self.labels[rows])

@@ -176,6 +176,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     global_batch = int(batch_size) * replicas
     settings = training_settings(model, training)
     convert = None
+    named_dataset = False  # a zoo.datasets / manifold name (the only source of labels for zoo.train)
     if isinstance(dataset, str) and streaming.is_folder_path(dataset):
         dataset = streaming.open_images(dataset)
     if isinstance(dataset, streaming.StreamingImages):  # read from files by tf.data, epoch by epoch
@@ -196,6 +197,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     elif isinstance(dataset, str):
         data = load_training_data(dataset, "train", num_examples, seed)
         val_data = load_training_data(dataset, "test", None, seed) if validation else None
+        named_dataset = True
     else:  # arrays: x or (x_train, x_validation)
         data, val_data = (dataset if isinstance(dataset, tuple) else (dataset, None))
         data = np.asarray(data)[:num_examples]
@@ -228,6 +230,21 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         net.compile(optimizer=optimizer, jit_compile=jit_compile)
         optimizer.build(net.trainable_variables)
 
+    # A class-conditional model trains on (images, labels): the labels of a named dataset, in the same order.
+    labels = val_labels = None
+    if net.num_classes is not None:
+        if not named_dataset:
+            raise ValueError(f"{model!r} is class-conditional ({net.num_classes} classes): zoo.train reads its labels "
+                             "from a named dataset (e.g. dataset='digits'); for arrays call "
+                             "`model.fit(images, labels)` yourself.")
+        _, labels = load_training_data(dataset, "train", num_examples, seed, labels=True)
+        if val_data is not None:
+            _, val_labels = load_training_data(dataset, "test", None, seed, labels=True)
+        if int(labels.max()) >= net.num_classes:
+            raise ValueError(f"{dataset!r} has labels up to {int(labels.max())}, but {model!r} models "
+                             f"{net.num_classes} classes; build it with num_classes={int(labels.max()) + 1}.")
+        net.set_class_prior(labels)  # p(y): the whole training split's label frequencies
+
     # The loaders give uint8 pixels; a float-image model (the spread flows) takes them as [0, 1] floats.
     if isinstance(data, streaming.StreamingImages):  # converted in tf.data; checked on the first images
         convert = streaming.model_input_converter(net, data)
@@ -242,8 +259,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         net.check_dataset(val_data)
     def epoch_input(epoch, skip=0):  # tf.data, or NumPy batches of the same order on the JAX path
         if jax_path:
-            return EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:])
-        return epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert)
+            return EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:], labels=labels)
+        return epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert, labels=labels)
 
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "arguments": arguments}
     resumed_from = 0
@@ -259,7 +276,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         state = manager.restore(net, latest)
         resumed_from = state["global_step"]
     elif not net.is_initialized:
-        first = np.asarray(next(iter(epoch_input(0))))
+        first = next(iter(epoch_input(0)))
+        first = np.asarray(first[0] if labels is not None else first)
         with strategy.scope():
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
@@ -294,9 +312,11 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         # keras.distribution splits every batch evenly over the devices: keep a multiple of the replica count
         # (at most replicas - 1 examples fewer; history.json states the count).
         val_data = val_data[:len(val_data) - len(val_data) % replicas]
-        val = SequentialBatches(val_data, global_batch)
+        val_labels = None if val_labels is None else val_labels[:len(val_data)]
+        val = SequentialBatches(val_data, global_batch, labels=val_labels)
     elif val_data is not None:
-        val = tf.data.Dataset.from_tensor_slices(val_data).batch(global_batch)
+        val = tf.data.Dataset.from_tensor_slices(val_data if val_labels is None else (val_data, val_labels))
+        val = val.batch(global_batch)
     started = time.time()
     while state["epoch"] < int(epochs) and not tracker.diverged:
         epoch, skip = state["epoch"], state["step_in_epoch"]

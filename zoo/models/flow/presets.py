@@ -34,6 +34,14 @@ def _register_presets():
         training=SMALL_PRESET_TRAINING,
     )
     registry.register(
+        "nf_digits_conditional", make_glow,
+        dict(image_shape=(8, 8, 1), num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5, num_classes=10),
+        family="nf", dataset="digits", paper=GLOW_PAPER, input_shape=(8, 8, 1),
+        description="Class-conditional small CPU preset (not in the paper): nf_digits with GLOW's class-conditional "
+                    "top prior (a learned mean and log-scale per digit class); train with labels.",
+        training=SMALL_PRESET_TRAINING,
+    )
+    registry.register(
         "nf_fmnist_small", make_glow, dict(FMNIST_SMALL_GLOW, image_shape=(28, 28, 1), n_bits=3),
         family="nf", dataset="fmnist", paper=GLOW_PAPER, input_shape=(28, 28, 1),
         description="CPU-sized preset (not in the paper): the paper's Fashion-MNIST GLOW reduced to 2 levels x 4 "

@@ -66,6 +66,15 @@ def _register_presets():
         training=SMALL_PRESET_TRAINING,
     )
     registry.register(
+        "nif_digits_16_conditional", make_nif,
+        dict(image_shape=(8, 8, 1), latent_dim=16, num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5,
+             num_classes=10),
+        family="nif", dataset="digits", paper=NIF_PAPER, input_shape=(8, 8, 1), latent_dim=16,
+        description="Class-conditional small CPU preset (not in the paper): nif_digits_16 with the d=16 latent "
+                    "N(mu_y, I) per digit class, so a class is a region of the learned manifold; train with labels.",
+        training=SMALL_PRESET_TRAINING,
+    )
+    registry.register(
         "deep_nif_digits_16", make_deep_nif,
         dict(image_shape=(8, 8, 1), latent_dim=16, num_levels=2, steps_per_level=4, hidden_channels=32, n_bits=5,
              latent_flow_couplings=4, latent_flow_hidden_units=64, latent_flow_hidden_layers=2,
