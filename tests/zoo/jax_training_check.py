@@ -47,6 +47,10 @@ except RuntimeError:
 resumed = zoo.train(out=os.path.join(out, "resumed"), batch_size=32, checkpoint_every=4, resume=True, **common)
 autoencoder = zoo.train(model="ae_digits_8", dataset=(digits, digits[:64]), epochs=1, batch_size=32, sample_every=0,
                         verbose=0, checkpoint_every=0, out=os.path.join(out, "ae"))
+conditional = zoo.train(model="nf_digits_conditional", dataset="digits", num_examples=320, epochs=1, batch_size=16,
+                        strategy="data_parallel", sample_every=1, verbose=0, checkpoint_every=0,
+                        out=os.path.join(out, "conditional"),
+                        model_overrides=dict(num_levels=2, steps_per_level=1, hidden_channels=8))
 refused = {}
 for name, kwargs in (("tensorboard", dict(tensorboard=True)), ("mirrored", dict(strategy="mirrored"))):
     try:
@@ -71,6 +75,9 @@ print("JAX_TRAINING " + json.dumps({
     "ae_gmm_fitted": bool(autoencoder.model.gmm_prior.is_fitted),
     "ae_samples_shape": list(np.shape(autoencoder.model.sample(4, seed=0))),
     "files": sorted(os.listdir(os.path.join(out, "one"))),
+    "conditional_val_loss": conditional.history[-1]["val_loss"],
+    "conditional_class_prior_sum": float(np.exp(conditional.model.class_log_prior).sum()),
+    "conditional_sample_grid": os.path.isfile(os.path.join(out, "conditional", "samples", "epoch_0001.png")),
     "refused": refused,
     "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
 }), flush=True)

@@ -32,6 +32,9 @@ def test_zoo_train_under_jax_data_parallel_and_exact_resume(tmp_path):
     assert result["crashed"] and result["resumed_from_step"] == 12 and result["weights_resumed_vs_straight"] == 0.0
     assert result["ae_gmm_fitted"] and result["ae_samples_shape"] == [4, 8, 8, 1]  # post-hoc priors on JAX too
     assert result["files"] == ["best", "checkpoints", "final", "history.json"]  # no TensorBoard logs
+    # A class-conditional preset trains from a named dataset's labels under data parallelism too.
+    assert np.isfinite(result["conditional_val_loss"]) and result["conditional_sample_grid"]
+    np.testing.assert_allclose(result["conditional_class_prior_sum"], 1.0, rtol=1e-6)
     assert "tensorboard=False" in result["refused"]["tensorboard"]
     assert "data_parallel" in result["refused"]["mirrored"]
 

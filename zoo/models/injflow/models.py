@@ -250,19 +250,20 @@ class Autoencoder(GenerativeModel):
             self.sampling_prior = chosen
 
     def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=None, output=None,
-                 prior=None):
+                 labels=None, prior=None):
         """Images from given standard-normal noise (``GenerativeModel.generate``); ``prior`` picks the post-hoc prior."""
         with self._sampling_from(prior):
-            return super().generate(latent_noise, observation_noise, temperature, noise_scale, output)
+            return super().generate(latent_noise, observation_noise, temperature, noise_scale, output, labels=labels)
 
-    def sample(self, num_samples, temperature=1.0, noise_scale=None, seed=None, output=None, prior=None):
+    def sample(self, num_samples, temperature=1.0, noise_scale=None, seed=None, output=None, labels=None,
+               prior=None):
         """Draws images: latents from the post-hoc prior (``prior``: None = ``sampling_prior``, "gmm", "gaussian"),
         decoded by g (``GenerativeModel.sample``; no observation noise, so ``noise_scale`` is refused).
 
         Before ``fit_priors`` the priors are the unit Gaussian (a VAE's own prior).
         """
         with self._sampling_from(prior):
-            return super().sample(num_samples, temperature, noise_scale, seed, output)
+            return super().sample(num_samples, temperature, noise_scale, seed, output, labels=labels)
 
     # ----------------------------------------------------------- density on the manifold
     def _decoder_inference(self, z):

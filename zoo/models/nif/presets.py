@@ -66,7 +66,7 @@ def _register_presets():
         training=SMALL_PRESET_TRAINING,
     )
     registry.register(
-        "nif_digits_16_conditional", make_nif,
+        "nif_digits_conditional_16", make_nif,
         dict(image_shape=(8, 8, 1), latent_dim=16, num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5,
              num_classes=10),
         family="nif", dataset="digits", paper=NIF_PAPER, input_shape=(8, 8, 1), latent_dim=16,
