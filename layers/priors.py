@@ -447,24 +447,34 @@ class GaussianMixturePrior(Prior):
         AISTATS 2020.
     """
 
-    def __init__(self, latent_dim, num_components=10, **kwargs):
+    def __init__(self, latent_dim, num_components=10, num_classes=None, **kwargs):
         super().__init__(**kwargs)
         if not (isinstance(latent_dim, int) and latent_dim >= 1):
             raise ValueError(f"`latent_dim` must be an int >= 1; received {latent_dim!r}.")
         if not (isinstance(num_components, int) and num_components >= 1):
             raise ValueError(f"`num_components` must be an int >= 1; received {num_components!r}.")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                        or num_classes < 2):
+            raise ValueError(f"`num_classes` must be None or an int >= 2; received {num_classes!r}.")
         self.latent_dim = latent_dim
         self.num_components = num_components
+        self.num_classes = None if num_classes is None else int(num_classes)
+
+    @property
+    def _class_axes(self):
+        """The leading parameter shape: ``(K_classes,)`` for a class-conditional mixture, ``()`` otherwise."""
+        return () if self.num_classes is None else (self.num_classes,)
 
     def build(self, input_shape=None):
-        k, d = self.num_components, self.latent_dim
-        self.logits = self.add_weight(shape=(k,), initializer="zeros", trainable=False, name="logits")
-        self.means = self.add_weight(shape=(k, d), initializer="zeros", trainable=False, name="means")
-        eye = np.broadcast_to(np.eye(d, dtype="float32"), (k, d, d)).copy()
-        self.scale_tril = self.add_weight(shape=(k, d, d), initializer=keras.initializers.Constant(eye),
+        k, d, lead = self.num_components, self.latent_dim, self._class_axes
+        self.logits = self.add_weight(shape=lead + (k,), initializer="zeros", trainable=False, name="logits")
+        self.means = self.add_weight(shape=lead + (k, d), initializer="zeros", trainable=False, name="means")
+        eye = np.broadcast_to(np.eye(d, dtype="float32"), lead + (k, d, d)).copy()
+        self.scale_tril = self.add_weight(shape=lead + (k, d, d), initializer=keras.initializers.Constant(eye),
                                           trainable=False, name="scale_tril")
-        self.thresholds = self.add_weight(shape=(k,), initializer=keras.initializers.Constant(
-            _component_thresholds(np.full(k, 1.0 / k))), trainable=False, name="component_thresholds")
+        thresholds = np.broadcast_to(_component_thresholds(np.full(k, 1.0 / k)), lead + (k,)).copy()
+        self.thresholds = self.add_weight(shape=lead + (k,), initializer=keras.initializers.Constant(thresholds),
+                                          trainable=False, name="component_thresholds")
         self.fitted = self.add_weight(shape=(), initializer="zeros", trainable=False, name="fitted")
         self.built = True
 
@@ -483,97 +493,183 @@ class GaussianMixturePrior(Prior):
         return (self.latent_dim + extra,), None
 
     # -------------------------------------------------------------- fitting
-    def set_parameters(self, weights, means, covariances):
-        """Sets the mixture from weights ``(K,)``, means ``(K, d)`` and covariances ``(K, d, d)`` (NumPy)."""
-        k, d = self.num_components, self.latent_dim
-        weights = np.asarray(weights, np.float64).reshape(-1)
-        means = np.asarray(means, np.float64)
-        covariances = np.asarray(covariances, np.float64)
-        if weights.shape != (k,) or means.shape != (k, d) or covariances.shape != (k, d, d):
-            raise ValueError(
-                f"{self.name}: expected weights ({k},), means ({k}, {d}), covariances ({k}, {d}, {d}); received "
-                f"{weights.shape}, {means.shape}, {covariances.shape}."
-            )
+    def _checked_mixture(self, weights, means, covariances):
+        """One mixture's float64 ``(weights, means, Cholesky factors)``, checked."""
         if not (np.all(np.isfinite(weights)) and np.all(np.isfinite(means)) and np.all(np.isfinite(covariances))):
             raise ValueError(f"{self.name}: mixture parameters contain NaN or infinite values.")
         if np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0, atol=1e-6):
             raise ValueError(f"{self.name}: mixture weights must be positive and sum to 1; received {weights}.")
         try:
-            chol = np.linalg.cholesky((covariances + np.swapaxes(covariances, 1, 2)) / 2)
+            chol = np.linalg.cholesky((covariances + np.swapaxes(covariances, -1, -2)) / 2)
         except np.linalg.LinAlgError as error:
             raise ValueError(f"{self.name}: covariances must be symmetric positive definite ({error}).") from None
+        return weights, means, chol
+
+    def set_parameters(self, weights, means, covariances):
+        """Sets the mixture from weights ``(K,)``, means ``(K, d)`` and covariances ``(K, d, d)`` (NumPy).
+
+        A class-conditional mixture takes one mixture per class: a leading
+        class axis on all three, ``(classes, K)``, ``(classes, K, d)``,
+        ``(classes, K, d, d)``.
+        """
+        k, d, lead = self.num_components, self.latent_dim, self._class_axes
+        weights = np.asarray(weights, np.float64)
+        means = np.asarray(means, np.float64)
+        covariances = np.asarray(covariances, np.float64)
+        if self.num_classes is None:
+            weights = weights.reshape(-1)
+        if weights.shape != lead + (k,) or means.shape != lead + (k, d) or covariances.shape != lead + (k, d, d):
+            expected = ", ".join(str(lead + shape) for shape in ((k,), (k, d), (k, d, d)))
+            raise ValueError(f"{self.name}: expected weights, means, covariances of shapes {expected}; received "
+                             f"{weights.shape}, {means.shape}, {covariances.shape}.")
+        if self.num_classes is None:
+            weights, means, chol = self._checked_mixture(weights, means, covariances)
+            thresholds = _component_thresholds(weights)
+        else:
+            chol = np.empty_like(covariances)
+            for c in range(self.num_classes):
+                _, _, chol[c] = self._checked_mixture(weights[c], means[c], covariances[c])
+            thresholds = np.stack([_component_thresholds(w) for w in weights])
         self.logits.assign(np.log(weights).astype("float32"))
-        self.thresholds.assign(_component_thresholds(weights))
+        self.thresholds.assign(thresholds)
         self.means.assign(means.astype("float32"))
         self.scale_tril.assign(chol.astype("float32"))
         self.fitted.assign(1.0)
 
-    def fit(self, latents, seed=0, max_iter=200, reg_covar=1e-6):
+    def _fit_one(self, x, seed, max_iter, reg_covar, what):
+        from sklearn.mixture import GaussianMixture
+
+        if len(x) < max(2, self.num_components):
+            raise ValueError(
+                f"{self.name}.fit: needs at least {max(2, self.num_components)} encoded examples {what}for "
+                f"{self.num_components} component(s); received {len(x)}."
+            )
+        mixture = GaussianMixture(self.num_components, covariance_type="full", random_state=seed, max_iter=max_iter,
+                                  reg_covar=reg_covar).fit(x)
+        return mixture
+
+    def fit(self, latents, seed=0, max_iter=200, reg_covar=1e-6, labels=None):
         """Fits the mixture to ``latents`` ``(n, d)`` with scikit-learn's ``GaussianMixture`` (full covariances, EM).
+
+        A class-conditional mixture needs ``labels`` (``(n,)`` class indices)
+        and fits one mixture per class to that class's latents (each class
+        needs at least ``max(2, num_components)`` examples).
 
         Returns:
             dict with ``converged``, ``iterations`` and ``mean_log_likelihood``
-            (per example, of the fitted mixture on ``latents``).
+            (per example, of the fitted mixture on ``latents``; conditional:
+            of ``log p(z | y)`` at each example's own class, plus
+            ``per_class`` with each class's dict).
         """
-        from sklearn.mixture import GaussianMixture
+        from layers.checks import check_labels
 
         x = np.asarray(ops.convert_to_numpy(latents), np.float64)
         if x.ndim != 2 or x.shape[1] != self.latent_dim:
             raise ValueError(f"{self.name}.fit: `latents` must be (n, {self.latent_dim}); received {x.shape}.")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{self.name}.fit: `latents` contain NaN or infinite values; the encoder diverged?")
-        if len(x) < max(2, self.num_components):
-            raise ValueError(
-                f"{self.name}.fit: needs at least {max(2, self.num_components)} encoded examples for "
-                f"{self.num_components} component(s); received {len(x)}."
-            )
-        mixture = GaussianMixture(self.num_components, covariance_type="full", random_state=seed, max_iter=max_iter,
-                                  reg_covar=reg_covar).fit(x)
-        self.set_parameters(mixture.weights_ / mixture.weights_.sum(), mixture.means_, mixture.covariances_)
-        return {"converged": bool(mixture.converged_), "iterations": int(mixture.n_iter_),
-                "mean_log_likelihood": float(mixture.score(x))}
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{self.name}.fit: this mixture is not class-conditional, so `labels` has no meaning; "
+                                 "build it with `num_classes=K` to fit one mixture per class.")
+            mixture = self._fit_one(x, seed, max_iter, reg_covar, "")
+            self.set_parameters(mixture.weights_ / mixture.weights_.sum(), mixture.means_, mixture.covariances_)
+            return {"converged": bool(mixture.converged_), "iterations": int(mixture.n_iter_),
+                    "mean_log_likelihood": float(mixture.score(x))}
+        labels = np.asarray(ops.convert_to_numpy(check_labels(labels, self.num_classes, f"{self.name}.fit", len(x))))
+        per_class, parameters, total = [], [], 0.0
+        for c in range(self.num_classes):
+            members = x[labels == c]
+            mixture = self._fit_one(members, seed, max_iter, reg_covar, f"of class {c} ")
+            parameters.append((mixture.weights_ / mixture.weights_.sum(), mixture.means_, mixture.covariances_))
+            score = float(mixture.score(members))
+            total += score * len(members)
+            per_class.append({"converged": bool(mixture.converged_), "iterations": int(mixture.n_iter_),
+                              "mean_log_likelihood": score, "examples": int(len(members))})
+        self.set_parameters(*(np.stack(part) for part in zip(*parameters)))
+        return {"converged": all(c["converged"] for c in per_class),
+                "iterations": max(c["iterations"] for c in per_class),
+                "mean_log_likelihood": total / len(x), "per_class": per_class}
+
+    def _parameters(self, labels, batch_size):
+        """``(logits, means, scale_tril, thresholds)``: the mixture's, or gathered per example for ``labels``."""
+        names = (self.logits, self.means, self.scale_tril, self.thresholds)
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{self.name}: this mixture is not class-conditional, so `labels` has no meaning.")
+            return tuple(ops.convert_to_tensor(v) for v in names)
+        from layers.checks import check_labels
+
+        labels = check_labels(labels, self.num_classes, self.name, batch_size)
+        return tuple(ops.take(ops.convert_to_tensor(v), labels, axis=0) for v in names)
 
     # ---------------------------------------------------------- evaluation
-    def distribution(self):
-        """The mixture as a TensorFlow Probability distribution (event shape ``(d,)``)."""
+    def distribution(self, labels=None):
+        """The mixture as a TensorFlow Probability distribution (event shape ``(d,)``).
+
+        Class-conditional: pass ``labels`` (``(batch,)``); the result has batch
+        shape ``(batch,)``, each the mixture of that example's class.
+        """
         tfd = _tfd()
+        logits, means, scales, _ = self._parameters(labels, None)
         return tfd.MixtureSameFamily(
-            mixture_distribution=tfd.Categorical(logits=ops.convert_to_tensor(self.logits)),
-            components_distribution=tfd.MultivariateNormalTriL(
-                loc=ops.convert_to_tensor(self.means), scale_tril=ops.convert_to_tensor(self.scale_tril)),
+            mixture_distribution=tfd.Categorical(logits=logits),
+            components_distribution=tfd.MultivariateNormalTriL(loc=means, scale_tril=scales),
         )
 
-    def log_prob(self, z, training=None):
-        """Per-example ``log p(z)`` (nats), shape ``(batch,)``: the TFP distribution's on TensorFlow, else ``log_prob_ops``."""
+    def log_prob(self, z, training=None, labels=None):
+        """Per-example ``log p(z)`` (nats), shape ``(batch,)``: the TFP distribution's on TensorFlow, else ``log_prob_ops``.
+
+        Class-conditional: ``log p(z | y)`` for ``labels`` (one class index per example).
+        """
         del training
         if keras.backend.backend() == "tensorflow":
-            return self.distribution().log_prob(ops.cast(z, "float32"))
-        return self.log_prob_ops(z)
+            if self.num_classes is not None:
+                from layers.checks import check_labels
 
-    def log_prob_ops(self, z):
+                labels = check_labels(labels, self.num_classes, self.name, z.shape[0])
+            return self.distribution(labels).log_prob(ops.cast(z, "float32"))
+        return self.log_prob_ops(z, labels=labels)
+
+    def log_prob_ops(self, z, labels=None):
         """The same log-density in plain ``keras.ops`` (triangular solves and a log-sum-exp; any backend)."""
         z = ops.cast(z, "float32")
-        means, scales = ops.convert_to_tensor(self.means), ops.convert_to_tensor(self.scale_tril)
-        diff = ops.transpose(z[:, None, :] - means[None], (1, 2, 0))  # (K, d, batch)
-        white = ops.solve_triangular(scales, diff, lower=True)  # (K, d, batch): L_k^-1 (z - mean_k)
-        component = standard_normal_log_prob(white, axis=1) - 0.5 * cholesky_log_det(scales)[:, None]  # (K, batch)
-        log_weights = ops.log_softmax(ops.convert_to_tensor(self.logits))
-        return ops.logsumexp(component + log_weights[:, None], axis=0)
+        logits, means, scales, _ = self._parameters(labels, z.shape[0])
+        if self.num_classes is None:
+            diff = ops.transpose(z[:, None, :] - means[None], (1, 2, 0))  # (K, d, batch)
+            white = ops.solve_triangular(scales, diff, lower=True)  # (K, d, batch): L_k^-1 (z - mean_k)
+            component = standard_normal_log_prob(white, axis=1) - 0.5 * cholesky_log_det(scales)[:, None]
+            return ops.logsumexp(component + ops.log_softmax(logits)[:, None], axis=0)
+        diff = (z[:, None, :] - means)[..., None]  # (batch, K, d, 1): per-example mixtures
+        white = ops.solve_triangular(scales, diff, lower=True)[..., 0]  # (batch, K, d)
+        component = standard_normal_log_prob(white, axis=-1) - 0.5 * cholesky_log_det(scales)  # (batch, K)
+        return ops.logsumexp(component + ops.log_softmax(logits, axis=-1), axis=-1)
 
-    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
-        """Latents from given standard-normal noise of shape ``(batch,) + noise_shapes[0]`` (see the class docstring)."""
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0, labels=None):
+        """Latents from given standard-normal noise of shape ``(batch,) + noise_shapes[0]`` (see the class docstring).
+
+        Class-conditional: each example from its class's mixture (``labels``).
+        """
         del observation_noise, noise_scale
         noise = ops.cast(latent_noise, "float32")
+        _, means, scales, thresholds = self._parameters(labels, noise.shape[0])
         if self.num_components > 1:
             u, eps = noise[:, 0], noise[:, 1:]
-            thresholds = ops.convert_to_tensor(self.thresholds)[:-1]
-            component = ops.sum(ops.cast(u[:, None] > thresholds[None, :], "int32"), axis=1)
+            if self.num_classes is None:
+                component = ops.sum(ops.cast(u[:, None] > thresholds[None, :-1], "int32"), axis=1)
+            else:
+                component = ops.sum(ops.cast(u[:, None] > thresholds[:, :-1], "int32"), axis=1)
         else:
             eps = noise
             component = ops.zeros((ops.shape(noise)[0],), "int32")
-        means = ops.take(ops.convert_to_tensor(self.means), component, axis=0)
-        scales = ops.take(ops.convert_to_tensor(self.scale_tril), component, axis=0)
+        if self.num_classes is None:
+            means, scales = ops.take(means, component, axis=0), ops.take(scales, component, axis=0)
+        else:
+            pick = ops.one_hot(component, self.num_components, dtype="float32")  # per-example component of its class
+            means = ops.einsum("bk,bkd->bd", pick, means)
+            scales = ops.einsum("bk,bkij->bij", pick, scales)
         return means + ops.cast(temperature, "float32") * ops.einsum("bij,bj->bi", scales, eps)
 
     def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim, "num_components": self.num_components}
+        return {**super().get_config(), "latent_dim": self.latent_dim, "num_components": self.num_components,
+                "num_classes": self.num_classes}

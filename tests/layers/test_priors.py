@@ -65,6 +65,14 @@ def _class_conditional_nif():
     return layers.GaussianNIF(2, seed=0, num_classes=3), (5,)
 
 
+def _class_conditional_mixture():
+    prior = layers.GaussianMixturePrior(2, num_components=3, num_classes=2)
+    prior.build()
+    rng = np.random.default_rng(0)
+    prior.set_parameters(*(np.stack(part) for part in zip(*(_gmm_parameters(rng) for _ in range(2)))))
+    return prior, (2,)
+
+
 def _labels(prior, n):
     """``{"labels": ...}`` (every class in turn) for a class-conditional prior, ``{}`` otherwise."""
     return {} if prior.num_classes is None else {"labels": np.arange(n) % prior.num_classes}
@@ -80,6 +88,7 @@ CASES = {
     "gaussian_mixture": _mixture,
     "class_conditional_normal": _class_conditional_normal,
     "class_conditional_nif": _class_conditional_nif,
+    "class_conditional_mixture": _class_conditional_mixture,
 }
 
 

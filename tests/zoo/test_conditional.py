@@ -225,3 +225,66 @@ def test_zoo_train_reads_the_labels_of_a_named_dataset_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="reads its labels from a named dataset"):
         training.train(model="nf_digits_conditional", dataset=zoo.load_digits_images()[0], epochs=1, out=str(tmp_path / "arr"),
                        model_overrides=overrides, verbose=0)
+
+
+# ------------------------------------------------------------------ post-hoc per-class priors (autoencoders)
+def test_class_conditional_mixture_against_scipy_and_samples_from_the_asked_class():
+    rng = np.random.default_rng(0)
+    prior = layers.GaussianMixturePrior(3, num_components=2, num_classes=3)
+    prior.build()
+    latents = np.concatenate([rng.standard_normal((200, 3)) * (c + 1) + 5 * c for c in range(3)]).astype("float32")
+    labels = np.repeat(np.arange(3), 200).astype("int32")
+    info = prior.fit(latents, labels=labels)
+    assert len(info["per_class"]) == 3 and [c["examples"] for c in info["per_class"]] == [200, 200, 200]
+    weights = np.exp(_np(prior.logits).astype(np.float64))
+    means, chol = _np(prior.means).astype(np.float64), _np(prior.scale_tril).astype(np.float64)
+    z, y = latents[::20].astype(np.float64), labels[::20]
+    expected = [np.log(sum(weights[c, k] / weights[c].sum()
+                           * stats.multivariate_normal(means[c, k], chol[c, k] @ chol[c, k].T).pdf(zi)
+                           for k in range(2))) for zi, c in zip(z, y)]
+    np.testing.assert_allclose(_np(prior.log_prob(z, labels=y)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_np(prior.log_prob_ops(z, labels=y)), expected, rtol=1e-5, atol=1e-5)
+    drawn = _np(prior.sample(2000, seed=0, labels=np.full(2000, 2, np.int32)))
+    np.testing.assert_allclose(drawn.mean(0), latents[labels == 2].mean(0), atol=0.3)
+    with pytest.raises(ValueError, match="needs `labels`"):
+        prior.log_prob(z)
+    with pytest.raises(ValueError, match="at least 2 encoded examples of class 1"):
+        prior.fit(latents[:201], labels=labels[:201])
+
+
+def _two_image_classes(n=512, seed=0):
+    """8x8 images: class 0 bright in the top half, class 1 in the bottom half (the brighter half is the class)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).astype("int32")
+    images = rng.integers(0, 40, (n, 8, 8, 1))
+    rows = np.arange(8)[None, :, None, None]
+    bright = np.where(labels[:, None, None, None] == 0, rows < 4, rows >= 4)
+    return np.where(bright, 215 + images, images).astype("uint8"), labels
+
+
+def _brighter_half(images):
+    images = np.asarray(images, np.float64)
+    return (images[:, 4:].mean(axis=(1, 2, 3)) > images[:, :4].mean(axis=(1, 2, 3))).astype("int32")
+
+
+def test_conditional_injflow_fits_per_class_priors_samples_the_asked_class_and_classifies():
+    keras.utils.set_random_seed(0)
+    images, labels = _two_image_classes()
+    model = zoo.get("injflow_digits_conditional_8", num_classes=2, hidden_channels=4)
+    assert model.num_classes == 2 and model.describe()["num_classes"] == 2
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(images, labels, batch_size=64, epochs=4, verbose=0)
+    np.testing.assert_allclose(np.exp(model.class_log_prior), np.bincount(labels) / len(labels))
+    with pytest.raises(ValueError, match="pass the images' labels"):
+        model.fit_priors(images)
+    info = model.fit_priors(images, labels=labels)
+    assert len(info["gmm"]["per_class"]) == 2
+    for k in (0, 1):
+        assert np.mean(_brighter_half(model.sample(64, seed=k, labels=k)) == k) >= 0.95
+        assert np.mean(_brighter_half(model.sample(64, seed=k, labels=k, prior="gaussian")) == k) >= 0.95
+    test_images, test_labels = _two_image_classes(128, seed=1)
+    assert np.mean(model.classify(test_images) == test_labels) >= 0.95
+    per_class = _np(model.class_log_likelihoods(test_images[:8]))
+    np.testing.assert_allclose(per_class[:, 1], _np(model.log_prob(test_images[:8], labels=1)), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="needs `labels=`"):
+        model.sample(2, seed=0)

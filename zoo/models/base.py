@@ -770,9 +770,10 @@ class GenerativeModel(keras.Model):
         """JSON-serializable facts a model card reports beyond the metrics (a learned spectrum); ``{}`` by default."""
         return {}
 
-    def fit_priors(self, x, seed=0):
-        """Fits post-hoc latent priors to the encoded training data; a no-op (returns {}) for models without."""
-        del x, seed
+    def fit_priors(self, x, seed=0, labels=None):
+        """Fits post-hoc latent priors to the encoded training data (per class given ``labels``, for a
+        class-conditional model); a no-op (returns {}) for models without."""
+        del x, seed, labels
         return {}
 
     # ---------------------------------------------------------- serialization

@@ -331,7 +331,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
                                      f"{_first_line(error)}", out)
     if tracker.diverged:
         _raise_diverged(manager, tracker.diverged, out)
-    net.fit_priors(data, seed=int(seed))  # post-hoc latent priors (InjFlow, autoencoders); a no-op otherwise
+    net.fit_priors(data, seed=int(seed), labels=labels)  # post-hoc latent priors (InjFlow, autoencoders); a no-op otherwise
     if chief:
         net.save_to_preset(os.path.join(out, "final"), overwrite=True,
                            metadata={"dataset": dataset, "preset": model, "epochs": int(epochs),

@@ -86,6 +86,12 @@ class Autoencoder(GenerativeModel):
         num_components: components of the post-hoc GMM (the paper: 10).
         sampling_prior: ``"gmm"`` or ``"gaussian"``: which post-hoc prior
             ``sample``, ``generate`` and ``log_prob`` use (``model.prior``).
+        num_classes: None, or ``K``: class-conditional post-hoc priors (one
+            Gaussian and one GMM per class, fitted by ``fit_priors(images,
+            labels=labels)``). The autoencoder itself does not see labels
+            (its objective has no prior term to condition), so a class is a
+            region of the learned latent space; ``sample``, ``log_prob`` and
+            ``classify`` then take / give labels.
         eval_seed: seed of the random draws of the objective when not training.
         seed: seed of the training-time draws (None: random).
         **kwargs: ``keras.Model`` arguments (``name``).
@@ -104,7 +110,7 @@ class Autoencoder(GenerativeModel):
     def __init__(self, image_shape, latent_dim, hidden_channels=64, encoder_strides=(2, 2, 2, 2, 1),
                  decoder_strides=(2, 2, 1, 1, 1), kernel_size=4, batch_norm_momentum=0.99, decoder_weight_decay=0.0,
                  spectral_norm=False, penalty_growth=0.0, num_components=10, sampling_prior="gmm", eval_seed=0,
-                 seed=None, **kwargs):
+                 seed=None, num_classes=None, **kwargs):
         if len(tuple(image_shape)) != 3:
             raise ValueError(f"`image_shape` must be (H, W, C); received {image_shape!r}.")
         super().__init__(image_shape, "pixels", n_bits=8, **kwargs)
@@ -135,13 +141,15 @@ class Autoencoder(GenerativeModel):
         self.decoder = build_decoder(self.example_shape, latent_dim, self.hidden_channels, self.decoder_strides,
                                      self.kernel_size, self.batch_norm_momentum, self.spectral_norm,
                                      self.decoder_weight_decay)
-        self.gaussian_prior = GaussianMixturePrior(latent_dim, 1, name="gaussian_prior")
-        self.gmm_prior = GaussianMixturePrior(latent_dim, self.num_components, name="gmm_prior")
+        self.gaussian_prior = GaussianMixturePrior(latent_dim, 1, num_classes=num_classes, name="gaussian_prior")
+        self.gmm_prior = GaussianMixturePrior(latent_dim, self.num_components, num_classes=num_classes,
+                                              name="gmm_prior")
         self.gaussian_prior.build()
         self.gmm_prior.build()
         self.penalty_step = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                             name="penalty_step", aggregation="only_first_replica")
         self.seed_generator = keras.random.SeedGenerator(seed, name="objective_seed")
+        self._track_class_prior()
         self.built = True
 
     # ----------------------------------------------------------- properties
@@ -201,7 +209,8 @@ class Autoencoder(GenerativeModel):
 
     def call(self, inputs, training=False):
         """The per-example objective terms; a training call also advances the penalty schedule."""
-        terms = self.objective_terms(inputs, training=training)
+        x, _ = self._split_inputs(inputs)  # labels (conditional models) enter only the post-hoc priors
+        terms = self.objective_terms(x, training=training)
         if training:
             self.penalty_step.assign_add(1)
         return terms
@@ -226,17 +235,25 @@ class Autoencoder(GenerativeModel):
             batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
         return np.concatenate([np.asarray(ops.convert_to_numpy(self.encode(batch))) for batch in batches])
 
-    def fit_priors(self, images, seed=0, batch_size=256):
+    def fit_priors(self, images, seed=0, batch_size=256, labels=None):
         """Fits the full-covariance Gaussian and the GMM (paper section 2.2.1) to the encoded ``images``.
 
         Uses scikit-learn's ``GaussianMixture``; afterwards sampling and export
-        need only TensorFlow (Probability).
+        need only TensorFlow (Probability). A class-conditional model needs
+        the ``labels`` of ``images`` and fits both priors per class.
 
         Returns:
             ``{"gaussian": fit info, "gmm": fit info}`` (see ``GaussianMixturePrior.fit``).
         """
+        if self.num_classes is None and labels is not None:
+            raise ValueError(f"{self.name}.fit_priors: this model is not class-conditional, so `labels` has no meaning; "
+                             "build it with `num_classes=K` for per-class priors.")
+        if self.num_classes is not None and labels is None:
+            raise ValueError(f"{self.name}.fit_priors: this model is class-conditional ({self.num_classes} classes); "
+                             "pass the images' labels: `fit_priors(images, labels=labels)`.")
         latents = self.encode_dataset(images, batch_size)
-        return {"gaussian": self.gaussian_prior.fit(latents, seed=seed), "gmm": self.gmm_prior.fit(latents, seed=seed)}
+        return {"gaussian": self.gaussian_prior.fit(latents, seed=seed, labels=labels),
+                "gmm": self.gmm_prior.fit(latents, seed=seed, labels=labels)}
 
     @contextlib.contextmanager
     def _sampling_from(self, prior):
@@ -269,7 +286,7 @@ class Autoencoder(GenerativeModel):
     def _decoder_inference(self, z):
         return self.decoder(z, training=False)
 
-    def log_prob(self, x, exact=False):
+    def log_prob(self, x, labels=None, exact=False):
         """Lower bound (5) of the paper on ``ln p(x)`` on the learned manifold (nats, x in [0, 1] units).
 
         ``ln p(x) >= ln p_z(h(x)) - d/2 ln(||J_g(h(x))||_F^2 / d)`` with
@@ -280,15 +297,29 @@ class Autoencoder(GenerativeModel):
         projection ``g(h(x))``. It is not comparable with full-dimensional
         densities. ``exact=True`` returns the injective change of variables
         (3) itself, ``ln p_z(h(x)) - 1/2 ln det(J^T J)``, from the full
-        ``D x d`` Jacobian (the bound is never above it).
+        ``D x d`` Jacobian (the bound is never above it). A class-conditional
+        model gives ``ln p(x | y)`` for ``labels`` (the class's post-hoc prior;
+        the volume term is the decoder's, the same for every class).
         """
         z = self.encode(x)
+        labels = self._labels_for(labels, z.shape[0], "log_prob")
+        return self.prior.log_prob(z, **self.prior.label_arguments(labels)) + self._volume(z, exact)
+
+    def _volume(self, z, exact=False):
+        """The volume term of ``log_prob`` at latents ``z`` (the bound, or the exact Gram term)."""
         if exact:
-            volume = -gram_log_det(batch_jacobian(self._decoder_inference, z))
-        else:
-            frobenius = jacobian_lib.frobenius_norm_squared(self._decoder_inference, z)
-            volume = jacobian_lib.frobenius_log_det_bound(frobenius, self.latent_dim)
-        return self.prior.log_prob(z) + volume
+            return -gram_log_det(batch_jacobian(self._decoder_inference, z))
+        frobenius = jacobian_lib.frobenius_norm_squared(self._decoder_inference, z)
+        return jacobian_lib.frobenius_log_det_bound(frobenius, self.latent_dim)
+
+    def class_log_likelihoods(self, x, exact=False):
+        """``log p(x | y = k)`` for every class, ``(batch, K)``: one encoding and one volume term for all classes."""
+        self._require_conditional("class_log_likelihoods")
+        z = self.encode(x)
+        volume = self._volume(z, exact)
+        batch = ops.shape(z)[0]
+        return ops.stack([self.prior.log_prob(z, labels=ops.full((batch,), k, "int32")) + volume
+                          for k in range(self.num_classes)], axis=-1)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
@@ -299,7 +330,7 @@ class Autoencoder(GenerativeModel):
             "batch_norm_momentum": self.batch_norm_momentum, "decoder_weight_decay": self.decoder_weight_decay,
             "spectral_norm": self.spectral_norm, "penalty_growth": self.penalty_growth,
             "num_components": self.num_components, "sampling_prior": self.sampling_prior,
-            "eval_seed": self.eval_seed, "seed": self.seed,
+            "eval_seed": self.eval_seed, "seed": self.seed, "num_classes": self.num_classes,
         }
 
     @classmethod

@@ -57,6 +57,10 @@ def _register_presets():
         _register(family, "mnist", PAPER_LATENT_DIMS["mnist"], 8, "CPU-sized preset (not in the paper; the MNIST "
                   "network with 8 instead of 64 base channels, batch-norm momentum 0.9, Adam 1e-3 with a 100-step "
                   "warm-up): ", small, training=SMALL_PRESET_TRAINING, size="small_")
+    # Class-conditional: injflow_digits_8 with one post-hoc Gaussian and GMM per digit class.
+    _register("injflow", "digits", 8, 8, "Class-conditional small CPU preset (not in the paper): injflow_digits_8 "
+              "with per-class post-hoc priors (fit_priors(images, labels=labels)); ", dict(small, num_classes=10),
+              training=SMALL_PRESET_TRAINING, size="conditional_")
 
 
 _register_presets()
