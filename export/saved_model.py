@@ -16,7 +16,16 @@ signature          inputs                                                     ou
 ``generate``       ``latent_noise`` float32 ``(batch, *latent)``,             as ``decode``
                    ``observation_noise`` float32 ``(batch, *obs)``,
                    ``temperature``, ``noise_scale``
+``classify``       ``x`` (class-conditional models only)                      ``label`` int32 ``(batch,)``,
+                                                                              ``log_posterior`` float32 ``(batch, K)``
 =================  =========================================================  ==========================================
+
+A class-conditional model (``model.num_classes``) adds ``labels`` int32
+``(batch,)`` (one class index per example; ``sample``: per sample, so its
+length is ``num_samples``) to ``log_prob``, ``bits_per_dim``, ``sample`` and
+``generate``, and has the ``classify`` signature (the Bayes classifier with the
+model's learned class prior). Labels out of range or of the wrong length make
+the call fail with a message naming the problem.
 
 ``noise_scale``, ``observation_noise`` and ``decode``'s ``seed`` exist only for
 models with observation noise (``model.has_observation_noise``: noisy injective
@@ -65,18 +74,12 @@ def require_tensorflow_backend(what):
         )
 
 
-def require_unconditional(facts, what):
-    """Refuses a class-conditional model: the exported signatures take no labels yet.
-
-    Exporting one would serve signatures that cannot say which class to
-    sample or score, so it is refused rather than written.
-    """
-    if facts.get("num_classes") is not None:
-        raise NotImplementedError(
-            f"{what}: {facts['name']} is class-conditional ({facts['num_classes']} classes), and the exported "
-            "signatures do not take labels yet. Serve it from Python (`model.sample(n, labels=...)`, "
-            "`model.log_prob(x, labels=...)`, `model.classify(x)`) until they do."
-        )
+def labels_for(labels, batch, what):
+    """``labels`` gated on having one entry per example of ``batch`` (a serving-side check; the range is the model's)."""
+    check = tf.debugging.assert_equal(tf.shape(labels)[0], tf.cast(batch, tf.int32),
+                                      message=f"{what}: pass one label per example (labels must have length batch)")
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
 
 
 def _checked_knobs(num_samples=None, temperature=None, noise_scale=None):
@@ -118,7 +121,7 @@ def saved_model(model, path, overwrite=False, version=None):
         path = os.path.join(path, str(version))
     path = os.path.abspath(path)
     facts = model.describe()  # the GenerativeModel interface: no probing of the model
-    require_unconditional(facts, "export.saved_model")
+    conditional = facts.get("num_classes") is not None
     example = tuple(facts["example_shape"])
     x_dtype = tf.uint8 if facts["input_dtype"] == "uint8" else tf.float32
     latent_shape = tuple(facts["latent_shape"])
@@ -128,12 +131,30 @@ def saved_model(model, path, overwrite=False, version=None):
     scalar = lambda dtype, name: tf.TensorSpec((), dtype, name=name)  # noqa: E731
     output = model.default_output
 
+    labels_spec = tf.TensorSpec((None,), tf.int32, name="labels")
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "log_prob", lambda x: {"log_prob": model.log_prob(x)}, input_signature=[x_spec])
-    archive.add_endpoint(
-        "bits_per_dim", lambda x: {"bits_per_dim": model.bits_per_dim(x)}, input_signature=[x_spec])
+    if conditional:
+        archive.add_endpoint(
+            "log_prob", lambda x, labels: {"log_prob": model.log_prob(
+                x, labels=labels_for(labels, tf.shape(x)[0], "log_prob"))}, input_signature=[x_spec, labels_spec])
+        archive.add_endpoint(
+            "bits_per_dim", lambda x, labels: {"bits_per_dim": model.bits_per_dim(
+                x, labels=labels_for(labels, tf.shape(x)[0], "bits_per_dim"))}, input_signature=[x_spec, labels_spec])
+        log_prior = tf.constant(model.class_log_prior, tf.float32)  # the learned p(y), fixed at export
+
+        def classify(x):
+            joint = tf.cast(model.class_log_likelihoods(x), tf.float32) + log_prior
+            return {"label": tf.argmax(joint, axis=-1, output_type=tf.int32),
+                    "log_posterior": joint - tf.reduce_logsumexp(joint, axis=-1, keepdims=True)}
+
+        archive.add_endpoint("classify", classify, input_signature=[x_spec])
+    else:
+        archive.add_endpoint(
+            "log_prob", lambda x: {"log_prob": model.log_prob(x)}, input_signature=[x_spec])
+        archive.add_endpoint(
+            "bits_per_dim", lambda x: {"bits_per_dim": model.bits_per_dim(x)}, input_signature=[x_spec])
     archive.add_endpoint("encode", lambda x: {"latent": model.encode(x)}, input_signature=[x_spec])
 
     latent_spec = tf.TensorSpec((None,) + latent_shape, tf.float32, name="latent")
@@ -158,13 +179,34 @@ def saved_model(model, path, overwrite=False, version=None):
             observation_noise = stateless_normal(tf.concat([[num_samples], observation_shape], 0), derive_seed(seed, 1))
         return latent_noise, observation_noise
 
-    def run(latent_noise, observation_noise, temperature, noise_scale=None):
+    def run(latent_noise, observation_noise, temperature, noise_scale=None, labels=None):
+        if labels is not None:
+            labels = labels_for(labels, tf.shape(latent_noise)[0], "sample / generate")
         with tf.control_dependencies(_checked_knobs(temperature=temperature, noise_scale=noise_scale)):
             return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale,
-                                                  output=output))
+                                                  output=output, labels=labels))
 
     knobs = [scalar(tf.float32, "temperature")] + ([scalar(tf.float32, "noise_scale")] if noisy else [])
-    if noisy:
+    latent_noise_spec = tf.TensorSpec((None,) + latent_noise_shape, tf.float32, name="latent_noise")
+    if conditional and noisy:
+        archive.add_endpoint(
+            "sample", lambda num_samples, labels, temperature, noise_scale, seed: run(
+                *draw(num_samples, seed), temperature, noise_scale, labels),
+            input_signature=[scalar(tf.int32, "num_samples"), labels_spec] + knobs + [scalar(tf.int64, "seed")])
+        archive.add_endpoint(
+            "generate", lambda latent_noise, observation_noise, labels, temperature, noise_scale: run(
+                latent_noise, observation_noise, temperature, noise_scale, labels),
+            input_signature=[latent_noise_spec, tf.TensorSpec((None,) + observation_shape, tf.float32,
+                                                              name="observation_noise"), labels_spec] + knobs)
+    elif conditional:
+        archive.add_endpoint(
+            "sample", lambda num_samples, labels, temperature, seed: run(
+                *draw(num_samples, seed), temperature, None, labels),
+            input_signature=[scalar(tf.int32, "num_samples"), labels_spec] + knobs + [scalar(tf.int64, "seed")])
+        archive.add_endpoint(
+            "generate", lambda latent_noise, labels, temperature: run(latent_noise, None, temperature, None, labels),
+            input_signature=[latent_noise_spec, labels_spec] + knobs)
+    elif noisy:
         archive.add_endpoint(
             "sample", lambda num_samples, temperature, noise_scale, seed: run(
                 *draw(num_samples, seed), temperature, noise_scale),

@@ -7,6 +7,9 @@ two signatures, both for a fixed batch size:
   images from given standard-normal noise (``observation_noise`` only for
   models with observation noise, which alone also take ``noise_scale``). Same computation as the SavedModel's ``generate``
   signature, so both agree on the same noise to float32 rounding.
+* A class-conditional model (``model.num_classes``) takes ``labels`` int32
+  ``(batch_size,)``, a class per sample, in both signatures (after the noise
+  in ``generate``, first in ``sample``).
 * ``sample(temperature, [noise_scale,] seed)``: draws the noise inside the graph
   from an int32 seed. LiteRT has no stateless random ops, so the noise comes
   from a counter-based Wichmann-Hill stream (three small multiplicative
@@ -30,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.saved_model import _outputs, require_tensorflow_backend, require_unconditional
+from export.saved_model import _outputs, require_tensorflow_backend
 from zoo import files
 from layers.conv1x1 import frozen_inverses
 
@@ -94,7 +97,7 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
         dict with ``path``, ``bytes`` (file size) and ``signatures``.
     """
     require_tensorflow_backend("export.tflite_sampler")
-    require_unconditional(model.describe(), "export.tflite_sampler")
+    conditional = model.num_classes is not None
     path = os.path.abspath(path)
     if os.path.isdir(path):
         raise FileExistsError(f"{path} is a directory; give the path of the .tflite file to write.")
@@ -114,14 +117,40 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
     latent_multipliers = stream_multipliers(2 * math.prod(latent_full))
     observation_multipliers = None if observation_full is None else stream_multipliers(2 * math.prod(observation_full))
 
-    def run(latent_noise, observation_noise, temperature, noise_scale=None):
-        return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale, output=output))
+    def run(latent_noise, observation_noise, temperature, noise_scale=None, labels=None):
+        return _outputs(model, model.generate(latent_noise, observation_noise, temperature, noise_scale, output=output,
+                                              labels=labels))
+
+    labels_spec = tf.TensorSpec((batch_size,), tf.int32, name="labels")
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     with frozen_inverses(model):
         latent_spec = tf.TensorSpec(latent_full, tf.float32, name="latent_noise")
-        if observation_full is None:  # no observation noise: no noise_scale to take (see export.saved_model)
+        if conditional and observation_full is None:  # a label per sample (class-conditional models)
+            archive.add_endpoint(
+                "generate", lambda latent_noise, labels, temperature: run(latent_noise, None, temperature, None, labels),
+                input_signature=[latent_spec, labels_spec, scalar(tf.float32, "temperature")])
+            archive.add_endpoint(
+                "sample", lambda labels, temperature, seed: run(counter_normal(seed, latent_full, latent_multipliers),
+                                                                None, temperature, None, labels),
+                input_signature=[labels_spec, scalar(tf.float32, "temperature"), scalar(tf.int32, "seed")])
+        elif conditional:
+            knobs = [scalar(tf.float32, "temperature"), scalar(tf.float32, "noise_scale")]
+            archive.add_endpoint(
+                "generate", lambda latent_noise, observation_noise, labels, temperature, noise_scale: run(
+                    latent_noise, observation_noise, temperature, noise_scale, labels),
+                input_signature=[latent_spec, tf.TensorSpec(observation_full, tf.float32, name="observation_noise"),
+                                 labels_spec] + knobs)
+
+            def sample_class(labels, temperature, noise_scale, seed):
+                latent_noise = counter_normal(seed, latent_full, latent_multipliers)
+                observation_noise = counter_normal(seed + 1, observation_full, observation_multipliers)
+                return run(latent_noise, observation_noise, temperature, noise_scale, labels)
+
+            archive.add_endpoint("sample", sample_class, input_signature=[labels_spec] + knobs + [
+                scalar(tf.int32, "seed")])
+        elif observation_full is None:  # no observation noise: no noise_scale to take (see export.saved_model)
             archive.add_endpoint("generate", lambda latent_noise, temperature: run(latent_noise, None, temperature),
                                  input_signature=[latent_spec, scalar(tf.float32, "temperature")])
             archive.add_endpoint(

@@ -102,16 +102,6 @@ def main(argv):
         overrides = json.loads(FLAGS.overrides)
     except json.JSONDecodeError as error:
         raise app.UsageError(f"--overrides must be a JSON object of builder arguments: {error}")
-    # Exported signatures take no labels yet (export.saved_model refuses class-conditional models): say so up front.
-    from zoo.presets import registry
-
-    builder_arguments = {**(registry.preset(FLAGS.model).kwargs if registry.is_registered(FLAGS.model) else {}),
-                         **overrides}
-    if builder_arguments.get("num_classes") is not None:
-        if FLAGS.saved_model:
-            raise app.UsageError(f"{FLAGS.model} is class-conditional: the SavedModel signatures do not take labels "
-                                 "yet, so --saved_model is not available; pass --nosaved_model.")
-        saved = False
     settings = {key: FLAGS[key].value for key in ("learning_rate", "warmup_steps", "decay", "decay_every",
                                                   "decay_rate", "global_clipnorm", "weight_decay",
                                                   "weight_decay_form") if FLAGS[key].value is not None}

@@ -171,13 +171,46 @@ def test_conditional_and_unconditional_refuse_what_they_cannot_use(conditional):
         layers.ClassConditionalNormal(1)
 
 
-def test_exporters_refuse_a_class_conditional_model_until_their_signatures_take_labels(conditional, tmp_path):
+def test_exports_of_a_class_conditional_model_take_labels(tmp_path):
+    """SavedModel: labels in log_prob / bits_per_dim / sample / generate, a classify signature; LiteRT: a label per
+    sample. Both agree with the Keras model; bad labels fail the call."""
+    import tensorflow as tf
+
     import export
 
-    for exporter, target in ((export.saved_model, tmp_path / "saved"), (export.tflite_sampler, tmp_path / "s.tflite")):
-        with pytest.raises(NotImplementedError, match="class-conditional .*do not take labels"):
-            exporter(conditional, str(target))
-        assert not target.exists()
+    keras.utils.set_random_seed(0)
+    model = zoo.make_nif((4, 4, 1), latent_dim=3, num_levels=1, steps_per_level=1, hidden_channels=4, n_bits=5,
+                         num_classes=3)
+    rng = np.random.default_rng(0)
+    images = (rng.integers(0, 32, (6, 4, 4, 1)) * 8).astype("uint8")
+    labels = np.array([0, 1, 2, 2, 1, 0], "int32")
+    model.set_class_prior([0, 1, 1, 2])  # p(y) = (1/4, 1/2, 1/4): classify must use it
+    model.initialize(images)
+    perturb_weights(model.prior, rng, scale=0.5)
+    loaded = tf.saved_model.load(export.saved_model(model, str(tmp_path / "saved")))
+    np.testing.assert_allclose(loaded.signatures["log_prob"](x=images, labels=labels)["log_prob"].numpy(),
+                               _np(model.log_prob(images, labels=labels)), rtol=1e-5, atol=1e-4)
+    classified = loaded.signatures["classify"](x=images)
+    predicted, posterior = model.classify(images, return_log_posterior=True)
+    np.testing.assert_array_equal(classified["label"].numpy(), predicted)
+    np.testing.assert_allclose(classified["log_posterior"].numpy(), posterior, rtol=1e-4, atol=1e-4)
+    drawn = loaded.signatures["sample"](num_samples=tf.constant(3), labels=tf.constant([2, 0, 1]),
+                                        temperature=tf.constant(0.8), noise_scale=tf.constant(0.0),
+                                        seed=tf.constant(5, tf.int64))["images"].numpy()
+    np.testing.assert_array_equal(drawn, _np(model.sample(3, temperature=0.8, noise_scale=0.0, seed=5,
+                                                          labels=np.array([2, 0, 1]))))
+    for bad, message in (([0, 1], "one label per example"), ([0, 1, 7], "\\[0, 2\\]")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["sample"](num_samples=tf.constant(3), labels=tf.constant(bad),
+                                        temperature=tf.constant(1.0), noise_scale=tf.constant(0.0),
+                                        seed=tf.constant(0, tf.int64))
+    info = export.tflite_sampler(model, str(tmp_path / "s.tflite"), batch_size=3)
+    runner = tf.lite.Interpreter(model_path=info["path"]).get_signature_runner("generate")
+    noise = [np.asarray(n) for n in layers.draw_noise(model.noise_shapes, 3, 1)]
+    out = runner(latent_noise=noise[0], observation_noise=noise[1], labels=np.array([1, 2, 0], "int32"),
+                 temperature=np.float32(1.0), noise_scale=np.float32(0.0))["images_float"]
+    np.testing.assert_allclose(out, _np(model.generate(*noise, noise_scale=0.0, output="float",
+                                                       labels=np.array([1, 2, 0]))), atol=2e-5)
 
 
 def test_bad_labels_in_a_graph_step_fail_the_step(conditional):

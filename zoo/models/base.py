@@ -381,9 +381,30 @@ class GenerativeModel(keras.Model):
         if labels is None:
             raise ValueError(f"{self.name}.{caller}: this model is class-conditional ({self.num_classes} classes) and "
                              f"needs `labels=`: an int in [0, {self.num_classes - 1}] or one class index per example.")
+        static = batch_size is None or isinstance(batch_size, (int, np.integer))
         if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
-            labels = np.full((int(batch_size),), int(labels), np.int32)
-        return check_labels(labels, self.num_classes, f"{self.name}.{caller}", batch_size)
+            if batch_size is None:
+                raise ValueError(f"{self.name}.{caller}: an int label needs a known batch size; pass one label per "
+                                 "example instead.")
+            labels = (np.full((int(batch_size),), int(labels), np.int32) if static
+                      else ops.full((batch_size,), int(labels), "int32"))  # a graph's dynamic batch
+        return check_labels(labels, self.num_classes, f"{self.name}.{caller}", batch_size if static else None)
+
+    def _default_save_signature(self):
+        """TensorFlow's default serving signature of a saved model (a Keras TF-backend hook): ``(x, labels)`` for a
+        class-conditional model, whose ``call`` takes the labels (Keras would trace ``call(x)`` alone)."""
+        if self.num_classes is None:
+            return super()._default_save_signature()
+        import tensorflow as tf
+
+        spec = (tf.TensorSpec((None,) + tuple(self.example_shape), self.input_dtype, name="x"),
+                tf.TensorSpec((None,), tf.int32, name="labels"))
+
+        @tf.function(input_signature=[spec])
+        def serving_default(inputs):
+            return self(inputs)
+
+        return serving_default
 
     def _split_inputs(self, inputs):
         """``call``'s input: ``(x, labels)`` for a conditional model, ``x`` otherwise."""
@@ -447,7 +468,9 @@ class GenerativeModel(keras.Model):
     def class_log_likelihoods(self, x):
         """``log p(x | y = k)`` for every class, shape ``(batch, K)`` (nats; ``density`` says on what space)."""
         self._require_conditional("class_log_likelihoods")
-        return ops.stack([self.log_prob(x, labels=k) for k in range(self.num_classes)], axis=-1)
+        batch = x.shape[0] if x.shape[0] is not None else ops.shape(x)[0]
+        return ops.stack([self.log_prob(x, labels=self._labels_for(k, batch, "class_log_likelihoods"))
+                          for k in range(self.num_classes)], axis=-1)
 
     def classify(self, x, return_log_posterior=False):
         """The Bayes classifier of the generative model: ``argmax_y log p(x | y) + log p(y)``.

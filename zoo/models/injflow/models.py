@@ -317,8 +317,8 @@ class Autoencoder(GenerativeModel):
         self._require_conditional("class_log_likelihoods")
         z = self.encode(x)
         volume = self._volume(z, exact)
-        batch = ops.shape(z)[0]
-        return ops.stack([self.prior.log_prob(z, labels=ops.full((batch,), k, "int32")) + volume
+        batch = z.shape[0] if z.shape[0] is not None else ops.shape(z)[0]  # dynamic in an exported graph
+        return ops.stack([self.prior.log_prob(z, labels=self._labels_for(k, batch, "class_log_likelihoods")) + volume
                           for k in range(self.num_classes)], axis=-1)
 
     # ----------------------------------------------------------- serialization
