@@ -544,9 +544,8 @@ class GaussianMixturePrior(Prior):
                 f"{self.name}.fit: needs at least {max(2, self.num_components)} encoded examples {what}for "
                 f"{self.num_components} component(s); received {len(x)}."
             )
-        mixture = GaussianMixture(self.num_components, covariance_type="full", random_state=seed, max_iter=max_iter,
-                                  reg_covar=reg_covar).fit(x)
-        return mixture
+        return GaussianMixture(self.num_components, covariance_type="full", random_state=seed, max_iter=max_iter,
+                               reg_covar=reg_covar).fit(x)
 
     def fit(self, latents, seed=0, max_iter=200, reg_covar=1e-6, labels=None):
         """Fits the mixture to ``latents`` ``(n, d)`` with scikit-learn's ``GaussianMixture`` (full covariances, EM).
@@ -610,8 +609,11 @@ class GaussianMixturePrior(Prior):
         Class-conditional: pass ``labels`` (``(batch,)``); the result has batch
         shape ``(batch,)``, each the mixture of that example's class.
         """
+        return self._distribution(labels, None)
+
+    def _distribution(self, labels, batch_size):
         tfd = _tfd()
-        logits, means, scales, _ = self._parameters(labels, None)
+        logits, means, scales, _ = self._parameters(labels, batch_size)
         return tfd.MixtureSameFamily(
             mixture_distribution=tfd.Categorical(logits=logits),
             components_distribution=tfd.MultivariateNormalTriL(loc=means, scale_tril=scales),
@@ -624,11 +626,7 @@ class GaussianMixturePrior(Prior):
         """
         del training
         if keras.backend.backend() == "tensorflow":
-            if self.num_classes is not None:
-                from layers.checks import check_labels
-
-                labels = check_labels(labels, self.num_classes, self.name, z.shape[0])
-            return self.distribution(labels).log_prob(ops.cast(z, "float32"))
+            return self._distribution(labels, z.shape[0]).log_prob(ops.cast(z, "float32"))
         return self.log_prob_ops(z, labels=labels)
 
     def log_prob_ops(self, z, labels=None):
@@ -655,10 +653,7 @@ class GaussianMixturePrior(Prior):
         _, means, scales, thresholds = self._parameters(labels, noise.shape[0])
         if self.num_components > 1:
             u, eps = noise[:, 0], noise[:, 1:]
-            if self.num_classes is None:
-                component = ops.sum(ops.cast(u[:, None] > thresholds[None, :-1], "int32"), axis=1)
-            else:
-                component = ops.sum(ops.cast(u[:, None] > thresholds[:, :-1], "int32"), axis=1)
+            component = ops.sum(ops.cast(u[:, None] > thresholds[..., :-1], "int32"), axis=1)  # (K,) or (batch, K)
         else:
             eps = noise
             component = ops.zeros((ops.shape(noise)[0],), "int32")

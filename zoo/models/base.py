@@ -468,7 +468,7 @@ class GenerativeModel(keras.Model):
     def class_log_likelihoods(self, x):
         """``log p(x | y = k)`` for every class, shape ``(batch, K)`` (nats; ``density`` says on what space)."""
         self._require_conditional("class_log_likelihoods")
-        batch = x.shape[0] if x.shape[0] is not None else ops.shape(x)[0]
+        batch = ops.shape(x)[0]  # an int, or a tensor for a graph's dynamic batch (exports)
         return ops.stack([self.log_prob(x, labels=self._labels_for(k, batch, "class_log_likelihoods"))
                           for k in range(self.num_classes)], axis=-1)
 

@@ -141,7 +141,7 @@ class FlowModel(GenerativeModel):
         """``log p(x | y = k)`` for every class, ``(batch, K)``: the flow runs once, the prior once per class."""
         self._require_conditional("class_log_likelihoods")
         z, log_det = self.forward(x, training=False)
-        batch = z.shape[0] if z.shape[0] is not None else ops.shape(z)[0]  # dynamic in an exported graph
+        batch = ops.shape(z)[0]  # an int, or a tensor for a graph's dynamic batch (exports)
         return ops.stack([
             self.prior.log_prob(z, labels=self._labels_for(k, batch, "class_log_likelihoods")) + log_det
             for k in range(self.num_classes)

@@ -317,7 +317,7 @@ class Autoencoder(GenerativeModel):
         self._require_conditional("class_log_likelihoods")
         z = self.encode(x)
         volume = self._volume(z, exact)
-        batch = z.shape[0] if z.shape[0] is not None else ops.shape(z)[0]  # dynamic in an exported graph
+        batch = ops.shape(z)[0]  # an int, or a tensor for a graph's dynamic batch (exports)
         return ops.stack([self.prior.log_prob(z, labels=self._labels_for(k, batch, "class_log_likelihoods")) + volume
                           for k in range(self.num_classes)], axis=-1)
 
