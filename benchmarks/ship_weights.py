@@ -70,6 +70,11 @@ RUNS = [
     ("injflow_mnist_small_32", "mnist", 6),
     ("injflow_ln_mnist_small_32", "mnist", 6),
     ("dnf_fmnist_small_16", "fmnist", 10),
+    # Class-conditional presets (issue 18): the same epochs as their unconditional twins; their cards add the
+    # accuracy of model.classify and the sample accuracy judged by an independent CNN (1,000 samples per class).
+    ("nf_digits_conditional", "digits", 80),
+    ("nif_digits_conditional_16", "digits", 80),
+    ("injflow_digits_conditional_8", "digits", 60),
 ]
 
 

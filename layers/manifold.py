@@ -23,9 +23,9 @@ import keras
 from keras import ops
 
 from layers.base import density_dtype, FlowLayer, check_example_shape, sum_except_batch
-from layers.numerics import LOG_2PI, standard_normal_log_prob
+from layers.numerics import LOG_2PI
 from layers.numerics import gram_log_det  # noqa: F401  (defined in layers.numerics; imported from here by callers)
-from layers.priors import Prior
+from layers.priors import ClassConditionalBase, Prior
 
 
 def _check_flat(shape, name, owner):
@@ -133,7 +133,7 @@ class Pad(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class SplitPrior(Prior):
+class SplitPrior(ClassConditionalBase, Prior):
     """Reference density of a manifold flow's latent ``z = (u, v)`` (DNF eq. 13 without ``f``).
 
     ``log p(z) = log p_u'(h(u)) + log |det dh/du| + log N(v; 0, v_std^2 I)``
@@ -152,12 +152,19 @@ class SplitPrior(Prior):
       multiplies the standard deviation of ``u'``, GLOW's convention;
       ``noise_scale`` has no effect: samples lie on the learned manifold).
 
+    Class-conditional (``num_classes=K``): ``p_u'`` becomes
+    ``N(mu_y, diag(exp(2 s_y)))`` per class (``layers.ClassConditionalBase``),
+    so the inner flow on ``u`` is conditioned on ``y`` through its base while
+    the outer flow, ``h`` and ``p_v`` are shared; ``log_prob``, ``log_prob_u``
+    and ``generate`` then take ``labels``.
+
     Args:
         latent_dim: int ``d``, the manifold dimension.
         inner_flow: a ``FlowLayer`` on ``(batch, d)`` vectors, or None for
             ``h = identity``.
         v_std: float > 0, the standard deviation of ``p_v`` (DNF: the
             inflation noise ``sigma``; PIE: a small epsilon).
+        num_classes: None, or ``K >= 2`` for the class-conditional base.
         **kwargs: standard layer arguments.
 
     Call arguments:
@@ -175,8 +182,9 @@ class SplitPrior(Prior):
         density estimation", NeurIPS 2020.
     """
 
-    def __init__(self, latent_dim, inner_flow=None, v_std=1.0, **kwargs):
+    def __init__(self, latent_dim, inner_flow=None, v_std=1.0, num_classes=None, **kwargs):
         super().__init__(**kwargs)
+        self._init_class_base(num_classes)
         if isinstance(inner_flow, dict):
             inner_flow = keras.saving.deserialize_keras_object(inner_flow)
         if inner_flow is not None and not isinstance(inner_flow, FlowLayer):
@@ -196,6 +204,7 @@ class SplitPrior(Prior):
         self.pad.build((None, self.latent_dim))
         if self.inner_flow is not None and not self.inner_flow.built:
             self.inner_flow.build((None, self.latent_dim))
+        self._build_class_base(self.latent_dim)
 
     @property
     def latent_shape(self):
@@ -218,27 +227,27 @@ class SplitPrior(Prior):
             return u, ops.zeros((ops.shape(u)[0],), dtype=u.dtype)
         return self.inner_flow(u, training=training)
 
-    def log_prob_u(self, u, training=None):
-        """``log p_u(u) = log N(h(u); 0, I) + log |det dh/du|`` per example."""
+    def log_prob_u(self, u, training=None, labels=None):
+        """``log p_u(u) = log N(h(u); 0, I) + log |det dh/du|`` per example (``log p_u(u | y)`` given labels)."""
         u_prime, log_det = self.inner(u, training=training)
-        return standard_normal_log_prob(u_prime) + log_det
+        return self.base_log_prob(u_prime, labels) + log_det
 
     def log_prob_v(self, v):
         """``log N(v; 0, v_std^2 I)`` per example."""
         k = v.shape[-1]
         return -0.5 * sum_except_batch(ops.square(v)) / self.v_std**2 - 0.5 * k * (LOG_2PI + 2.0 * math.log(self.v_std))
 
-    def log_prob(self, z, training=None):
-        """``log p_u(u) + log p_v(v)`` per example, shape ``[batch]``."""
+    def log_prob(self, z, training=None, labels=None):
+        """``log p_u(u) + log p_v(v)`` per example, shape ``[batch]`` (``p_u(u | y)`` given labels)."""
         z = ops.cast(z, self.compute_dtype)
         u, v = self.split(z)
-        return self.log_prob_u(u, training=training) + self.log_prob_v(v)
+        return self.log_prob_u(u, training=training, labels=labels) + self.log_prob_v(v)
 
-    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0):
-        """``Pad(h^-1(temperature * latent_noise))``: flow latents on the learned manifold."""
+    def generate(self, latent_noise, observation_noise=None, temperature=1.0, noise_scale=1.0, labels=None):
+        """``Pad(h^-1(temperature * latent_noise))``: flow latents on the learned manifold (class-conditional:
+        ``Pad(h^-1(mu_y + temperature * exp(s_y) * latent_noise))``)."""
         del observation_noise, noise_scale
-        eps = ops.cast(latent_noise, self.compute_dtype)
-        return self.decode(ops.cast(temperature, self.compute_dtype) * eps)
+        return self.decode(self.base_generate(latent_noise, temperature, labels))
 
     def encode(self, z, stochastic=False, seed=None):
         """Flow latent -> ``u' = h(Proj_u(z))`` (deterministic: ``stochastic=True`` / a ``seed`` are refused)."""
@@ -265,4 +274,4 @@ class SplitPrior(Prior):
             "inner_flow": None if self.inner_flow is None else keras.saving.serialize_keras_object(self.inner_flow),
             "v_std": self.v_std,
         })
-        return config
+        return self._class_base_config(config)

@@ -38,7 +38,7 @@ from layers.numerics import (
     solve_lower_transpose,
     standard_normal_log_prob,
 )
-from layers.priors import Prior
+from layers.priors import ClassConditionalBase, Prior, check_num_classes
 from layers.seeds import batch_noise
 
 
@@ -251,11 +251,8 @@ class GaussianNIF(NIFPrior):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"GaussianNIF: `latent_dim` must be an int >= 1; received {latent_dim!r}.")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 2):
-            raise ValueError(f"GaussianNIF: `num_classes` must be None or an int >= 2; received {num_classes!r}.")
         self.latent_dim = latent_dim
-        self.num_classes = num_classes
+        self.num_classes = check_num_classes(num_classes, "GaussianNIF")
         self.a_initializer = keras.initializers.get(a_initializer)
         if seed is not None and hasattr(self.a_initializer, "seed"):
             self.a_initializer.seed = seed
@@ -555,7 +552,7 @@ class StochasticCoupling(InjectiveLayer):
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
-class DeepNIFPrior(Prior):
+class DeepNIFPrior(ClassConditionalBase, Prior):
     """Deep NIF prior: a low-dimensional flow prior on ``z`` and a Gaussian NIF.
 
     Generative model: ``u ~ N(0, I_d)``, ``z = h^-1(u)`` through the flow
@@ -573,12 +570,19 @@ class DeepNIFPrior(Prior):
     and ``decode(u, noise_scale)`` returns ``A h^-1(u) + b + sqrt(s) Sigma^(1/2) eps``
     (the ``layers.Prior`` protocol; calling the layer returns ``log_prob``).
 
+    Class-conditional (``num_classes=K``): the low-dimensional flow is
+    conditioned on ``y`` through its base, ``u ~ N(mu_y, diag(exp(2 s_y)))``
+    (``layers.ClassConditionalBase``), so ``p(z | y)`` is a flow density per
+    class while ``h``, ``A``, ``b`` and ``Sigma`` are shared; ``log_prob`` and
+    ``generate`` then take ``labels``.
+
     Args:
         nif: a ``GaussianNIF`` (or its config).
         latent_flow: a ``FlowLayer`` on ``d``-vectors (or its config).
         num_importance_samples: int ``K >= 1``.
         seed: int or None, seed of the training-time draws.
         eval_seed: int, seed of the evaluation-time draws.
+        num_classes: None, or ``K >= 2`` for the class-conditional base.
         **kwargs: standard layer arguments.
 
     Example:
@@ -593,10 +597,15 @@ class DeepNIFPrior(Prior):
 
     stochastic_encoder = True
 
-    def __init__(self, nif, latent_flow, num_importance_samples=1, seed=None, eval_seed=0, **kwargs):
+    def __init__(self, nif, latent_flow, num_importance_samples=1, seed=None, eval_seed=0, num_classes=None, **kwargs):
         super().__init__(**kwargs)
         deserialize = keras.saving.deserialize_keras_object
         self.nif = deserialize(nif) if isinstance(nif, dict) else nif
+        if self.nif.num_classes is not None:
+            raise ValueError("DeepNIFPrior: its `nif` must be unconditional (the deep NIF conditions its "
+                             "low-dimensional flow instead); build the GaussianNIF without `num_classes` and pass "
+                             "`num_classes=K` to DeepNIFPrior.")
+        self._init_class_base(num_classes)
         self.latent_flow = deserialize(latent_flow) if isinstance(latent_flow, dict) else latent_flow
         if not isinstance(num_importance_samples, int) or num_importance_samples < 1:
             raise ValueError(f"DeepNIFPrior: `num_importance_samples` must be an int >= 1; received {num_importance_samples!r}.")
@@ -610,17 +619,19 @@ class DeepNIFPrior(Prior):
             self.nif.build(input_shape)
         if not self.latent_flow.built:
             self.latent_flow.build((None, self.nif.latent_dim))
+        self._build_class_base(self.nif.latent_dim)
 
     @property
     def latent_shape(self):
         return (self.nif.latent_dim,)
 
-    def _latent_log_prob(self, z, training=None):
+    def _latent_log_prob(self, z, training=None, labels=None):
         u, log_det = self.latent_flow(z, training=training)
-        return standard_normal_log_prob(u) + log_det
+        return self.base_log_prob(u, labels) + log_det
 
-    def log_prob(self, x, training=None):
-        """The ELBO (K = 1) or importance-weighted bound on ``log p(x)``, per example."""
+    def log_prob(self, x, training=None, labels=None):
+        """The ELBO (K = 1) or importance-weighted bound on ``log p(x)`` (``log p(x | y)`` given labels), per example."""
+        labels = self._checked_labels(labels, x.shape[0])
         terms = self.nif._terms(x)
         k, d = self.num_importance_samples, self.nif.latent_dim
         batch = ops.shape(terms["mean"])[0]
@@ -629,7 +640,8 @@ class DeepNIFPrior(Prior):
         draws = terms["mean"][None] + ops.reshape(
             solve_lower_transpose(terms["chol"], ops.reshape(eps, (-1, d))), (k, batch, d)
         )
-        log_prior = ops.reshape(self._latent_log_prob(ops.reshape(draws, (-1, d)), training), (k, batch))
+        tiled = None if labels is None else ops.tile(labels, (k,))  # draw j of example b is row j * batch + b
+        log_prior = ops.reshape(self._latent_log_prob(ops.reshape(draws, (-1, d)), training, tiled), (k, batch))
         bound = ops.logsumexp(log_prior, axis=0) - math.log(k)
         return bound + terms["manifold"]
 
@@ -638,9 +650,10 @@ class DeepNIFPrior(Prior):
         """Per-example shapes of the latent noise (``u``) and the observation noise (the data's)."""
         return (self.nif.latent_dim,), tuple(self.nif.example_shape)
 
-    def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0):
-        """Deterministic sampling from given noise: ``A h^-1(t eps_u) + b + sqrt(s) Sigma^(1/2) eps_x``."""
-        u = ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+    def generate(self, latent_noise, observation_noise, temperature=1.0, noise_scale=1.0, labels=None):
+        """Deterministic sampling from given noise: ``A h^-1(t eps_u) + b + sqrt(s) Sigma^(1/2) eps_x``
+        (class-conditional: ``u = mu_y + t exp(s_y) eps_u``)."""
+        u = self.base_generate(latent_noise, temperature, labels)
         z = self.latent_flow.inverse(u)
         return self.nif.inverse(z, noise_scale=noise_scale, noise=observation_noise)
 
@@ -667,4 +680,4 @@ class DeepNIFPrior(Prior):
                 "eval_seed": self.eval_seed,
             }
         )
-        return config
+        return self._class_base_config(config)

@@ -336,9 +336,9 @@ class ClassConditionalNormal(Prior):
 
     def __init__(self, num_classes, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-            raise ValueError(f"ClassConditionalNormal: `num_classes` must be an int >= 2; received {num_classes!r}.")
-        self.num_classes = int(num_classes)
+        if num_classes is None:
+            raise ValueError("ClassConditionalNormal: `num_classes` must be an int >= 2; received None.")
+        self.num_classes = check_num_classes(num_classes, "ClassConditionalNormal")
 
     def build(self, input_shape):
         self.event_shape = tuple(int(d) for d in input_shape[1:])
@@ -381,6 +381,69 @@ class ClassConditionalNormal(Prior):
     def get_config(self):
         config = super().get_config()
         config["num_classes"] = self.num_classes
+        return config
+
+
+def check_num_classes(num_classes, owner):
+    """``num_classes`` as None or an int ``K >= 2``, refused otherwise with a message naming ``owner``."""
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"{owner}: `num_classes` must be None or an int >= 2; received {num_classes!r}.")
+    return int(num_classes)
+
+
+class ClassConditionalBase:
+    """Mixin of the priors whose latent goes through a low-dimensional flow ``h`` to a base latent ``u'``.
+
+    Deep NIF's flow on ``z`` (``layers.DeepNIFPrior``) and the DNF / M-flow
+    inner flow on ``u`` (``layers.SplitPrior``) end in a unit Gaussian; with
+    ``num_classes=K`` that base becomes GLOW's class-conditional normal
+    (``ClassConditionalNormal``: a learned mean and log-scale of ``u'`` per
+    class), so ``p(u | y) = N(h(u); mu_y, diag(exp(2 s_y))) |det dh/du|``:
+    the flow ``h`` is shared and conditioned on ``y`` through its base, as
+    GLOW conditions its top prior. A new prior is the unconditional one for
+    every class (both parameters start at zero).
+
+    The host calls ``_init_class_base`` in ``__init__``, ``_build_class_base``
+    in ``build`` and adds ``num_classes`` to its config when set.
+    """
+
+    def _init_class_base(self, num_classes):
+        self.num_classes = check_num_classes(num_classes, type(self).__name__)
+        self.class_base = (None if self.num_classes is None
+                           else ClassConditionalNormal(self.num_classes, name="class_base"))
+
+    def _build_class_base(self, dim):
+        if self.class_base is not None and not self.class_base.built:
+            self.class_base.build((None, int(dim)))
+
+    def _checked_labels(self, labels, batch_size):
+        """Checked int32 labels of a conditional prior; None for an unconditional one (which refuses labels)."""
+        if self.class_base is None:
+            self.label_arguments(labels)
+            return None
+        from layers.checks import check_labels
+
+        return check_labels(labels, self.num_classes, self.name, batch_size)
+
+    def base_log_prob(self, u, labels=None):
+        """``log p(u' | y)`` of base latents ``u'`` (``log N(u'; 0, I)`` when unconditional), per example."""
+        if self.class_base is None:
+            self.label_arguments(labels)
+            return standard_normal_log_prob(u)
+        return self.class_base.log_prob(u, labels=labels)
+
+    def base_generate(self, latent_noise, temperature=1.0, labels=None):
+        """Base latents from standard-normal noise: ``t eps`` (unconditional) or ``mu_y + t exp(s_y) eps``."""
+        if self.class_base is None:
+            self.label_arguments(labels)
+            return ops.cast(temperature, self.compute_dtype) * ops.cast(latent_noise, self.compute_dtype)
+        return self.class_base.generate(latent_noise, temperature=temperature, labels=labels)
+
+    def _class_base_config(self, config):
+        if self.num_classes is not None:  # only when set: configs of unconditional models stay byte-identical
+            config["num_classes"] = self.num_classes
         return config
 
 
@@ -453,9 +516,7 @@ class GaussianMixturePrior(Prior):
             raise ValueError(f"`latent_dim` must be an int >= 1; received {latent_dim!r}.")
         if not (isinstance(num_components, int) and num_components >= 1):
             raise ValueError(f"`num_components` must be an int >= 1; received {num_components!r}.")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-                                        or num_classes < 2):
-            raise ValueError(f"`num_classes` must be None or an int >= 2; received {num_classes!r}.")
+        num_classes = check_num_classes(num_classes, "GaussianMixturePrior")
         self.latent_dim = latent_dim
         self.num_components = num_components
         self.num_classes = None if num_classes is None else int(num_classes)

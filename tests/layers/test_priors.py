@@ -73,6 +73,17 @@ def _class_conditional_mixture():
     return prior, (2,)
 
 
+def _class_conditional_deep_nif():
+    latent_flow = layers.FlowSequence([layers.ActNorm(data_init=False), layers.AffineCoupling(8), layers.Permute()])
+    return layers.DeepNIFPrior(layers.GaussianNIF(2, seed=0), latent_flow, num_importance_samples=2, seed=0,
+                               num_classes=3), (5,)
+
+
+def _class_conditional_split_prior():
+    inner = layers.FlowSequence([layers.ActNorm(data_init=False), layers.AffineCoupling(8)])
+    return layers.SplitPrior(2, inner, v_std=0.3, num_classes=3), (4,)
+
+
 def _labels(prior, n):
     """``{"labels": ...}`` (every class in turn) for a class-conditional prior, ``{}`` otherwise."""
     return {} if prior.num_classes is None else {"labels": np.arange(n) % prior.num_classes}
@@ -89,6 +100,8 @@ CASES = {
     "class_conditional_normal": _class_conditional_normal,
     "class_conditional_nif": _class_conditional_nif,
     "class_conditional_mixture": _class_conditional_mixture,
+    "class_conditional_deep_nif": _class_conditional_deep_nif,
+    "class_conditional_split_prior": _class_conditional_split_prior,
 }
 
 

@@ -321,3 +321,51 @@ def test_conditional_injflow_fits_per_class_priors_samples_the_asked_class_and_c
     np.testing.assert_allclose(per_class[:, 1], _np(model.log_prob(test_images[:8], labels=1)), rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="needs `labels=`"):
         model.sample(2, seed=0)
+
+
+def test_conditional_deep_nif_samples_the_asked_class_and_classifies():
+    """Deep NIF: the low-dimensional flow on z has a per-class base, so a class is a region of the manifold."""
+    keras.utils.set_random_seed(0)
+    images, labels = _two_image_classes()
+    model = zoo.make_deep_nif((8, 8, 1), 2, num_levels=1, steps_per_level=2, hidden_channels=8,
+                              latent_flow_couplings=2, latent_flow_hidden_units=16, latent_flow_hidden_layers=1,
+                              num_classes=2)
+    assert model.describe()["num_classes"] == 2
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(images, labels, batch_size=64, epochs=16, verbose=0)
+    np.testing.assert_allclose(np.exp(model.class_log_prior), np.bincount(labels) / len(labels), rtol=1e-6)
+    for k in (0, 1):
+        samples = model.sample(64, seed=k, labels=k, temperature=0.7, noise_scale=0.0)
+        assert np.mean(_brighter_half(samples) == k) >= 0.95, k
+    test_images, test_labels = _two_image_classes(128, seed=1)
+    assert np.mean(model.classify(test_images) == test_labels) >= 0.95
+    per_class = _np(model.class_log_likelihoods(test_images[:8]))
+    np.testing.assert_allclose(per_class[:, 0], _np(model.log_prob(test_images[:8], labels=0)), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="labels"):
+        model.log_prob(test_images[:2])
+
+
+@pytest.mark.parametrize("mode", ["dnf", "mflow"])
+def test_conditional_dnf_and_mflow_sample_the_asked_class_and_classify(mode):
+    """DNF / M-flow: the inner flow on u has a per-class base; M-flow trains it in its density phase."""
+    keras.utils.set_random_seed(0)
+    x, labels = _two_clusters()
+    model = zoo.make_vector_dnf(2, 1, mode=mode, num_couplings=3, hidden_units=32, inner_couplings=2,
+                                coupling="affine", seed=0, num_classes=2)
+    assert model.describe()["num_classes"] == 2
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    if mode == "mflow":
+        model.fit(x, labels, batch_size=64, epochs=10, verbose=0)
+        before = _np(model.prior.class_base.class_means).copy()
+        model.phase = "density"
+        model.fit(x, labels, batch_size=64, epochs=15, verbose=0)
+        assert not np.allclose(_np(model.prior.class_base.class_means), before)  # the density phase trains it
+    else:
+        model.fit(x, labels, batch_size=64, epochs=25, verbose=0)
+    for k in (0, 1):
+        assert np.mean(_side(_np(model.sample(200, seed=k, labels=k, temperature=0.7))) == k) > 0.97, (mode, k)
+    assert np.mean(model.classify(x) == labels) > 0.97
+    np.testing.assert_allclose(_np(model.class_log_likelihoods(x[:8]))[:, 1], _np(model.log_prob(x[:8], labels=1)),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(2, seed=0)

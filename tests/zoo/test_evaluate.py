@@ -76,11 +76,14 @@ def test_classifier_frechet_distance_is_labelled_and_separates_real_from_noise(d
     images, labels = digits
 
     class NoiseModel:
-        def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0):
+        def every_class(self, n):  # unconditional (zoo.GenerativeModel.every_class)
+            return None
+
+        def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0, labels=None):
             return np.random.default_rng(seed).integers(0, 256, (n, 8, 8, 1)).astype(np.uint8)
 
-    class RealModel:
-        def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0):
+    class RealModel(NoiseModel):
+        def sample(self, n, temperature=1.0, noise_scale=1.0, seed=0, labels=None):
             return images[np.random.default_rng(seed + 1).permutation(len(images))[:n]]
 
     noise = zoo.evaluation.frechet_distance_classifier(NoiseModel(), images, labels, 200)

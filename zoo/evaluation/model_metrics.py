@@ -9,16 +9,49 @@ import numpy as np
 # ------------------------------------------------------------------ metrics
 
 
-def bits_per_dim(model, images, batch_size=256):
-    """Mean bits/dim over ``images`` with its standard error and provenance."""
-    values = np.concatenate([np.asarray(model.bits_per_dim(images[i:i + batch_size]))
-                             for i in range(0, len(images), batch_size)])
+def _checked_labels(model, images, labels, caller):
+    """The examples' labels for a class-conditional model (required, one per example); None for an unconditional one."""
+    if model.num_classes is None:
+        return None
+    if labels is None:
+        raise ValueError(f"{caller}: {model.name} is class-conditional ({model.num_classes} classes); pass the "
+                         "examples' `labels` (the density is log p(x | y) at the true class).")
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),):
+        raise ValueError(f"{caller}: `labels` must have one class index per example, shape ({len(images)},); "
+                         f"received shape {labels.shape}.")
+    return labels
+
+
+def bits_per_dim(model, images, batch_size=256, labels=None):
+    """Mean bits/dim over ``images`` with its standard error and provenance.
+
+    A class-conditional model needs ``labels`` (one per example): its bits/dim
+    are those of ``p(x | y)`` at the examples' own classes.
+    """
+    labels = _checked_labels(model, images, labels, "bits_per_dim")
+    values = np.concatenate([
+        np.asarray(model.bits_per_dim(images[i:i + batch_size]) if labels is None
+                   else model.bits_per_dim(images[i:i + batch_size], labels=labels[i:i + batch_size]))
+        for i in range(0, len(images), batch_size)])
     return {"value": float(values.mean()), "standard_error": float(values.std(ddof=1) / math.sqrt(len(values))),
             "median": float(np.median(values)), "worst": float(values.max()),
             "n_bits": model.n_bits, "examples": int(len(values)), "density": model.density,
             "how": "mean of -log p / (D ln 2) (model.bits_per_dim; pixel models: fixed-seed uniform dequantization)"
                    + ("; a density on the learned manifold, not comparable with ambient bits/dim"
-                      if model.density == "manifold" else "")}
+                      if model.density == "manifold" else "")
+                   + ("; class-conditional: -log p(x | y) at each example's own label" if labels is not None else "")}
+
+
+def draw_samples(model, num_samples, temperature=1.0, noise_scale=None, seed=0):
+    """``model.sample(num_samples, ...)`` as a NumPy array; a class-conditional model's samples cycle through the classes.
+
+    The labels are ``model.every_class(num_samples)`` (``0, 1, ..., K-1, 0,
+    ...``: equal counts per class), so metrics on samples of a conditional
+    model always compare the same class mixture.
+    """
+    return np.asarray(model.sample(int(num_samples), temperature=temperature, noise_scale=noise_scale, seed=seed,
+                                   labels=model.every_class(num_samples)))
 
 
 def reconstruction_error(model, images, batch_size=256):
@@ -71,13 +104,14 @@ def _domain_classifier(example_shape, num_classes):
     return classifier
 
 
-def train_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, eval_labels=None):
-    """A small CNN classifier of the dataset, whose penultimate layer gives features for a Frechet distance.
+def fit_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, eval_labels=None):
+    """Trains the small CNN classifier of the dataset (the project's independent judge of images).
 
-    This is the cheaper second opinion next to FID; every report labels it as
-    "Frechet distance on a domain classifier's features", never as FID.
-    Returns ``(feature extractor, accuracy)``: the accuracy on ``eval_images``
-    / ``eval_labels`` when given (held out), else on the training images.
+    Returns a dict: ``classifier`` (a Keras model giving logits),
+    ``extractor`` (its penultimate 128-d features, for a Frechet distance),
+    ``accuracy`` on ``eval_images`` / ``eval_labels`` when given (held out),
+    else on the training images, and the protocol (``accuracy_on``,
+    ``train_examples``, ``epochs``, ``seed``).
     """
     import keras
 
@@ -85,9 +119,78 @@ def train_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, 
     classifier = _domain_classifier(images.shape[1:], int(np.max(labels)) + 1)
     classifier.fit(images, labels, batch_size=128, epochs=epochs, verbose=0)
     extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
-    scored = (images, labels) if eval_images is None else (eval_images, eval_labels)
+    held_out = eval_images is not None
+    scored = (eval_images, eval_labels) if held_out else (images, labels)
     accuracy = float(classifier.evaluate(*scored, verbose=0)[1])
-    return extractor, accuracy
+    return {"classifier": classifier, "extractor": extractor, "accuracy": accuracy,
+            "accuracy_on": f"{len(scored[0])} held-out examples" if held_out else "its own training images",
+            "train_examples": int(len(images)), "epochs": int(epochs), "seed": int(seed)}
+
+
+def train_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, eval_labels=None):
+    """A small CNN classifier of the dataset, whose penultimate layer gives features for a Frechet distance.
+
+    This is the cheaper second opinion next to FID; every report labels it as
+    "Frechet distance on a domain classifier's features", never as FID.
+    Returns ``(feature extractor, accuracy)``: the accuracy on ``eval_images``
+    / ``eval_labels`` when given (held out), else on the training images
+    (``fit_domain_classifier`` returns the classifier too).
+    """
+    fitted = fit_domain_classifier(images, labels, epochs, seed, eval_images, eval_labels)
+    return fitted["extractor"], fitted["accuracy"]
+
+
+def _predict_classes(classifier, images, batch_size=500):
+    return np.argmax(np.asarray(classifier.predict(images, batch_size=batch_size, verbose=0)), axis=-1)
+
+
+def _classifier_protocol(judge):
+    return {"architecture": "2 conv (32, 64) + dense 128 CNN (zoo.evaluation.model_metrics)",
+            "held_out_accuracy": judge["accuracy"], "accuracy_on": judge["accuracy_on"],
+            "train_examples": judge["train_examples"], "epochs": judge["epochs"], "seed": judge["seed"]}
+
+
+def classification_accuracy(model, images, labels, judge=None, batch_size=256):
+    """Accuracy of ``model.classify`` (``argmax_y log p(x | y) + log p(y)``) on labelled examples.
+
+    ``judge`` (optional, ``fit_domain_classifier``'s dict) adds the
+    independent classifier's accuracy on the same examples, the number to
+    read it against.
+    """
+    model._require_conditional("classification_accuracy")
+    labels = np.asarray(labels)
+    predicted = np.concatenate([np.asarray(model.classify(images[i:i + batch_size]))
+                                for i in range(0, len(images), batch_size)])
+    result = {"value": float(np.mean(predicted == labels)), "examples": int(len(labels)),
+              "per_class": [float(np.mean(predicted[labels == k] == k)) if np.any(labels == k) else None
+                            for k in range(model.num_classes)],
+              "how": "model.classify: argmax_y log p(x | y) + log p(y), p(y) the training labels' frequencies"}
+    if judge is not None:
+        result["independent_classifier_accuracy"] = float(np.mean(_predict_classes(judge["classifier"], images)
+                                                                  == labels))
+        result["independent_classifier"] = _classifier_protocol(judge)
+    return result
+
+
+def sample_accuracy(model, judge, samples_per_class, temperature=1.0, noise_scale=None, seed=0):
+    """How often a conditional model's sample is of the class it was asked for, by an independent classifier.
+
+    For every class ``k``, ``samples_per_class`` samples with ``labels=k``
+    (seeds ``seed + k``), classified by ``judge`` (``fit_domain_classifier``'s
+    dict, trained on real data; its held-out accuracy is reported beside, the
+    ceiling this number can be read against).
+    """
+    model._require_conditional("sample_accuracy")
+    per_class = []
+    for k in range(model.num_classes):
+        samples = np.asarray(model.sample(int(samples_per_class), temperature=temperature, noise_scale=noise_scale,
+                                          seed=seed + k, labels=k))
+        per_class.append(float(np.mean(_predict_classes(judge["classifier"], samples) == k)))
+    return {"value": float(np.mean(per_class)), "per_class": per_class, "samples_per_class": int(samples_per_class),
+            "temperature": temperature, "noise_scale": noise_scale, "seed": seed,
+            "how": "fraction of samples drawn with labels=k that the independent classifier assigns to k, averaged "
+                   "over the classes",
+            "independent_classifier": _classifier_protocol(judge)}
 
 
 def frechet_distance_classifier(model, images, labels, num_samples, temperature=1.0, noise_scale=None, seed=0,
@@ -107,7 +210,7 @@ def frechet_distance_classifier(model, images, labels, num_samples, temperature=
     fit_images, fit_labels = (train_images, train_labels) if held_out else (images, labels)
     extractor, accuracy = train_domain_classifier(fit_images, fit_labels, epochs=epochs, seed=seed,
                                                   eval_images=images, eval_labels=labels)
-    samples = np.asarray(model.sample(num_samples, temperature=temperature, noise_scale=noise_scale, seed=seed))
+    samples = draw_samples(model, num_samples, temperature=temperature, noise_scale=noise_scale, seed=seed)
     real = np.asarray(extractor.predict(images[:num_samples], verbose=0))
     fake = np.asarray(extractor.predict(samples, verbose=0))
     return {"value": metrics.frechet_distance_from_features(real, fake),
@@ -137,7 +240,7 @@ def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 
     scales = noise_scales if model.has_observation_noise else (None,)
 
     def at(t, s):
-        samples = np.asarray(model.sample(num_samples, temperature=t, noise_scale=s, seed=seed))
+        samples = draw_samples(model, num_samples, temperature=t, noise_scale=s, seed=seed)
         return metric_lib.frechet_distance_from_features(
             real, fid_inception.inception_features(inception, samples, batch_size=batch_size))
 

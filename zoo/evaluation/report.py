@@ -20,7 +20,9 @@ import numpy as np
 
 from zoo.evaluation import model_metrics, pictures
 
-METRICS = ("bpd", "recon", "fd_classifier", "fid", "id")
+METRICS = ("bpd", "recon", "fd_classifier", "fid", "id", "classify", "sample_accuracy")
+CONDITIONAL_METRICS = ("classify", "sample_accuracy")
+"""Metrics of class-conditional models only (``model.classify`` and samples of a requested class)."""
 
 
 
@@ -34,7 +36,16 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             (``zoo.manifolds.GENERATORS``: spiral, sin, s_curve, ...).
         out: output directory.
         metrics: subset of ``bpd``, ``recon``, ``fd_classifier``, ``fid``, ``id``
-            (Levina-Bickel intrinsic dimension of the data and of samples).
+            (Levina-Bickel intrinsic dimension of the data and of samples),
+            and for class-conditional models ``classify`` (accuracy of
+            ``model.classify`` on the split, next to an independent CNN
+            classifier's) and ``sample_accuracy`` (how often a sample drawn
+            for class ``k`` is classified ``k`` by that CNN, ``num_samples``
+            samples per class). The CNN is trained once on the training split
+            (at most 10,000 images; its held-out accuracy is in the report).
+            A conditional model's bits/dim are ``p(x | y)`` at the examples'
+            own labels; its samples for ``fd_classifier``, ``fid``, ``id``
+            and the pictures cycle through the classes.
         split: dataset split.
         max_examples: evaluate on at most this many examples.
         num_samples: samples for the Frechet distances.
@@ -53,6 +64,14 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"Unknown metric(s) {unknown}; choose from {', '.join(METRICS)}.")
+    conditional = model.num_classes is not None
+    asked = sorted(set(metrics) & set(CONDITIONAL_METRICS))
+    if asked and not conditional:
+        raise ValueError(f"Metric(s) {asked} need a class-conditional model; {model.name} is unconditional (build it "
+                         "with `num_classes=K` and train it on labels).")
+    if conditional and dataset in manifolds.GENERATORS:
+        raise ValueError(f"{model.name} is class-conditional; the synthetic manifold {dataset!r} has no labels. "
+                         "Evaluate it on a labelled dataset (digits, mnist, fashion_mnist).")
 
     os.makedirs(out, exist_ok=True)
     manifold = None
@@ -66,11 +85,31 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
     report = {"model": model.name, "dataset": dataset, "split": split, "examples": int(len(images)),
               "n_bits": model.n_bits, "data_kind": model.data_kind, "density": model.density, "seed": seed,
               "metrics": {}, "pictures": {}, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if conditional:
+        report["num_classes"] = model.num_classes
     steps = list(metrics) + ["pictures"]
     bar = keras.utils.Progbar(len(steps), verbose=1 if progress else 0)
+    judge = {}
+
+    def independent_classifier():
+        if not judge:  # trained once per report, on the training split; scored on the evaluated examples
+            train_images, train_labels = datasets.load(dataset, "train", data_dir=data_dir)
+            judge.update(model_metrics.fit_domain_classifier(
+                model.as_model_input(train_images[:10000]), train_labels[:10000],
+                epochs=20 if len(train_images[:10000]) <= 5000 else 3, seed=seed, eval_images=images,
+                eval_labels=labels))
+        return judge
+
     for step in steps:
         if step == "bpd":
-            report["metrics"]["bits_per_dim"] = model_metrics.bits_per_dim(model, images)
+            report["metrics"]["bits_per_dim"] = model_metrics.bits_per_dim(model, images,
+                                                                           labels=labels if conditional else None)
+        elif step == "classify":
+            report["metrics"]["classification_accuracy"] = model_metrics.classification_accuracy(
+                model, images, labels, judge=independent_classifier())
+        elif step == "sample_accuracy":
+            report["metrics"]["sample_accuracy"] = model_metrics.sample_accuracy(
+                model, independent_classifier(), num_samples, seed=seed)
         elif step == "recon":
             report["metrics"]["reconstruction_error"] = model_metrics.reconstruction_error(model, images)
         elif step == "fd_classifier":
@@ -92,7 +131,7 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             from zoo.evaluation import metrics as metric_lib
 
             n = min(num_samples, len(images))
-            samples = np.asarray(model.sample(n, seed=seed))
+            samples = model_metrics.draw_samples(model, n, seed=seed)
             report["metrics"]["intrinsic_dimension"] = {
                 "data": metric_lib.levina_bickel_dimension(images[:n].astype(np.float64), k=20),
                 "samples": metric_lib.levina_bickel_dimension(samples.astype(np.float64), k=20),
@@ -109,8 +148,8 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             shown["interpolation"] = pictures.interpolation(model, images[0], images[1], os.path.join(out, "interpolation.png"))
             if "recon" in metrics or "bpd" in metrics:
                 scales = (0.0, 0.25, 0.5, 1.0) if model.has_observation_noise else (None,)
-                rows = model_metrics.sweep(lambda t, s: float(np.mean(np.asarray(model.sample(
-                    64, temperature=t, noise_scale=s, seed=seed), dtype=np.float64))),
+                rows = model_metrics.sweep(lambda t, s: float(np.mean(model_metrics.draw_samples(
+                    model, 64, temperature=t, noise_scale=s, seed=seed).astype(np.float64))),
                     noise_scales=scales, temperatures=(0.7, 1.0))
                 report["metrics"]["mean_sample_intensity_sweep"] = {"rows": rows, "how": "mean pixel of 64 samples"}
                 shown["sweep"] = pictures.metric_curve(rows, os.path.join(out, "mean_intensity_vs_s.png"), "mean pixel value")

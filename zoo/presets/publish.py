@@ -39,14 +39,19 @@ CHECK_RTOL = 1e-3
 """The suite re-measures a card's check within this relative tolerance (float summation order differs by CPU)."""
 
 
-def held_out_examples(dataset, count):
-    """The first ``count`` held-out examples of ``dataset`` exactly as ``zoo.evaluation.evaluate`` reads them."""
+def held_out_examples(dataset, count, with_labels=False):
+    """The first ``count`` held-out examples of ``dataset`` exactly as ``zoo.evaluation.evaluate`` reads them.
+
+    ``with_labels=True`` returns ``(examples, labels)`` (labelled datasets only).
+    """
     from zoo.data import datasets, manifolds
 
     if dataset in manifolds.GENERATORS:
+        if with_labels:
+            raise ValueError(f"The synthetic manifold {dataset!r} has no labels.")
         return manifolds.GENERATORS[dataset](count, seed=1).data[:count]
-    images, _ = datasets.load(dataset, "test")
-    return images[:count]
+    images, labels = datasets.load(dataset, "test")
+    return (images[:count], labels[:count]) if with_labels else images[:count]
 
 
 def headline_metric(model):
@@ -64,20 +69,32 @@ def examples_digest(examples):
     return digest.hexdigest()
 
 
-def check_value(model, dataset, count=CHECK_EXAMPLES, examples=None):
+def check_value(model, dataset, count=CHECK_EXAMPLES, examples=None, labels=None):
     """The headline metric of ``model`` on the first ``count`` held-out examples (what the suite re-measures).
 
     ``examples`` (optional) are those examples from elsewhere, e.g. a copy kept
-    with the tests; the result's ``examples_sha256`` says which were used.
+    with the tests; the result's ``examples_sha256`` says which were used. A
+    class-conditional model's bits/dim are ``p(x | y)`` at the examples'
+    labels: read from the split with the examples, or given as ``labels`` with
+    ``examples``.
     """
     from zoo.evaluation import model_metrics
 
-    raw = held_out_examples(dataset, count) if examples is None else np.asarray(examples)[:count]
+    conditional = model.num_classes is not None
+    if examples is None:
+        raw = held_out_examples(dataset, count, with_labels=conditional)
+        raw, labels = raw if conditional else (raw, None)
+    else:
+        raw = np.asarray(examples)[:count]
+        if conditional and labels is None:
+            raise ValueError(f"check_value: {model.name} is class-conditional; pass the examples' `labels` too.")
+        labels = None if labels is None else np.asarray(labels)[:count]
     x = model.as_model_input(raw)
     metric = headline_metric(model)
-    fn = model_metrics.bits_per_dim if metric == "bits_per_dim" else model_metrics.reconstruction_error
+    value = (model_metrics.bits_per_dim(model, x, labels=labels) if metric == "bits_per_dim"
+             else model_metrics.reconstruction_error(model, x))["value"]
     return {"metric": metric, "examples": int(len(x)), "examples_sha256": examples_digest(raw),
-            "value": fn(model, x)["value"], "rtol": CHECK_RTOL}
+            "value": value, "rtol": CHECK_RTOL}
 
 
 def _metric_names(model, dataset):
@@ -90,6 +107,8 @@ def _metric_names(model, dataset):
         names.append("fd_classifier")
     elif dataset in FID_DATASETS:  # natural images: FID with the 2015 Inception
         names.append("fid")
+    if model.num_classes is not None:  # the Bayes classifier and samples of the asked class, by an independent CNN
+        names += ["classify", "sample_accuracy"]
     return tuple(names)
 
 
@@ -188,7 +207,9 @@ def publish(run_dir, which="final", shipped_dir=None, registration_file=None, fi
                      "examples": headline_source.get("examples", report["examples"]), "split": "test"},
         "check": check,
         "picture": os.path.relpath(picture_path, REPO_ROOT) if picture else None,
-        "picture_shows": CARD_PICTURE if len(model.example_shape) == 3 else "held-out data (left) and model samples",
+        "picture_shows": (CARD_PICTURE + ("; the samples' labels cycle through the classes 0, 1, ..., K-1, 0, ..."
+                                          if model.num_classes is not None else "")
+                          if len(model.example_shape) == 3 else "held-out data (left) and model samples"),
         "date": time.strftime("%Y-%m-%d"),
     }
     card = json.loads(json.dumps(card, default=_plain))
@@ -237,7 +258,8 @@ def _card_picture(model, test_images, path):
     as_pixels = lambda a: np.asarray(a) if np.asarray(a).dtype == np.uint8 else np.clip(  # noqa: E731
         np.round(np.asarray(a) * 255.0), 0, 255).astype(np.uint8)
     rows = [list(as_pixels(test_images)), list(as_pixels(model.decode(model.encode(x))))]
-    rows += [list(as_pixels(model.sample(12, temperature=t, seed=0, output="uint8"))) for t in (0.7, 1.0)]
+    rows += [list(as_pixels(model.sample(12, temperature=t, seed=0, output="uint8", labels=model.every_class(12))))
+             for t in (0.7, 1.0)]
     Image.fromarray(pictures.tile_images(rows, scale=4)).save(path)
 
 
@@ -313,11 +335,16 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
              "features (digits, not FID); FID (MNIST, Fashion-MNIST) is on the 2015 Inception's pool features "
              "(docs/FID_PORT.md) between samples at temperature 1 (models with observation noise: noise scale 1) "
              "and as many test images, the count in brackets: FID is biased upwards at small counts, so compare "
-             "FIDs only at equal counts.", "",
+             "FIDs only at equal counts. Class-conditional presets: bits/dim are of p(x | y) at each test "
+             "example's own label; classify is the accuracy of `model.classify` (argmax_y log p(x | y) + log p(y)) "
+             "on the test examples, with the independent CNN classifier's accuracy on the same examples in brackets "
+             "(trained by the project on at most 10,000 training images); sample acc. is how often that CNN "
+             "assigns a sample drawn with `labels=k` to class k (1,000 samples per class, temperature 1, the "
+             "trained noise scale, seeds 0..K-1), averaged over the classes.", "",
              "| preset | data (test examples) | n_bits | parameters | bits/dim (median) | recon. error | FD (classifier) | "
-             "FID (samples) | epochs / steps | last-epoch val. change | wall s | weights (KiB) | sha256 | command | "
-             "picture |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |"]
+             "FID (samples) | classify / sample acc. | epochs / steps | last-epoch val. change | wall s | weights (KiB) | "
+             "sha256 | command | picture |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |"]
     machines = set()
     cards = {}
     for name in sorted(table):
@@ -327,13 +354,16 @@ def write_cards_doc(path, shipped_dir=None, registration_file=None):
                      f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']})")
         fd = card["metrics"].get("frechet_distance_classifier")
         fid = card["metrics"].get("fid")
+        classify, sampled = card["metrics"].get("classification_accuracy"), card["metrics"].get("sample_accuracy")
+        accuracy = "-" if not classify else (f"{classify['value']:.3f} (CNN {classify['independent_classifier_accuracy']:.3f})"
+                                             f" / {sampled['value']:.3f}")
         picture = f"[png](../{card['picture']})" if card.get("picture") else "-"
         lines.append(
             f"| `{name}` | {card['data']['dataset']} ({card['data']['held_out_examples']}) | {card['n_bits'] or '-'} | "
             f"{card['parameters']:,} | {_format_metric(card, 'bits_per_dim')} | "
             f"{_format_metric(card, 'reconstruction_error', digits=1)} | "
             f"{'-' if not fd else format(fd['value'], '.2f')} | "
-            f"{'-' if not fid else format(fid['value'], '.1f') + ' (' + str(fid['samples']) + ')'} | "
+            f"{'-' if not fid else format(fid['value'], '.1f') + ' (' + str(fid['samples']) + ')'} | {accuracy} | "
             f"{card['training']['epochs']} / "
             f"{card['training']['steps']} | {_last_validation_change(card)} | {card['training']['wall_seconds']:.0f} | "
             f"{table[name]['bytes'] / 1024:.0f} | `{table[name]['sha256'][:12]}` | "

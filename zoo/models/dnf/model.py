@@ -34,7 +34,6 @@ import layers as flow_layers
 from layers.base import sum_except_batch
 from layers.jacobian import batch_jacobian
 from layers.manifold import SplitPrior, gram_log_det
-from layers.numerics import standard_normal_log_prob
 from zoo.models.flow.model import FlowModel
 
 DNF_PAPER = "Horvat & Pfister 2021, Denoising Normalizing Flow"
@@ -84,7 +83,14 @@ class DenoisingFlow(FlowModel):
         eval_seed: int, seed of the evaluation-time noise (deterministic
             ``evaluate``).
         prior: a ``SplitPrior`` (used by ``from_config``; built from
-            ``latent_dim``, ``inner_flow`` and ``v_std`` when None).
+            ``latent_dim``, ``inner_flow``, ``v_std`` and ``num_classes`` when
+            None).
+        num_classes: None, or ``K`` for the class-conditional DNF / M-flow /
+            PIE: the inner flow on ``u`` is conditioned on ``y`` through its
+            base, ``u' ~ N(mu_y, diag(exp(2 s_y)))`` (``layers.SplitPrior``),
+            so a class is a region of the learned manifold while the outer
+            flow (the manifold itself) is shared; train with
+            ``fit(x, labels)``.
         **kwargs: ``keras.Model`` arguments (``name``).
 
     Example:
@@ -102,7 +108,7 @@ class DenoisingFlow(FlowModel):
 
     def __init__(self, flow, input_shape, latent_dim, inner_flow=None, mode="dnf", noise_std=None,
                  reconstruction_weight=1.0, v_std=None, phase=None, n_bits=None, preprocessing=None, seed=None,
-                 eval_seed=0, prior=None, **kwargs):
+                 eval_seed=0, prior=None, num_classes=None, **kwargs):
         if mode not in MODES:
             raise ValueError(f"DenoisingFlow: `mode` must be one of {MODES}; received {mode!r}.")
         if noise_std is None:
@@ -126,7 +132,10 @@ class DenoisingFlow(FlowModel):
             phase = "manifold" if mode == "mflow" else "joint"
         if prior is None:
             prior = SplitPrior(latent_dim, inner_flow, v_std=noise_std if v_std is None and mode == "dnf"
-                               else (PIE_V_STD if v_std is None else v_std), name="split_prior")
+                               else (PIE_V_STD if v_std is None else v_std), num_classes=num_classes,
+                               name="split_prior")
+        elif num_classes is not None:
+            raise ValueError("DenoisingFlow: pass `num_classes` or a `prior`, not both (the prior carries it).")
         super().__init__(flow, input_shape, prior=prior, n_bits=n_bits, preprocessing=preprocessing,
                          likelihood_term=None if mode == "mflow" else "nll", **kwargs)
         self.mode = mode
@@ -171,8 +180,8 @@ class DenoisingFlow(FlowModel):
         self.flow.trainable = outer
         if self.preprocessing is not None:
             self.preprocessing.trainable = outer
-        if self.prior.inner_flow is not None:
-            self.prior.inner_flow.trainable = phase in ("joint", "density")
+        for part in self._density_parts():
+            part.trainable = phase in ("joint", "density")
         if self._phase != phase and keras.backend.backend() == "jax":
             # JAX's stateless optimizer step needs the variable list it was built with: each phase starts a
             # fresh optimizer of the same configuration (as the reference trainers do) and re-traces.
@@ -199,10 +208,14 @@ class DenoisingFlow(FlowModel):
                 and not self.optimizer.built):
             self.optimizer.build(self._all_trainable_candidates())
 
+    def _density_parts(self):
+        """What the density phase trains: the inner flow on ``u`` and, when conditional, its per-class base."""
+        return [part for part in (self.prior.inner_flow, self.prior.class_base) if part is not None]
+
     def _all_trainable_candidates(self):
-        """Variables that some phase trains (outer flow, preprocessing, inner flow)."""
+        """Variables that some phase trains (outer flow, preprocessing, inner flow, class-conditional base)."""
         candidates = []
-        for part in (self.preprocessing, self.flow, self.prior.inner_flow):
+        for part in (self.preprocessing, self.flow, *self._density_parts()):
             if part is None:
                 continue
             was = part.trainable
@@ -221,7 +234,7 @@ class DenoisingFlow(FlowModel):
         z, _ = self.flow(h, training=False)
         return self.flow.inverse(self.prior.pad(self.prior.proj(z)))
 
-    def loss_terms(self, x, training=False, noise=None):
+    def loss_terms(self, x, training=False, noise=None, labels=None):
         """Per-example terms of the training objective, in nats.
 
         Returns a dict with ``nll``: ``-log q(x~)`` (eq. 13 at the inflated
@@ -237,7 +250,9 @@ class DenoisingFlow(FlowModel):
                 otherwise.
             noise: optional standard-normal noise of the flow input's shape
                 (replaces the draw; for tests).
+            labels: class indices (class-conditional models only, required there).
         """
+        labels = self._labels_for(labels, x.shape[0], "loss_terms")
         h, log_det_pre = self.preprocess(x, training=training)
         if self.mode == "dnf":
             eps = self._inflation_noise(h, training) if noise is None else ops.cast(noise, h.dtype)
@@ -248,21 +263,21 @@ class DenoisingFlow(FlowModel):
         u = self.prior.proj(z)
         reconstruction = sum_except_batch(ops.square(h - self.flow.inverse(self.prior.pad(u))))
         if self.mode == "mflow":
-            nll = -self.prior.log_prob_u(ops.stop_gradient(u), training=training)
+            nll = -self.prior.log_prob_u(ops.stop_gradient(u), training=training, labels=labels)
             loss = reconstruction if self.phase == "manifold" else nll
         else:
-            nll = -(self.prior.log_prob(z, training=training) + log_det + log_det_pre)
+            nll = -(self.prior.log_prob(z, training=training, labels=labels) + log_det + log_det_pre)
             loss = nll + self.reconstruction_weight * reconstruction if self.mode == "dnf" else nll
         return {"nll": nll, "reconstruction": reconstruction, "loss": loss}
 
-    def objective_terms(self, x, training=False):
+    def objective_terms(self, x, training=False, labels=None):
         """The current phase's objective as named per-example terms (nats; see ``loss_terms``).
 
         DNF: ``nll`` (at the inflated data) and ``reconstruction`` (times
         lambda); PIE: ``nll``; M-flow: ``reconstruction`` (manifold phase) or
         ``nll_u`` (density phase, ``-log p_u(u)``).
         """
-        terms = self.loss_terms(x, training=training)
+        terms = self.loss_terms(x, training=training, labels=labels)
         if self.mode == "mflow":
             return ({"reconstruction": terms["reconstruction"]} if self.phase == "manifold"
                     else {"nll_u": terms["nll"]})
@@ -271,11 +286,24 @@ class DenoisingFlow(FlowModel):
         return {"nll": terms["nll"]}
 
     # -------------------------------------------------------------- densities
-    def log_prob(self, x, training=False):
-        """The model's log-density: ``log q(x)`` (DNF, PIE) or the M-flow density of eq. 16 (on the manifold)."""
+    def log_prob(self, x, training=False, labels=None):
+        """The model's log-density: ``log q(x)`` (DNF, PIE) or the M-flow density of eq. 16 (on the manifold);
+        ``log q(x | y)`` / ``log p(x | y)`` given labels."""
         if self.mode == "mflow":
-            return self.manifold_log_prob(x)
-        return super().log_prob(x, training=training)
+            return self.manifold_log_prob(x, labels=labels)
+        return super().log_prob(x, training=training, labels=labels)
+
+    def class_log_likelihoods(self, x):
+        """``log p(x | y = k)`` for every class, ``(batch, K)``: the flows (and M-flow's Gram determinant) run once,
+        the class-conditional base once per class."""
+        if self.mode != "mflow":
+            return super().class_log_likelihoods(x)
+        self._require_conditional("class_log_likelihoods")
+        latent = self.encode(x)
+        gram = self.generator_gram_log_det(latent)
+        batch = ops.shape(latent)[0]
+        return ops.stack([self.prior.base_log_prob(latent, self._labels_for(k, batch, "class_log_likelihoods")) - gram
+                          for k in range(self.num_classes)], axis=-1)
 
     def generator(self, latent):
         """``g(u') = f^-1(Pad(h^-1(u')))`` in the space ``log_prob`` is a density of.
@@ -353,17 +381,19 @@ class DenoisingFlow(FlowModel):
             return ops.zeros((ops.shape(u)[0],), dtype=self.compute_dtype)
         return self._eager_compiled(self._tangent_log_det_at)(u)
 
-    def manifold_log_prob(self, x):
+    def manifold_log_prob(self, x, labels=None):
         """M-flow density (eq. 16): ``log N(u'; 0, I) - 0.5 log det G_g(u')`` at ``u' = encode(x)``.
 
         The density of the projection of ``x`` onto the learned manifold,
         with respect to the manifold's ``d``-dimensional volume. Costs a
-        ``D x d`` Jacobian per example.
+        ``D x d`` Jacobian per example. Class-conditional: ``N(u'; mu_y,
+        diag(exp(2 s_y)))`` at the given labels.
         """
+        labels = self._labels_for(labels, x.shape[0], "manifold_log_prob")
         latent = self.encode(x)
-        return standard_normal_log_prob(latent) - self.generator_gram_log_det(latent)
+        return self.prior.base_log_prob(latent, labels) - self.generator_gram_log_det(latent)
 
-    def on_manifold_log_prob(self, x, threshold=1.0 / 3.0, space="data"):
+    def on_manifold_log_prob(self, x, threshold=1.0 / 3.0, space="data", labels=None):
         """DNF section 5.1: the density on the learned manifold, ``-inf`` where ``|v(x)| > threshold * sigma``.
 
         The paper's ``p(x) = q(x) / q_sigma(x | x)`` holds in the space where
@@ -378,16 +408,18 @@ class DenoisingFlow(FlowModel):
         is the Euclidean norm of ``v``. ``space="flow_input"`` returns the
         density in the flow's input space instead (no Jacobian at all; the
         same as ``"data"`` without preprocessing). M-flow models return
-        ``manifold_log_prob`` (data space).
+        ``manifold_log_prob`` (data space). A class-conditional model needs
+        ``labels`` (the density on the manifold given the class).
         """
         space = _check_space(space)
         if self.mode == "mflow":
-            return self.manifold_log_prob(x)
+            return self.manifold_log_prob(x, labels=labels)
+        labels = self._labels_for(labels, x.shape[0], "on_manifold_log_prob")
         h, _ = self.preprocess(x, training=False)
         z, log_det = self.flow(h, training=False)
         _, v = self.prior.split(z)
         sigma = self.prior.v_std
-        log_q = self.prior.log_prob(z) + log_det
+        log_q = self.prior.log_prob(z, labels=labels) + log_det
         log_p = log_q + 0.5 * (self.num_dims - self.latent_dim) * math.log(2 * math.pi * sigma**2)
         if space == "data":
             log_p = log_p + self._tangent_log_det_at_projection(self.prior.proj(z))

@@ -75,6 +75,16 @@ def _register_presets():
                     "32 channels + 4 spline couplings x 64 units on u (8 bins on [-5, 5]), n_bits=5, sigma^2=0.01 "
                     "(logit space), lambda=1.",
     )
+    registry.register(
+        "dnf_digits_conditional_8", make_image_dnf,
+        dict(image_shape=(8, 8, 1), latent_dim=8, mode="dnf", num_levels=2, steps_per_level=4, hidden_channels=32,
+             n_bits=5, latent_flow_couplings=4, latent_flow_hidden_units=64, coupling="spline", num_bins=8,
+             tail_bound=5.0, reconstruction_weight=1.0, num_classes=10),
+        family="dnf", dataset="digits", paper=DNF_PAPER, input_shape=(8, 8, 1), latent_dim=8,
+        description="Class-conditional small CPU preset (not in the paper): dnf_digits_8 with the inner flow's base "
+                    "N(mu_y, diag(exp(2 s_y))) per digit class, so the flow on u is conditioned on y while the "
+                    "outer flow (the learned manifold) is shared; train with labels.",
+    )
 
 
 _register_presets()

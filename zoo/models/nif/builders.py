@@ -47,11 +47,13 @@ def latent_flow(latent_dim, num_couplings=10, hidden_units=1024, num_hidden_laye
 
 def make_deep_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidden_channels=64, n_bits=8,
                   latent_flow_couplings=10, latent_flow_hidden_units=1024, latent_flow_hidden_layers=4,
-                  num_importance_samples=1, seed=0, name="deep_nif"):
+                  num_importance_samples=1, seed=0, name="deep_nif", num_classes=None):
     """Low-dimensional flow prior + Gaussian NIF + GLOW (NIF appendix B.5).
 
     Trained on the ELBO with the stochastic inverse (``num_importance_samples=1``)
-    or the importance-weighted bound with ``K`` samples.
+    or the importance-weighted bound with ``K`` samples. ``num_classes=K``: the
+    class-conditional deep NIF, whose low-dimensional flow has a per-class
+    base (``layers.DeepNIFPrior``); train with ``fit(images, labels)``.
     """
     flow = glow_flow(image_shape, num_levels, steps_per_level, hidden_channels, seed=seed)
     prior = flow_layers.DeepNIFPrior(
@@ -59,6 +61,7 @@ def make_deep_nif(image_shape, latent_dim, num_levels=2, steps_per_level=4, hidd
         latent_flow(latent_dim, latent_flow_couplings, latent_flow_hidden_units, latent_flow_hidden_layers),
         num_importance_samples=num_importance_samples,
         seed=seed,
+        num_classes=num_classes,
         name="deep_nif_prior",
     )
     return FlowModel(flow, input_shape=image_shape, prior=prior, n_bits=n_bits, name=name)

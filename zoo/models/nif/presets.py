@@ -85,6 +85,17 @@ def _register_presets():
         training=SMALL_PRESET_TRAINING,
     )
     registry.register(
+        "deep_nif_digits_conditional_16", make_deep_nif,
+        dict(image_shape=(8, 8, 1), latent_dim=16, num_levels=2, steps_per_level=4, hidden_channels=32, n_bits=5,
+             latent_flow_couplings=4, latent_flow_hidden_units=64, latent_flow_hidden_layers=2,
+             num_importance_samples=1, num_classes=10),
+        family="deep_nif", dataset="digits", paper=NIF_PAPER + ", appendix B.5", input_shape=(8, 8, 1), latent_dim=16,
+        description="Class-conditional small CPU preset (not in the paper): deep_nif_digits_16 with the "
+                    "low-dimensional flow's base N(mu_y, diag(exp(2 s_y))) per digit class, so the flow on z is "
+                    "conditioned on y while the GLOW, A, b and Sigma are shared; train with labels.",
+        training=SMALL_PRESET_TRAINING,
+    )
+    registry.register(
         "nif_fmnist_small_64", make_nif,
         dict(FMNIST_SMALL_GLOW, image_shape=(28, 28, 1), latent_dim=64, n_bits=NIF_PAPER_N_BITS),
         family="nif", dataset="fmnist", paper=NIF_PAPER, input_shape=(28, 28, 1), latent_dim=64,
