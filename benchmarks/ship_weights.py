@@ -75,6 +75,9 @@ RUNS = [
     ("nf_digits_conditional", "digits", 80),
     ("nif_digits_conditional_16", "digits", 80),
     ("injflow_digits_conditional_8", "digits", 60),
+    ("deep_nif_digits_conditional_16", "digits", 80),
+    ("dnf_digits_conditional_8", "digits", 80),
+    ("nif_fmnist_small_conditional_64", "fmnist", 12),
 ]
 
 

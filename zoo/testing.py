@@ -67,6 +67,15 @@ reports each by name:
     bad latents and noise (``decode``, ``generate``) get the model's own
     ``ValueError``, which names the model.
 
+A class-conditional model (``num_classes``) goes through the same checks
+with labels: the dataset's labels wherever examples enter (training, log
+densities, reloads, the served ``log_prob``), every class in turn wherever
+samples are drawn (``sample``, ``generate``, the SavedModel and LiteRT
+samplers); ``contract`` adds ``classify`` and ``class_log_likelihoods``
+(``log p(x | y)`` per class, equal to ``log_prob(x, labels=y)``) and
+``arguments`` the refusal of labels of the wrong length, dtype or range, and
+of a draw without labels (an unconditional model refuses any labels).
+
 All checks run even when an earlier one fails (a failed ``train`` leaves a
 freshly built, act-norm-initialized model for the rest); the
 ``AssertionError`` at the end names every failed check. This module never
@@ -168,23 +177,38 @@ def _weights(model):
     return [_np(w.value) for w in model.trainable_weights]
 
 
-def _load_examples(dataset, split, count, seed=0):
+def _load_examples(dataset, split, count, seed=0, labels=False):
+    """The first ``count`` examples of ``split`` as the dataset gives them (``labels=True``: and their labels)."""
     from zoo.training.data import load_training_data
 
-    return np.asarray(load_training_data(dataset, split, None if split == "test" else count, seed))[:count]
+    loaded = load_training_data(dataset, split, None if split == "test" else count, seed, labels=labels)
+    if labels:
+        return np.asarray(loaded[0])[:count], np.asarray(loaded[1])[:count]
+    return np.asarray(loaded)[:count]
 
 
-def _fingerprint(model, x, seed=7):
-    """Outputs that two copies of one model must share (deterministic calls only)."""
+def _given(labels):
+    """``{"labels": labels}``, or ``{}`` for an unconditional model's None (``**`` into the model's calls)."""
+    return {} if labels is None else {"labels": labels}
+
+
+def _model_inputs(x, labels):
+    """What ``model(...)`` / ``compute_loss(x=...)`` take: ``x``, or ``(x, labels)`` for a class-conditional model."""
+    return x if labels is None else (x, labels)
+
+
+def _fingerprint(model, x, seed=7, labels=None):
+    """Outputs that two copies of one model must share (deterministic calls only); ``labels``: those of ``x``."""
     latent = model.encode(x)
-    prints = {"log_prob": _np(model.log_prob(x)), "encode": _np(latent), "decode": _np(model.decode(latent)),
-              "sample": _np(model.sample(3, temperature=0.8, seed=seed))}
+    drawn = _given(model.every_class(3))
+    prints = {"log_prob": _np(model.log_prob(x, **_given(labels))), "encode": _np(latent),
+              "decode": _np(model.decode(latent)), "sample": _np(model.sample(3, temperature=0.8, seed=seed, **drawn))}
     if model.has_observation_noise:
-        prints["sample_noisy"] = _np(model.sample(3, temperature=0.8, noise_scale=0.5, seed=seed))
+        prints["sample_noisy"] = _np(model.sample(3, temperature=0.8, noise_scale=0.5, seed=seed, **drawn))
         prints["decode_noisy"] = _np(model.decode(latent, noise_scale=0.5, seed=seed))
     if model.stochastic_encoder:
         prints["encode_stochastic"] = _np(model.encode(x, stochastic=True, seed=seed))
-    for term, value in model(x, training=False).items():  # the evaluation-mode objective (its seeds, schedules)
+    for term, value in model(_model_inputs(x, labels), training=False).items():  # evaluation-mode objective
         prints[f"objective term {term}"] = _np(value)
     return prints
 
@@ -192,15 +216,16 @@ def _fingerprint(model, x, seed=7):
 class _StepLosses(keras.callbacks.Callback):
     """Per-step training losses (from Keras's running epoch means), per ``fit`` call, with the objective's terms."""
 
-    def __init__(self, probe):
+    def __init__(self, probe, labels=None):
         super().__init__()
         self.probe = probe  # a few examples as the dataset gives them
+        self.labels = labels  # theirs, for a class-conditional model
         self.fits = []
         self.epoch_logs = []
 
     def on_train_begin(self, logs=None):
         probe = self.model.as_model_input(self.probe)
-        terms = tuple(sorted(self.model(probe, training=False)))  # the objective protocol: named terms
+        terms = tuple(sorted(self.model(_model_inputs(probe, self.labels), training=False)))  # the named terms
         self.fits.append({"terms": terms, "running": []})
 
     def on_train_batch_end(self, batch, logs=None):
@@ -335,6 +360,14 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     def examples(count=None):
         return model().as_model_input(_load_examples(data, "test", count or eval_examples, seed))
 
+    def labels_of(split, count):
+        """The labels of ``_load_examples(data, split, count)`` for a class-conditional model; None otherwise."""
+        return _examples_and_labels(model(), data, split, count, seed)[1]
+
+    def classes(count):
+        """``{"labels": every class in turn}`` for a class-conditional model's draws, ``{}`` otherwise."""
+        return _given(model().every_class(count))
+
     def run(name, check):
         if name not in checks:
             results[name] = "skipped: not requested"
@@ -359,7 +392,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             state["trends"] = _trends(stages)
             _check_losses_fall(stages)
             return None
-        recorder = _StepLosses(_load_examples(data, "test", 4, seed))
+        recorder = _StepLosses(_load_examples(data, "test", 4, seed), labels_of("test", 4))
         out = os.path.join(tmp_dir, "run")
         dataset = data if validation_examples is None else (
             _load_examples(data, "train", num_examples, seed), _load_examples(data, "test", validation_examples, seed))
@@ -400,6 +433,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     def check_contract():
         net = model()
         x = examples(8)
+        labels = labels_of("test", 8)
+        given = _given(labels)
         facts = net.describe()
         assert isinstance(json.loads(json.dumps(facts)), dict), "describe() is not plain data"
         expected = {"data_kind": net.data_kind, "n_bits": net.n_bits, "example_shape": list(net.example_shape),
@@ -413,9 +448,9 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         net.check_dataset(x)
         net.validate(x)
         n = len(x)
-        log_prob = _finite(net.log_prob(x), "log_prob")
+        log_prob = _finite(net.log_prob(x, **given), "log_prob")
         assert log_prob.shape == (n,), f"log_prob shape {log_prob.shape}"
-        bpd = _finite(net.bits_per_dim(x), "bits_per_dim")
+        bpd = _finite(net.bits_per_dim(x, **given), "bits_per_dim")
         np.testing.assert_allclose(bpd, -log_prob / (net.num_dims * math.log(2.0)), rtol=1e-5, atol=1e-5,
                                    err_msg="bits_per_dim != -log_prob / (D ln 2)")
         latent = _finite(net.encode(x), "encode")
@@ -425,26 +460,43 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         assert decoded.shape == (n,) + net.example_shape, f"decode shape {decoded.shape}"
         wanted = np.uint8 if net.default_output == "uint8" else np.float32
         assert decoded.dtype == wanted, f"decode dtype {decoded.dtype}, the default output is {net.default_output}"
-        samples = _finite(net.sample(4, seed=1), "sample")
+        samples = _finite(net.sample(4, seed=1, **classes(4)), "sample")
         assert samples.shape == (4,) + net.example_shape, f"sample shape {samples.shape}"
         assert samples.dtype == decoded.dtype, f"sample dtype {samples.dtype}"
         noise = draw_noise(net.noise_shapes, 4, 1)
-        _assert_same(net.generate(*noise, temperature=1.0), samples, "sample(seed) != generate(draw_noise(seed))")
-        terms = net(x, training=False)
+        _assert_same(net.generate(*noise, temperature=1.0, **classes(4)), samples,
+                     "sample(seed) != generate(draw_noise(seed))")
+        terms = net(_model_inputs(x, labels), training=False)
         assert isinstance(terms, dict) and terms, "model(x) must return a dict of per-example terms"
         for key, value in terms.items():
             assert _finite(value, f"term {key}").shape == (n,), f"term {key!r} is not per example"
         if net.likelihood_term is not None:
             assert net.likelihood_term in terms, f"likelihood_term {net.likelihood_term!r} not in {sorted(terms)}"
-        loss = float(_np(net.compute_loss(x=x, y_pred=terms, training=False)))
+        loss = float(_np(net.compute_loss(x=_model_inputs(x, labels), y_pred=terms, training=False)))
         assert set(net.diagnostics) <= set(terms), f"diagnostics {net.diagnostics} not all in {sorted(terms)}"
         total = float(np.mean(sum(_np(v) for k, v in terms.items() if k not in net.diagnostics)))
         penalties = float(sum(_np(p) for p in net.losses)) if net.losses else 0.0
         np.testing.assert_allclose(loss, (total + penalties) / (net.num_dims * math.log(2.0)), rtol=1e-5, atol=1e-6,
                                    err_msg="compute_loss != mean(sum of terms) / (D ln 2)")
         # The training data again (zoo.train fitted the post-hoc priors on it): the same priors, or a no-op {}.
-        fitted = net.fit_priors(net.as_model_input(_load_examples(data, "train", num_examples, seed)), seed=seed)
+        fitted = net.fit_priors(net.as_model_input(_load_examples(data, "train", num_examples, seed)), seed=seed,
+                                **_given(labels_of("train", num_examples)))
         assert isinstance(fitted, dict), f"fit_priors returned a {type(fitted).__name__}, not a dict"
+        assert facts.get("num_classes") == net.num_classes, f"describe()['num_classes'] = {facts.get('num_classes')}"
+        if net.num_classes is None:
+            _refused(lambda: net.classify(x), net.name, "classify of an unconditional model")
+            return
+        # The Bayes classifier: log p(x | y) per class, its column y = log_prob(x, labels=y), argmax with log p(y).
+        per_class = _finite(net.class_log_likelihoods(x), "class_log_likelihoods")
+        assert per_class.shape == (n, net.num_classes), f"class_log_likelihoods shape {per_class.shape}"
+        _assert_agree(per_class[np.arange(n), labels], log_prob, "class_log_likelihoods at the labels vs log_prob")
+        prior = np.asarray(net.class_log_prior, np.float64)
+        assert prior.shape == (net.num_classes,) and abs(np.exp(prior).sum() - 1) < 1e-5, f"class_log_prior {prior}"
+        predicted, log_posterior = net.classify(x, return_log_posterior=True)
+        assert predicted.shape == (n,) and predicted.dtype == np.int32, f"classify gave {predicted.dtype} {predicted.shape}"
+        np.testing.assert_array_equal(predicted, (per_class + prior).argmax(-1), err_msg="classify != argmax")
+        np.testing.assert_allclose(np.exp(log_posterior).sum(-1), 1.0, rtol=1e-5, err_msg="classify's posterior")
+        _refused(lambda: net.log_prob(x), net.name, "log_prob without labels of a class-conditional model")
 
     # ------------------------------------------------------------- evaluate
     def check_evaluate():
@@ -452,9 +504,15 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
 
         net = model()
         out = os.path.join(tmp_dir, "evaluation")
-        report = evaluate(net, data, out, metrics=("bpd", "recon"), max_examples=eval_examples,
-                          num_samples=eval_examples, seed=seed, progress=False)
+        conditional = net.num_classes is not None  # and the Bayes classifier's accuracy on the split's labels
+        report = evaluate(net, data, out, metrics=("bpd", "recon") + (("classify",) if conditional else ()),
+                          max_examples=eval_examples, num_samples=eval_examples, seed=seed, progress=False)
         metrics = report["metrics"]
+        if conditional:
+            accuracy = metrics["classification_accuracy"]
+            assert 0.0 <= accuracy["value"] <= 1.0 and accuracy["examples"] == report["examples"], (
+                f"classification accuracy {accuracy}")
+            assert report["num_classes"] == net.num_classes, f"report num_classes {report.get('num_classes')}"
         bpd = metrics["bits_per_dim"]
         assert math.isfinite(bpd["value"]), f"bits/dim {bpd['value']}"
         assert bpd["density"] == net.density and bpd["n_bits"] == net.n_bits, f"bits/dim provenance {bpd}"
@@ -470,8 +528,9 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     def check_round_trip():
         net = model()
         x = examples(6)
-        reference = _fingerprint(net, x)
-        again = _fingerprint(net, x)
+        labels = labels_of("test", 6)
+        reference = _fingerprint(net, x, labels=labels)
+        again = _fingerprint(net, x, labels=labels)
         for key in reference:
             _assert_same(again[key], reference[key], f"{key} of the same model twice (not deterministic)")
         path = os.path.join(tmp_dir, f"{net.name}.keras")
@@ -483,7 +542,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         for what, other in ((".keras", loaded), ("preset directory", rebuilt)):
             assert type(other) is type(net), f"{what}: reloaded a {type(other).__name__}"
             assert other.describe() == net.describe(), f"{what}: describe() differs"
-            prints = _fingerprint(other, x)
+            prints = _fingerprint(other, x, labels=labels)
             for key in reference:
                 _assert_same(prints[key], reference[key], f"{what} round trip: {key} differs")
         state["reloaded"] = {".keras": loaded, "preset directory": rebuilt}
@@ -508,7 +567,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             if what != ".keras":  # one fit step: both reloads re-compile in deserialize -> compile_from_config
                 continue
             before = _weights(other)
-            history = other.fit(x, batch_size=batch_size, epochs=1, verbose=0)
+            history = other.fit(x, labels_of("train", batch_size), batch_size=batch_size, epochs=1, verbose=0)
             loss = history.history["loss"][-1]
             assert math.isfinite(loss), f"{what}: fit after reload gave loss {loss}"
             if other.likelihood_term is not None:
@@ -522,6 +581,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             return "no exporters given"
         net = model()
         x = examples(5)
+        labels = labels_of("test", 5)
+        given = _given(labels)
         path = exporters.saved_model(net, os.path.join(tmp_dir, "saved_model"), overwrite=True)
         state["saved_model"] = path
         latent = _np(net.encode(x))
@@ -530,11 +591,14 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         f32, i64 = np.float32, np.int64
         decode_in = {"latent": latent, **({"noise_scale": f32(0.5), "seed": i64(11)} if noisy else {})}
         sample_in = {"num_samples": np.int32(5), "temperature": f32(0.8), "seed": i64(3),
-                     **({"noise_scale": f32(0.5)} if noisy else {})}
+                     **({"noise_scale": f32(0.5)} if noisy else {}), **classes(5)}
         generate_in = {"latent_noise": latent_noise, "temperature": f32(0.8),
-                       **({"observation_noise": observation_noise, "noise_scale": f32(0.5)} if noisy else {})}
-        calls = {"log_prob": {"x": x}, "bits_per_dim": {"x": x}, "encode": {"x": x}, "decode": decode_in,
-                 "sample": sample_in, "generate": generate_in}
+                       **({"observation_noise": observation_noise, "noise_scale": f32(0.5)} if noisy else {}),
+                       **classes(4)}
+        calls = {"log_prob": {"x": x, **given}, "bits_per_dim": {"x": x, **given}, "encode": {"x": x},
+                 "decode": decode_in, "sample": sample_in, "generate": generate_in}
+        if net.num_classes is not None:
+            calls["classify"] = {"x": x}
         requests = [{"kind": "inputs", "path": path, "signature": s, "inputs": {}} for s in calls]
         requests += [{"kind": "saved_model", "path": path, "signature": s, "inputs": v} for s, v in calls.items()]
         served = dict(zip([f"inputs/{s}" for s in calls] + list(calls), serve(requests)))
@@ -543,12 +607,14 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             assert names == sorted(inputs), f"SavedModel {signature} takes {names}; expected {sorted(inputs)}"
         expected_pixels = {
             "decode": net.decode(latent, **({"noise_scale": 0.5, "seed": 11} if noisy else {})),
-            "sample": net.sample(5, temperature=0.8, seed=3, **({"noise_scale": 0.5} if noisy else {})),
-            "generate": net.generate(latent_noise, observation_noise, 0.8, 0.5 if noisy else None),
+            "sample": net.sample(5, temperature=0.8, seed=3, **({"noise_scale": 0.5} if noisy else {}), **classes(5)),
+            "generate": net.generate(latent_noise, observation_noise, 0.8, 0.5 if noisy else None, **classes(4)),
         }
-        _assert_agree(served["log_prob"]["log_prob"], _np(net.log_prob(x)), "served log_prob", 1e-4, 1e-3)
-        _assert_agree(served["bits_per_dim"]["bits_per_dim"], _np(net.bits_per_dim(x)), "served bits_per_dim",
-                      1e-4, 1e-5)
+        _assert_agree(served["log_prob"]["log_prob"], _np(net.log_prob(x, **given)), "served log_prob", 1e-4, 1e-3)
+        _assert_agree(served["bits_per_dim"]["bits_per_dim"], _np(net.bits_per_dim(x, **given)),
+                      "served bits_per_dim", 1e-4, 1e-5)
+        if net.num_classes is not None:
+            np.testing.assert_array_equal(served["classify"]["label"], net.classify(x), err_msg="served classify")
         _assert_agree(served["encode"]["latent"], latent, "served encode", 1e-4, 1e-4)
         key = "images" if net.data_kind == "pixels" else "samples"
         for signature, value in expected_pixels.items():
@@ -574,8 +640,10 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         latent_noise, observation_noise = (None if n is None else _np(n)
                                            for n in draw_noise(net.noise_shapes, batch, 9))
         inputs = {"latent_noise": latent_noise, "temperature": np.float32(0.7),
-                  **({"observation_noise": observation_noise, "noise_scale": np.float32(0.5)} if noisy else {})}
-        knobs = {"temperature": np.float32(0.8), **({"noise_scale": np.float32(1.0)} if noisy else {})}
+                  **({"observation_noise": observation_noise, "noise_scale": np.float32(0.5)} if noisy else {}),
+                  **classes(batch)}
+        knobs = {"temperature": np.float32(0.8), **({"noise_scale": np.float32(1.0)} if noisy else {}),
+                 **classes(batch)}  # LiteRT's sample: a label per sample of its fixed batch
         lite, reference, first, again, other = serve([
             {"kind": "tflite", "path": info["path"], "signature": "generate", "inputs": inputs},
             {"kind": "saved_model", "path": saved, "signature": "generate", "inputs": inputs},
@@ -599,26 +667,34 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         net = model()
         name = net.name
         x = examples(4)
+        draw = _given(None if net.num_classes is None else 0)  # a conditional model: class 0 for every draw
+
+        def sample(*args, **kwargs):
+            return net.sample(*args, **draw, **kwargs)
+
+        def generate(*args, **kwargs):
+            return net.generate(*args, **draw, **kwargs)
+
         floats = "float"
-        base = _np(net.sample(4, seed=3, output=floats))
-        _assert_same(_np(net.sample(4, seed=3, output=floats)), base, "sample with equal seeds")
-        _changes(net.sample(4, seed=4, output=floats), base, "sample's seed")
-        _changes(net.sample(4, temperature=0.5, seed=3, output=floats), base, "sample's temperature")
-        _finite(net.sample(2, temperature=0.0, seed=3), "sample at temperature 0")
+        base = _np(sample(4, seed=3, output=floats))
+        _assert_same(_np(sample(4, seed=3, output=floats)), base, "sample with equal seeds")
+        _changes(sample(4, seed=4, output=floats), base, "sample's seed")
+        _changes(sample(4, temperature=0.5, seed=3, output=floats), base, "sample's temperature")
+        _finite(sample(2, temperature=0.0, seed=3), "sample at temperature 0")
         noise = draw_noise(net.noise_shapes, 4, 3)
-        _changes(net.generate(*noise, temperature=0.5, output=floats), net.generate(*noise, output=floats),
+        _changes(generate(*noise, temperature=0.5, output=floats), generate(*noise, output=floats),
                  "generate's temperature")
         for bad in (0, -3, 2.7, True, "2", None):
-            _refused(lambda: net.sample(bad), name, f"sample({bad!r})")
+            _refused(lambda: sample(bad), name, f"sample({bad!r})")
         for bad in (math.nan, -1.0, math.inf, "hot"):
-            _refused(lambda: net.sample(2, temperature=bad), name, f"sample(temperature={bad!r})")
-            _refused(lambda: net.generate(*noise, temperature=bad), name, f"generate(temperature={bad!r})")
-        _refused(lambda: net.sample(2, output="png"), name, "sample(output='png')")
+            _refused(lambda: sample(2, temperature=bad), name, f"sample(temperature={bad!r})")
+            _refused(lambda: generate(*noise, temperature=bad), name, f"generate(temperature={bad!r})")
+        _refused(lambda: sample(2, output="png"), name, "sample(output='png')")
         _refused(lambda: net.decode(net.encode(x), output="int8"), name, "decode(output='int8')")
-        pixels = net.sample(4, seed=3, output="float")
+        pixels = sample(4, seed=3, output="float")
         assert _np(pixels).dtype == np.float32, f"output='float' gave {_np(pixels).dtype}"
         if net.is_image_model:
-            images = _np(net.sample(4, seed=3, output="uint8"))
+            images = _np(sample(4, seed=3, output="uint8"))
             assert images.dtype == np.uint8, f"output='uint8' gave {images.dtype}"
             values = _np(pixels)
             if net.data_kind == "pixels":  # pixels / 255
@@ -629,10 +705,10 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             np.testing.assert_allclose(images / 255.0, values, atol=0.5 / 255 + 1e-6,
                                        err_msg="output='uint8' and output='float' disagree")
         else:
-            _refused(lambda: net.sample(2, output="uint8"), name, "sample(output='uint8') of a vector model")
+            _refused(lambda: sample(2, output="uint8"), name, "sample(output='uint8') of a vector model")
         latent = net.encode(x)
         if net.has_observation_noise:
-            _changes(net.sample(4, noise_scale=0.0, seed=3, output=floats), base, "sample's noise_scale")
+            _changes(sample(4, noise_scale=0.0, seed=3, output=floats), base, "sample's noise_scale")
             on = _np(net.decode(latent, output=floats))
             _assert_same(_np(net.decode(latent, noise_scale=0.0, seed=2, output=floats)), on,
                          "decode at noise_scale=0 (on the manifold)")
@@ -642,20 +718,20 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             _changes(net.decode(latent, noise_scale=1.0, seed=5, output=floats), noisy, "decode's seed")
             given = keras.random.normal((len(x),) + tuple(net.noise_shapes[1]), seed=8)
             _changes(net.decode(latent, noise_scale=1.0, noise=given, output=floats), noisy, "decode's noise")
-            _changes(net.generate(noise[0], noise[1] * 0.0, output=floats), net.generate(*noise, output=floats),
+            _changes(generate(noise[0], noise[1] * 0.0, output=floats), generate(*noise, output=floats),
                      "generate's observation_noise")
-            _refused(lambda: net.generate(noise[0]), name, "generate without observation_noise")
+            _refused(lambda: generate(noise[0]), name, "generate without observation_noise")
             for bad in (-1.0, math.nan):
-                _refused(lambda: net.sample(2, noise_scale=bad), name, f"sample(noise_scale={bad!r})")
+                _refused(lambda: sample(2, noise_scale=bad), name, f"sample(noise_scale={bad!r})")
                 _refused(lambda: net.decode(latent, noise_scale=bad), name, f"decode(noise_scale={bad!r})")
         else:
-            _refused(lambda: net.sample(2, noise_scale=0.5), name, "sample(noise_scale=) without observation noise")
-            _refused(lambda: net.sample(2, noise_scale=0.0), name, "sample(noise_scale=0) without observation noise")
-            _refused(lambda: net.generate(*noise, noise_scale=1.0), name, "generate(noise_scale=)")
+            _refused(lambda: sample(2, noise_scale=0.5), name, "sample(noise_scale=) without observation noise")
+            _refused(lambda: sample(2, noise_scale=0.0), name, "sample(noise_scale=0) without observation noise")
+            _refused(lambda: generate(*noise, noise_scale=1.0), name, "generate(noise_scale=)")
             _refused(lambda: net.decode(latent, noise_scale=0.5), name, "decode(noise_scale=)")
             _refused(lambda: net.decode(latent, seed=1), name, "decode(seed=) without observation noise")
             _refused(lambda: net.decode(latent, noise=latent), name, "decode(noise=) without observation noise")
-            _refused(lambda: net.generate(noise[0], noise[0]), name, "generate(observation_noise=)")
+            _refused(lambda: generate(noise[0], noise[0]), name, "generate(observation_noise=)")
         deterministic = _np(latent)
         _assert_same(_np(net.encode(x)), deterministic, "encode twice")
         if net.stochastic_encoder:
@@ -667,13 +743,32 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         else:
             _refused(lambda: net.encode(x, stochastic=True), name, "encode(stochastic=True) of a deterministic encoder")
         _refused(lambda: net.encode(x, seed=1), name, "encode(seed=) without stochastic=True")
+        if net.num_classes is None:  # labels are refused, not ignored
+            _refused(lambda: net.sample(2, seed=0, labels=0), name, "sample(labels=) of an unconditional model")
+            _refused(lambda: net.log_prob(x, labels=np.zeros(len(x), np.int32)), name,
+                     "log_prob(labels=) of an unconditional model")
+            return
+        k = net.num_classes
+        _refused(lambda: net.sample(2, seed=0), name, "sample without labels of a class-conditional model")
+        _refused(lambda: net.generate(*draw_noise(net.noise_shapes, 2, 0)), name, "generate without labels")
+        for labels, what in ((np.zeros(3, np.int32), "three labels for two samples"),
+                             (np.array([0.0, 1.0], np.float32), "float labels"),
+                             (np.array([0, k], np.int32), f"label {k} of {k} classes"),
+                             (np.array([-1, 0], np.int32), "a negative label"),
+                             (np.zeros((2, 1), np.int32), "labels of shape (2, 1)")):
+            _refused(lambda: net.sample(2, seed=0, labels=labels), name, f"sample with {what}")
+        _refused(lambda: net.log_prob(x, labels=np.zeros(len(x) + 1, np.int32)), name, "log_prob with a label too many")
+        _refused(lambda: net.log_prob(x, labels=k), name, f"log_prob(labels={k}) of {k} classes")
 
     # ------------------------------------------------------------- bad input
     def check_bad_input():
         net = model()
         name = net.name
         x = examples(4)
-        entry_points = {"log_prob": net.log_prob, "bits_per_dim": net.bits_per_dim, "encode": net.encode}
+        labels = labels_of("test", 4)
+        given, draw = _given(labels), _given(None if net.num_classes is None else 0)
+        entry_points = {"log_prob": lambda v: net.log_prob(v, **given),
+                        "bits_per_dim": lambda v: net.bits_per_dim(v, **given), "encode": net.encode}
         wider = np.concatenate([x, x[..., :1]], axis=-1)
         bad = {"an example shape with one more channel": wider, "an extra axis": x[:, None]}
         if net.data_kind == "pixels":
@@ -698,7 +793,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             for entry, call in entry_points.items():
                 _refused(lambda: call(value), name, f"{entry} of {what}")
             if what not in ("NaN", "inf") and "value_range" not in what:
-                _refused(lambda: net.fit(value, batch_size=len(value), epochs=1, verbose=0), name, f"fit on {what}")
+                _refused(lambda: net.fit(value, labels, batch_size=len(value), epochs=1, verbose=0), name,
+                         f"fit on {what}")
         latent = _np(net.encode(x))
         wrong = np.concatenate([latent, latent[:, :1]], axis=-1)
         _refused(lambda: net.decode(wrong), name, "decode of a latent of the wrong shape")
@@ -707,10 +803,10 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         _refused(lambda: net.decode(nan_latent), name, "decode of a NaN latent")
         noise = [None if n is None else _np(n) for n in draw_noise(net.noise_shapes, 2, 0)]
         wrong_noise = np.concatenate([noise[0], noise[0][:, :1]], axis=-1)
-        _refused(lambda: net.generate(wrong_noise, noise[1]), name, "generate with latent noise of the wrong shape")
+        _refused(lambda: net.generate(wrong_noise, noise[1], **draw), name, "generate with latent noise of the wrong shape")
         nan_noise = noise[0].copy()
         nan_noise.flat[0] = np.nan
-        _refused(lambda: net.generate(nan_noise, noise[1]), name, "generate with NaN latent noise")
+        _refused(lambda: net.generate(nan_noise, noise[1], **draw), name, "generate with NaN latent noise")
 
     run("train", check_train)
     run("contract", check_contract)
@@ -760,19 +856,26 @@ def _trend(values):
     return float(slope), (float(slope) / spread if spread > 0 else (-math.inf if slope < 0 else math.inf))
 
 
+def _examples_and_labels(model, dataset, split, count, seed):
+    """``(examples, labels)`` for a class-conditional model, ``(examples, None)`` otherwise."""
+    if model.num_classes is None:
+        return _load_examples(dataset, split, count, seed), None
+    return _load_examples(dataset, split, count, seed, labels=True)
+
+
 def _train_instance(model, data, epochs, batch_size, num_examples, settings, seed):
     """``compile`` + ``fit`` for a model given as an instance (``zoo.train`` builds presets by name)."""
     from zoo.training.optimizers import make_optimizer, training_settings
 
-    raw = _load_examples(data, "train", num_examples, seed)
+    raw, labels = _examples_and_labels(model, data, "train", num_examples, seed)
     x = model.as_model_input(raw)
     steps = len(x) // batch_size
     model.compile(optimizer=make_optimizer(training_settings(None, settings), steps * epochs))
-    recorder = _StepLosses(raw[:4])
+    recorder = _StepLosses(raw[:4], None if labels is None else labels[:4])
     for epoch in range(epochs):
         model.begin_training_epoch(epoch, epochs)
-        model.fit(x[: steps * batch_size], batch_size=batch_size, epochs=1, verbose=0, shuffle=False,
-                  callbacks=[recorder])
+        model.fit(x[: steps * batch_size], None if labels is None else labels[: steps * batch_size],
+                  batch_size=batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[recorder])
     return recorder.stages()
 
 
@@ -799,15 +902,17 @@ def smoke_check(model_or_preset_name, data, overrides=None, batch_size=16, seed=
     model = (registry.get(model_or_preset_name, **dict(overrides or {}))
              if isinstance(model_or_preset_name, str) else model_or_preset_name)
     assert isinstance(model, GenerativeModel), f"built a {type(model).__name__}"
-    x = model.as_model_input(_load_examples(data, "train", batch_size, seed))
+    raw, labels = _examples_and_labels(model, data, "train", batch_size, seed)
+    x = model.as_model_input(raw)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     before = _weights(model)
-    history = model.fit(x, batch_size=batch_size, epochs=1, verbose=0)
+    history = model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0)
     loss = history.history["loss"][-1]
     assert math.isfinite(loss), f"{model.name}: loss {loss} after one step"
     assert model.is_initialized, f"{model.name}: fit did not initialize the model"
     assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(model))), f"{model.name}: no weight changed"
-    samples = _finite(model.sample(3, temperature=0.8, seed=seed), f"{model.name}: samples")
+    drawn = _given(model.every_class(3))
+    samples = _finite(model.sample(3, temperature=0.8, seed=seed, **drawn), f"{model.name}: samples")
     assert samples.shape == (3,) + model.example_shape, f"{model.name}: sample shape {samples.shape}"
-    _assert_same(_np(model.sample(3, temperature=0.8, seed=seed)), samples, f"{model.name}: seeded samples")
+    _assert_same(_np(model.sample(3, temperature=0.8, seed=seed, **drawn)), samples, f"{model.name}: seeded samples")
     return {"loss": float(loss), "backend": keras.backend.backend()}

@@ -32,11 +32,13 @@ SPIRAL = dict(num_couplings=1, hidden_units=16)
 # 2-D data: cheap steps on large batches (small batches of a spiral differ too much for a trend in 16 steps).
 VECTOR_RUN = dict(num_examples=2048, batch_size=256, training={"learning_rate": 1e-2})
 
+DEEP_GLOW = dict(GLOW, latent_flow_couplings=2, latent_flow_hidden_units=16)
+
 # family -> (preset, dataset, overrides, extra check_model arguments)
 CASES = {
     "nf": ("nf_digits", "digits", GLOW, {}),
     "nif": ("nif_digits_16", "digits", GLOW, {}),
-    "deep_nif": ("deep_nif_digits_16", "digits", dict(GLOW, latent_flow_couplings=2, latent_flow_hidden_units=16), {}),
+    "deep_nif": ("deep_nif_digits_16", "digits", DEEP_GLOW, {}),
     "injflow": ("injflow_digits_8", "digits", AUTOENCODER, {}),
     "injflow_ln": ("injflow_ln_digits_8", "digits", AUTOENCODER, {}),
     "ae": ("ae_digits_8", "digits", AUTOENCODER, {}),
@@ -54,18 +56,28 @@ CASES = {
 }
 # Second cases where a family has a second data kind (image DNFs; float images of the spread flows).
 EXTRA_CASES = {
-    "dnf_image": ("dnf_digits_8", "digits", dict(GLOW, latent_flow_couplings=2, latent_flow_hidden_units=16), {}),
+    "dnf_image": ("dnf_digits_8", "digits", DEEP_GLOW, {}),
     "spread_image": ("spread_fading_square", "fading_squares",
                      dict(steps_per_level=1, hidden_channels=4, num_couplings=1, hidden_units=8),
                      dict(batch_size=32, validation_examples=64)),  # (32x32 images: 64 of the 2000 test images)
 }
-ALL_CASES = {**CASES, **EXTRA_CASES}
+# The class-conditional presets (issue 18): the same checks with the dataset's labels and every class drawn.
+CONDITIONAL_CASES = {
+    "nf_conditional": ("nf_digits_conditional", "digits", GLOW, {}),
+    "nif_conditional": ("nif_digits_conditional_16", "digits", GLOW, {}),
+    "deep_nif_conditional": ("deep_nif_digits_conditional_16", "digits", DEEP_GLOW, {}),
+    # (the post-hoc GMM of each class needs 10 encodings of it: 256 examples give each digit about 25)
+    "injflow_conditional": ("injflow_digits_conditional_8", "digits", AUTOENCODER, dict(num_examples=256)),
+    "dnf_image_conditional": ("dnf_digits_conditional_8", "digits", DEEP_GLOW, {}),
+}
+ALL_CASES = {**CASES, **EXTRA_CASES, **CONDITIONAL_CASES}
 
 
 # First in the file: its one long subprocess starts at once on one pytest-xdist worker.
 def test_every_variant_builds_fits_a_step_and_samples_under_jax(tmp_path):
     cases = [{"case": case, "preset": preset, "dataset": dataset, "overrides": overrides}
-             for case, (preset, dataset, overrides, _) in sorted(CASES.items())]  # one preset per variant
+             for case, (preset, dataset, overrides, _) in sorted({**CASES, **CONDITIONAL_CASES}.items())]
+    # (one preset per variant, and the class-conditional ones: JAX trains them on (images, labels) too)
     spec = tmp_path / "cases.json"
     spec.write_text(json.dumps(cases))
     # One XLA thread: the test processes of pytest-xdist run beside it on the same cores.
@@ -168,4 +180,13 @@ def test_every_registered_family_has_a_harness_case():
     assert not set(CASES) - families, f"harness cases of unregistered families: {sorted(set(CASES) - families)}"
     for family, (preset, _, _, _) in ALL_CASES.items():
         registered = zoo.presets.registry.preset(preset).family
-        assert registered == family.split("_image")[0], f"case {family} runs {preset}, a {registered} preset"
+        assert registered == family.split("_image")[0].split("_conditional")[0], (
+            f"case {family} runs {preset}, a {registered} preset")
+    for case, (preset, _, _, _) in CONDITIONAL_CASES.items():
+        assert zoo.presets.registry.get(preset).num_classes is not None, f"{case}: {preset} is not class-conditional"
+    # Every family with a class-conditional preset has a conditional case (one preset per family and builder).
+    conditional = {(p["family"], zoo.presets.registry.preset(p["name"]).builder.__name__)
+                   for p in zoo.list() if p.get("num_classes")}
+    covered = {(zoo.presets.registry.preset(preset).family, zoo.presets.registry.preset(preset).builder.__name__)
+               for preset, _, _, _ in CONDITIONAL_CASES.values()}
+    assert conditional <= covered, f"class-conditional families without a harness case: {sorted(conditional - covered)}"

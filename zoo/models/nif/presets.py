@@ -103,6 +103,15 @@ def _register_presets():
                     "channels) + Gaussian NIF d=64, n_bits=3 (the NIF of `make demo`).",
         training=SMALL_PRESET_TRAINING,
     )
+    registry.register(
+        "nif_fmnist_small_conditional_64", make_nif,
+        dict(FMNIST_SMALL_GLOW, image_shape=(28, 28, 1), latent_dim=64, n_bits=NIF_PAPER_N_BITS, num_classes=10),
+        family="nif", dataset="fmnist", paper=NIF_PAPER, input_shape=(28, 28, 1), latent_dim=64,
+        description="Class-conditional CPU-sized preset (not in the paper): nif_fmnist_small_64 with the d=64 "
+                    "latent N(mu_y, I) per Fashion-MNIST class, so a class is a region of the learned manifold; "
+                    "train with labels.",
+        training=SMALL_PRESET_TRAINING,
+    )
     for dataset in ("spiral", "sin"):
         registry.register(
             f"nif_{dataset}_1", make_vector_nif,
