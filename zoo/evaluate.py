@@ -18,7 +18,8 @@ flags.DEFINE_string("model", None, "Preset name, preset directory or .keras file
 flags.DEFINE_string("weights", None, "Weight handle for a preset name (file, preset directory, URL, 'default').")
 flags.DEFINE_string("dataset", None, "Dataset name (mnist, fashion_mnist, digits) or a synthetic manifold.",
                     required=True)
-flags.DEFINE_list("metrics", ["bpd", "recon"], "Metrics: bpd, recon, fd_classifier, fid, id.")
+flags.DEFINE_list("metrics", ["bpd", "recon"],
+                  "Metrics: bpd, recon, fd_classifier, fid, id; class-conditional models also classify, sample_accuracy.")
 flags.DEFINE_string("out", None, "Output directory.", required=True)
 flags.DEFINE_string("split", "test", "Dataset split.")
 flags.DEFINE_integer("max_examples", 2000, "Evaluate on at most this many examples.")
