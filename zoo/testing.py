@@ -493,7 +493,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         prior = np.asarray(net.class_log_prior, np.float64)
         assert prior.shape == (net.num_classes,) and abs(np.exp(prior).sum() - 1) < 1e-5, f"class_log_prior {prior}"
         predicted, log_posterior = net.classify(x, return_log_posterior=True)
-        assert predicted.shape == (n,) and predicted.dtype == np.int32, f"classify gave {predicted.dtype} {predicted.shape}"
+        assert predicted.shape == (n,) and predicted.dtype == np.int32, (
+            f"classify gave {predicted.dtype} {predicted.shape}")
         np.testing.assert_array_equal(predicted, (per_class + prior).argmax(-1), err_msg="classify != argmax")
         np.testing.assert_allclose(np.exp(log_posterior).sum(-1), 1.0, rtol=1e-5, err_msg="classify's posterior")
         _refused(lambda: net.log_prob(x), net.name, "log_prob without labels of a class-conditional model")
@@ -803,7 +804,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         _refused(lambda: net.decode(nan_latent), name, "decode of a NaN latent")
         noise = [None if n is None else _np(n) for n in draw_noise(net.noise_shapes, 2, 0)]
         wrong_noise = np.concatenate([noise[0], noise[0][:, :1]], axis=-1)
-        _refused(lambda: net.generate(wrong_noise, noise[1], **draw), name, "generate with latent noise of the wrong shape")
+        _refused(lambda: net.generate(wrong_noise, noise[1], **draw), name,
+                 "generate with latent noise of the wrong shape")
         nan_noise = noise[0].copy()
         nan_noise.flat[0] = np.nan
         _refused(lambda: net.generate(nan_noise, noise[1], **draw), name, "generate with NaN latent noise")

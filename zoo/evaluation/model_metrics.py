@@ -95,7 +95,10 @@ def _domain_classifier(example_shape, num_classes):
     for filters in (32, 64):
         h = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
         h = keras.layers.MaxPooling2D()(h) if h.shape[1] >= 4 else h
-    h = keras.layers.GlobalAveragePooling2D()(h)
+    # Small maps (8x8 digits: 2x2) are averaged; larger ones (28x28: 7x7) are flattened, keeping where the features
+    # are (a garment's shape): Fashion-MNIST held-out accuracy 0.60 averaged vs 0.85 flattened after 3 epochs on
+    # 10,000 images, 0.88 flattened after 10.
+    h = keras.layers.GlobalAveragePooling2D()(h) if h.shape[1] <= 2 else keras.layers.Flatten()(h)
     features = keras.layers.Dense(128, activation="relu", name="features")(h)
     outputs = keras.layers.Dense(num_classes)(features)
     classifier = keras.Model(inputs, outputs)
@@ -122,7 +125,9 @@ def fit_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, ev
     held_out = eval_images is not None
     scored = (eval_images, eval_labels) if held_out else (images, labels)
     accuracy = float(classifier.evaluate(*scored, verbose=0)[1])
-    return {"classifier": classifier, "extractor": extractor, "accuracy": accuracy,
+    pooling = "flattened" if any(isinstance(layer, keras.layers.Flatten) for layer in classifier.layers) \
+        else "global average"
+    return {"classifier": classifier, "extractor": extractor, "accuracy": accuracy, "pooling": pooling,
             "accuracy_on": f"{len(scored[0])} held-out examples" if held_out else "its own training images",
             "train_examples": int(len(images)), "epochs": int(epochs), "seed": int(seed)}
 
@@ -145,7 +150,7 @@ def _predict_classes(classifier, images, batch_size=500):
 
 
 def _classifier_protocol(judge):
-    return {"architecture": "2 conv (32, 64) + dense 128 CNN (zoo.evaluation.model_metrics)",
+    return {"architecture": f"2 conv (32, 64) + {judge['pooling']} + dense 128 CNN (zoo.evaluation.model_metrics)",
             "held_out_accuracy": judge["accuracy"], "accuracy_on": judge["accuracy_on"],
             "train_examples": judge["train_examples"], "epochs": judge["epochs"], "seed": judge["seed"]}
 

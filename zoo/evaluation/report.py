@@ -96,7 +96,7 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             train_images, train_labels = datasets.load(dataset, "train", data_dir=data_dir)
             judge.update(model_metrics.fit_domain_classifier(
                 model.as_model_input(train_images[:10000]), train_labels[:10000],
-                epochs=20 if len(train_images[:10000]) <= 5000 else 3, seed=seed, eval_images=images,
+                epochs=20 if len(train_images[:10000]) <= 5000 else 10, seed=seed, eval_images=images,
                 eval_labels=labels))
         return judge
 
@@ -119,7 +119,7 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             train_images, train_labels = model.as_model_input(train_images[:10000]), train_labels[:10000]
             report["metrics"]["frechet_distance_classifier"] = model_metrics.frechet_distance_classifier(
                 model, images, labels, min(num_samples, len(images)), seed=seed, train_images=train_images,
-                train_labels=train_labels, epochs=20 if len(train_images) <= 5000 else 3)
+                train_labels=train_labels, epochs=20 if len(train_images) <= 5000 else 10)
         elif step == "fid":
             count = min(num_samples if fid_samples is None else fid_samples, len(images))
             report["metrics"]["fid"] = model_metrics.fid(model, images, count, seed=seed,
