@@ -189,7 +189,8 @@ def main():
         "with the flow (GLOW's top prior, NIF's latent mean, the base of deep NIF's and DNF's low-dimensional "
         "flows) the digits models at their budgets (80 epochs of 1,500 images) draw many samples of another "
         "class, and their own classifiers agree (the self column tracks the CNN's sample accuracy), so the "
-        "overlap is in the models, not in the judge: at temperature 1 each class's prior still covers the others' regions. "
+        "overlap is in the models, not in the judge: at temperature 1 each class's prior still covers the "
+        "others' regions. "
         "The DNF, whose class enters only through the base of an 8-dim inner flow trained together with the "
         "outer flow, separated its digit classes least in this run (its samples near chance); conditioning its "
         "inner flow's coupling networks on y, not only its base, is the next step, not done here.",
