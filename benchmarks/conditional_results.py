@@ -92,11 +92,9 @@ def _judge(dataset, cache):
         from zoo.evaluation import model_metrics
         from zoo.training.data import load_training_data
 
-        images, labels = load_training_data(dataset, "train", 10000, labels=True)
+        images, labels = load_training_data(dataset, "train", model_metrics.JUDGE_TRAIN_EXAMPLES, labels=True)
         test_images, test_labels = load_training_data(dataset, "test", labels=True)
-        cache[dataset] = model_metrics.fit_domain_classifier(
-            images, labels, epochs=20 if len(images) <= 5000 else 10, seed=0, eval_images=test_images,
-            eval_labels=test_labels)
+        cache[dataset] = model_metrics.fit_dataset_judge(images, labels, test_images, test_labels)
     return cache[dataset]
 
 

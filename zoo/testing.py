@@ -216,16 +216,15 @@ def _fingerprint(model, x, seed=7, labels=None):
 class _StepLosses(keras.callbacks.Callback):
     """Per-step training losses (from Keras's running epoch means), per ``fit`` call, with the objective's terms."""
 
-    def __init__(self, probe, labels=None):
+    def __init__(self, probe):
         super().__init__()
-        self.probe = probe  # a few examples as the dataset gives them
-        self.labels = labels  # theirs, for a class-conditional model
+        self.probe = probe  # model -> (a few examples as the dataset gives them, their labels or None)
         self.fits = []
         self.epoch_logs = []
 
     def on_train_begin(self, logs=None):
-        probe = self.model.as_model_input(self.probe)
-        terms = tuple(sorted(self.model(_model_inputs(probe, self.labels), training=False)))  # the named terms
+        raw, labels = self.probe(self.model)
+        terms = tuple(sorted(self.model(_model_inputs(self.model.as_model_input(raw), labels), training=False)))
         self.fits.append({"terms": terms, "running": []})
 
     def on_train_batch_end(self, batch, logs=None):
@@ -357,16 +356,21 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             state["model"] = fresh()
         return state["model"]
 
-    def examples(count=None):
-        return model().as_model_input(_load_examples(data, "test", count or eval_examples, seed))
+    def labelled(count=None, split="test"):
+        """``(examples in the model's input form, their labels or None for an unconditional model)``, one load."""
+        raw, labels = _examples_and_labels(model(), data, split, count or eval_examples, seed)
+        return model().as_model_input(raw), labels
 
-    def labels_of(split, count):
-        """The labels of ``_load_examples(data, split, count)`` for a class-conditional model; None otherwise."""
-        return _examples_and_labels(model(), data, split, count, seed)[1]
+    def examples(count=None):
+        return labelled(count)[0]
 
     def classes(count):
         """``{"labels": every class in turn}`` for a class-conditional model's draws, ``{}`` otherwise."""
         return _given(model().every_class(count))
+
+    def one_class():
+        """``{"labels": 0}`` (class 0 for every draw) for a class-conditional model, ``{}`` otherwise."""
+        return _given(None if model().num_classes is None else 0)
 
     def run(name, check):
         if name not in checks:
@@ -392,7 +396,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             state["trends"] = _trends(stages)
             _check_losses_fall(stages)
             return None
-        recorder = _StepLosses(_load_examples(data, "test", 4, seed), labels_of("test", 4))
+        recorder = _StepLosses(lambda net: _examples_and_labels(net, data, "test", 4, seed))
         out = os.path.join(tmp_dir, "run")
         dataset = data if validation_examples is None else (
             _load_examples(data, "train", num_examples, seed), _load_examples(data, "test", validation_examples, seed))
@@ -432,8 +436,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     # ------------------------------------------------------------- contract
     def check_contract():
         net = model()
-        x = examples(8)
-        labels = labels_of("test", 8)
+        x, labels = labelled(8)
         given = _given(labels)
         facts = net.describe()
         assert isinstance(json.loads(json.dumps(facts)), dict), "describe() is not plain data"
@@ -479,8 +482,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         np.testing.assert_allclose(loss, (total + penalties) / (net.num_dims * math.log(2.0)), rtol=1e-5, atol=1e-6,
                                    err_msg="compute_loss != mean(sum of terms) / (D ln 2)")
         # The training data again (zoo.train fitted the post-hoc priors on it): the same priors, or a no-op {}.
-        fitted = net.fit_priors(net.as_model_input(_load_examples(data, "train", num_examples, seed)), seed=seed,
-                                **_given(labels_of("train", num_examples)))
+        train_x, train_labels = labelled(num_examples, "train")
+        fitted = net.fit_priors(train_x, seed=seed, **_given(train_labels))
         assert isinstance(fitted, dict), f"fit_priors returned a {type(fitted).__name__}, not a dict"
         assert facts.get("num_classes") == net.num_classes, f"describe()['num_classes'] = {facts.get('num_classes')}"
         if net.num_classes is None:
@@ -528,8 +531,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     # ------------------------------------------------------------- round trips
     def check_round_trip():
         net = model()
-        x = examples(6)
-        labels = labels_of("test", 6)
+        x, labels = labelled(6)
         reference = _fingerprint(net, x, labels=labels)
         again = _fingerprint(net, x, labels=labels)
         for key in reference:
@@ -559,7 +561,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             directory = os.path.join(tmp_dir, "reload_preset")
             model().save_to_preset(directory, overwrite=True)
             reloaded = {".keras": keras.saving.load_model(path), "preset directory": registry.get(directory)}
-        x = model().as_model_input(_load_examples(data, "train", batch_size, seed))
+        x, labels = labelled(batch_size, "train")
         optimizer = model().optimizer.get_config() if getattr(model(), "optimizer", None) is not None else None
         for what, other in reloaded.items():
             assert other.compiled and getattr(other, "optimizer", None) is not None, (
@@ -568,7 +570,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
             if what != ".keras":  # one fit step: both reloads re-compile in deserialize -> compile_from_config
                 continue
             before = _weights(other)
-            history = other.fit(x, labels_of("train", batch_size), batch_size=batch_size, epochs=1, verbose=0)
+            history = other.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0)
             loss = history.history["loss"][-1]
             assert math.isfinite(loss), f"{what}: fit after reload gave loss {loss}"
             if other.likelihood_term is not None:
@@ -581,8 +583,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         if exporters is None:
             return "no exporters given"
         net = model()
-        x = examples(5)
-        labels = labels_of("test", 5)
+        x, labels = labelled(5)
         given = _given(labels)
         path = exporters.saved_model(net, os.path.join(tmp_dir, "saved_model"), overwrite=True)
         state["saved_model"] = path
@@ -668,7 +669,7 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
         net = model()
         name = net.name
         x = examples(4)
-        draw = _given(None if net.num_classes is None else 0)  # a conditional model: class 0 for every draw
+        draw = one_class()
 
         def sample(*args, **kwargs):
             return net.sample(*args, **draw, **kwargs)
@@ -765,9 +766,8 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
     def check_bad_input():
         net = model()
         name = net.name
-        x = examples(4)
-        labels = labels_of("test", 4)
-        given, draw = _given(labels), _given(None if net.num_classes is None else 0)
+        x, labels = labelled(4)
+        given, draw = _given(labels), one_class()
         entry_points = {"log_prob": lambda v: net.log_prob(v, **given),
                         "bits_per_dim": lambda v: net.bits_per_dim(v, **given), "encode": net.encode}
         wider = np.concatenate([x, x[..., :1]], axis=-1)
@@ -873,7 +873,7 @@ def _train_instance(model, data, epochs, batch_size, num_examples, settings, see
     x = model.as_model_input(raw)
     steps = len(x) // batch_size
     model.compile(optimizer=make_optimizer(training_settings(None, settings), steps * epochs))
-    recorder = _StepLosses(raw[:4], None if labels is None else labels[:4])
+    recorder = _StepLosses(lambda _: (raw[:4], None if labels is None else labels[:4]))
     for epoch in range(epochs):
         model.begin_training_epoch(epoch, epochs)
         model.fit(x[: steps * batch_size], None if labels is None else labels[: steps * batch_size],

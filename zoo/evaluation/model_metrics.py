@@ -44,7 +44,7 @@ def bits_per_dim(model, images, batch_size=256, labels=None):
 
 
 def draw_samples(model, num_samples, temperature=1.0, noise_scale=None, seed=0):
-    """``model.sample(num_samples, ...)`` as a NumPy array; a class-conditional model's samples cycle through the classes.
+    """``model.sample(num_samples, ...)`` as a NumPy array; a class-conditional model's draws cycle through its classes.
 
     The labels are ``model.every_class(num_samples)`` (``0, 1, ..., K-1, 0,
     ...``: equal counts per class), so metrics on samples of a conditional
@@ -112,8 +112,8 @@ def fit_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, ev
 
     Returns a dict: ``classifier`` (a Keras model giving logits),
     ``extractor`` (its penultimate 128-d features, for a Frechet distance),
-    ``accuracy`` on ``eval_images`` / ``eval_labels`` when given (held out),
-    else on the training images, and the protocol (``accuracy_on``,
+    ``accuracy`` on ``eval_images`` / ``eval_labels`` when given
+    (``held_out``), else on the training images, and the protocol (``accuracy_on``,
     ``train_examples``, ``epochs``, ``seed``).
     """
     import keras
@@ -128,6 +128,7 @@ def fit_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, ev
     pooling = "flattened" if any(isinstance(layer, keras.layers.Flatten) for layer in classifier.layers) \
         else "global average"
     return {"classifier": classifier, "extractor": extractor, "accuracy": accuracy, "pooling": pooling,
+            "held_out": held_out,
             "accuracy_on": f"{len(scored[0])} held-out examples" if held_out else "its own training images",
             "train_examples": int(len(images)), "epochs": int(epochs), "seed": int(seed)}
 
@@ -143,6 +144,18 @@ def train_domain_classifier(images, labels, epochs=3, seed=0, eval_images=None, 
     """
     fitted = fit_domain_classifier(images, labels, epochs, seed, eval_images, eval_labels)
     return fitted["extractor"], fitted["accuracy"]
+
+
+JUDGE_TRAIN_EXAMPLES = 10000
+"""The judge trains on at most this many training images (20 epochs up to 5,000 of them, else 10)."""
+
+
+def fit_dataset_judge(train_images, train_labels, eval_images, eval_labels, seed=0):
+    """The dataset's independent CNN as ``zoo.evaluate`` trains it (``fit_domain_classifier`` under the protocol
+    of ``JUDGE_TRAIN_EXAMPLES``), scored on ``eval_images`` / ``eval_labels`` (held out)."""
+    images, labels = train_images[:JUDGE_TRAIN_EXAMPLES], train_labels[:JUDGE_TRAIN_EXAMPLES]
+    return fit_domain_classifier(images, labels, epochs=20 if len(images) <= 5000 else 10, seed=seed,
+                                 eval_images=eval_images, eval_labels=eval_labels)
 
 
 def _predict_classes(classifier, images, batch_size=500):
@@ -199,22 +212,26 @@ def sample_accuracy(model, judge, samples_per_class, temperature=1.0, noise_scal
 
 
 def frechet_distance_classifier(model, images, labels, num_samples, temperature=1.0, noise_scale=None, seed=0,
-                                train_images=None, train_labels=None, epochs=3):
+                                train_images=None, train_labels=None, epochs=3, judge=None):
     """Frechet distance between test images and samples on a trained domain classifier's features.
 
     The classifier is trained on ``train_images`` / ``train_labels`` (the
     dataset's training split; default: ``images`` themselves, for quick
     checks) and its accuracy is reported on ``images`` (held out when a
-    training split is given). A classifier near chance has features that do
-    not tell images apart, and then the distance means little: read it next
-    to ``classifier_accuracy``.
+    training split is given); or ``judge`` is one already trained and scored
+    on ``images`` (``fit_dataset_judge``'s dict: ``zoo.evaluate`` trains one
+    per report for this and the class-conditional metrics). A classifier near
+    chance has features that do not tell images apart, and then the distance
+    means little: read it next to ``classifier_accuracy``.
     """
     from zoo.evaluation import metrics
 
-    held_out = train_images is not None
-    fit_images, fit_labels = (train_images, train_labels) if held_out else (images, labels)
-    extractor, accuracy = train_domain_classifier(fit_images, fit_labels, epochs=epochs, seed=seed,
-                                                  eval_images=images, eval_labels=labels)
+    if judge is None and train_images is None:  # quick checks: trained and scored on ``images`` themselves
+        judge = fit_domain_classifier(images, labels, epochs=epochs, seed=seed)
+    elif judge is None:
+        judge = fit_domain_classifier(train_images, train_labels, epochs=epochs, seed=seed, eval_images=images,
+                                      eval_labels=labels)
+    held_out, extractor, accuracy = judge["held_out"], judge["extractor"], judge["accuracy"]
     samples = draw_samples(model, num_samples, temperature=temperature, noise_scale=noise_scale, seed=seed)
     real = np.asarray(extractor.predict(images[:num_samples], verbose=0))
     fake = np.asarray(extractor.predict(samples, verbose=0))
@@ -222,7 +239,7 @@ def frechet_distance_classifier(model, images, labels, num_samples, temperature=
             "label": "Frechet distance on a domain classifier's features (not FID)",
             "classifier_accuracy": accuracy,
             "classifier_accuracy_on": "the evaluated split (held out)" if held_out else "its own training images",
-            "classifier_train_examples": int(len(fit_images)), "classifier_epochs": int(epochs),
+            "classifier_train_examples": judge["train_examples"], "classifier_epochs": judge["epochs"],
             "samples": int(num_samples), "temperature": temperature, "noise_scale": noise_scale, "seed": seed}
 
 

@@ -94,10 +94,9 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
     def independent_classifier():
         if not judge:  # trained once per report, on the training split; scored on the evaluated examples
             train_images, train_labels = datasets.load(dataset, "train", data_dir=data_dir)
-            judge.update(model_metrics.fit_domain_classifier(
-                model.as_model_input(train_images[:10000]), train_labels[:10000],
-                epochs=20 if len(train_images[:10000]) <= 5000 else 10, seed=seed, eval_images=images,
-                eval_labels=labels))
+            limit = model_metrics.JUDGE_TRAIN_EXAMPLES
+            judge.update(model_metrics.fit_dataset_judge(model.as_model_input(train_images[:limit]), train_labels,
+                                                         images, labels, seed=seed))
         return judge
 
     for step in steps:
@@ -115,11 +114,8 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
         elif step == "fd_classifier":
             if manifold is not None:
                 raise ValueError(f"fd_classifier needs a labelled image dataset; {dataset!r} is a synthetic manifold.")
-            train_images, train_labels = datasets.load(dataset, "train", data_dir=data_dir)
-            train_images, train_labels = model.as_model_input(train_images[:10000]), train_labels[:10000]
             report["metrics"]["frechet_distance_classifier"] = model_metrics.frechet_distance_classifier(
-                model, images, labels, min(num_samples, len(images)), seed=seed, train_images=train_images,
-                train_labels=train_labels, epochs=20 if len(train_images) <= 5000 else 10)
+                model, images, labels, min(num_samples, len(images)), seed=seed, judge=independent_classifier())
         elif step == "fid":
             count = min(num_samples if fid_samples is None else fid_samples, len(images))
             report["metrics"]["fid"] = model_metrics.fid(model, images, count, seed=seed,
