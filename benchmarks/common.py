@@ -3,6 +3,7 @@
 import os
 import re
 
+from zoo import files
 from zoo.evaluation.report import machine_description  # noqa: F401 (re-exported for the benchmarks)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,6 +23,5 @@ def write_section(path, heading, section):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
+    with files.staged_file(path, overwrite=True) as staged, open(staged, "w") as f:  # whole, then renamed
         f.write(text.rstrip("\n") + "\n")

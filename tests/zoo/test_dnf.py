@@ -280,9 +280,12 @@ def test_thin_spiral_speed_and_latent_distances(winding):
     assert same["total_variation"] == 0 and abs(same["wasserstein_1"]) < 1e-12
     shifted = zoo.experiments.thin_spiral.latent_density_distances(grid, np.exp(-(grid - 0.5) / 0.3) / 0.3 * (grid >= 0.5), true)
     np.testing.assert_allclose(shifted["wasserstein_1"], 0.5, atol=1e-3)  # W1 of a shift = the shift
+    # KS of Exp(0.3) against it shifted by 0.5: the largest CDF gap is F(0.5) = 1 - exp(-0.5 / 0.3), at u = 0.5.
+    np.testing.assert_allclose(shifted["kolmogorov_smirnov"], 1 - np.exp(-0.5 / 0.3), atol=1e-3)
+    assert same["kolmogorov_smirnov"] < 1e-12
     zero = zoo.experiments.thin_spiral.latent_density_distances(grid, np.zeros_like(grid), true)
     np.testing.assert_allclose(zero["total_variation"], 0.5, atol=1e-3)
-    assert np.isnan(zero["wasserstein_1"]) and zero["learned_mass"] == 0
+    assert np.isnan(zero["wasserstein_1"]) and np.isnan(zero["kolmogorov_smirnov"]) and zero["learned_mass"] == 0
 
 
 def test_thin_spiral_winds_as_the_reference_simulator_by_default():

@@ -65,7 +65,8 @@ def test_paper_presets_cite_a_source_for_every_value_and_match_it():
 def test_filters():
     assert {p["name"] for p in zoo.list(family="nf", dataset="celeba")} == {"nf_celeba"}
     assert {p["name"] for p in zoo.list(dataset="fmnist")} == {f"nif_fmnist_{d}" for d in (64, 128, 256, 512)} | {
-        "nf_fmnist", "dnf_fmnist_64", "nf_fmnist_small", "nif_fmnist_small_64", "dnf_fmnist_small_16",
+        "nf_fmnist", "dnf_fmnist_64", "nf_fmnist_small", "nif_fmnist_small_64", "nif_fmnist_small_128",
+        "dnf_fmnist_small_16",
         "nif_fmnist_small_conditional_64"}
     assert zoo.list(family="no_such_family") == []
 

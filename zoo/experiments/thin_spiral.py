@@ -39,9 +39,10 @@ def latent_density_distances(u, learned, true):
     """Distances between a learned and the true latent density on a 1-D grid ``u`` (trapezoid rule).
 
     Returns a dict: ``total_variation`` = ``0.5 int |learned - true| du``
-    (scale and shape), ``wasserstein_1`` between the two densities each
-    normalized over the grid (shape only; ``nan`` when the learned one has no
-    mass), and ``learned_mass`` = ``int learned du``.
+    (scale and shape), ``wasserstein_1`` and ``kolmogorov_smirnov`` (the
+    largest gap between the cumulative distributions) between the two
+    densities each normalized over the grid (shape only; ``nan`` when the
+    learned one has no mass), and ``learned_mass`` = ``int learned du``.
     """
     u, learned, true = (np.asarray(a, dtype=np.float64) for a in (u, learned, true))
     learned = np.where(np.isfinite(learned), learned, 0.0)
@@ -51,12 +52,13 @@ def latent_density_distances(u, learned, true):
         return np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * steps)])
 
     mass, true_mass = cumulative(learned)[-1], cumulative(true)[-1]
-    w1 = float("nan")
+    w1 = ks = float("nan")
     if mass > 0:
         gap = np.abs(cumulative(learned) / mass - cumulative(true) / true_mass)
         w1 = float(np.sum(0.5 * (gap[1:] + gap[:-1]) * steps))
+        ks = float(gap.max())
     tv = 0.5 * np.sum(0.5 * (np.abs(learned - true)[1:] + np.abs(learned - true)[:-1]) * steps)
-    return {"total_variation": float(tv), "wasserstein_1": w1, "learned_mass": float(mass)}
+    return {"total_variation": float(tv), "wasserstein_1": w1, "kolmogorov_smirnov": ks, "learned_mass": float(mass)}
 
 
 def induced_latent_density(model, u, scale=0.3, winding="reference"):

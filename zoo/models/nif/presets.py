@@ -104,6 +104,15 @@ def _register_presets():
         training=SMALL_PRESET_TRAINING,
     )
     registry.register(
+        "nif_fmnist_small_128", make_nif,
+        dict(FMNIST_SMALL_GLOW, image_shape=(28, 28, 1), latent_dim=128, n_bits=NIF_PAPER_N_BITS),
+        family="nif", dataset="fmnist", paper=NIF_PAPER, input_shape=(28, 28, 1), latent_dim=128,
+        description="CPU-sized preset (not in the paper): `nf_fmnist_small`'s GLOW (2 levels x 4 steps x 32 "
+                    "channels) + Gaussian NIF d=128, n_bits=3 (the d=128 column of the NIF vs NF comparison in "
+                    "docs/RESULTS.md).",
+        training=SMALL_PRESET_TRAINING,
+    )
+    registry.register(
         "nif_fmnist_small_conditional_64", make_nif,
         dict(FMNIST_SMALL_GLOW, image_shape=(28, 28, 1), latent_dim=64, n_bits=NIF_PAPER_N_BITS, num_classes=10),
         family="nif", dataset="fmnist", paper=NIF_PAPER, input_shape=(28, 28, 1), latent_dim=64,
