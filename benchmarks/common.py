@@ -25,3 +25,22 @@ def write_section(path, heading, section):
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     with files.staged_file(path, overwrite=True) as staged, open(staged, "w") as f:  # whole, then renamed
         f.write(text.rstrip("\n") + "\n")
+
+
+def write_json(path, payload, benchmark):
+    """Writes a benchmark's raw numbers to ``path`` through a staging file.
+
+    The file carries ``"benchmark": benchmark``; an existing file is replaced only
+    when it carries the same marker (a file this benchmark wrote), never otherwise.
+    """
+    import json
+
+    def recognize(existing):
+        try:
+            with open(existing) as f:
+                return json.load(f).get("benchmark") == benchmark
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    with files.staged_file(path, overwrite=True, recognize=recognize) as staged, open(staged, "w") as f:
+        json.dump({"benchmark": benchmark, **payload}, f, indent=1)

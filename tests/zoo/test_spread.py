@@ -159,6 +159,27 @@ def test_data_noise_annealing_reaches_its_floor():
         zoo.training.DataNoiseAnnealing(floor=-1.0)
 
 
+def test_spread_spectrum_history_records_the_prior_spectrum_and_the_noise():
+    model = _tiny_image_model(data_noise=0.05)
+    model.compile(optimizer=zoo.training.spread_optimizer(1e-3), run_eagerly=True)  # 5 steps: tracing would dominate
+    x = np.random.default_rng(0).uniform(size=(50, 8, 8, 1)).astype("float32")
+    history = zoo.training.SpreadSpectrumHistory(every_steps=2)
+    annealing = zoo.training.DataNoiseAnnealing(start_step=0, every_steps=1, factor=0.5, floor=0.01)
+    model.fit(x, batch_size=10, epochs=1, verbose=0, callbacks=[annealing, history])
+    assert [r["step"] for r in history.history] == [0, 2, 4, 5]  # the start, every 2 steps, the end
+    np.testing.assert_allclose(history.history[-1]["eigenvalues"], model.prior.spectrum(), rtol=1e-12)
+    assert history.history[0]["eigenvalues"] != history.history[-1]["eigenvalues"]  # it trained between records
+    assert [r["data_noise"] for r in history.history] == pytest.approx([0.05, 0.0125, 0.01, 0.01])
+    model.fit(x[:20], batch_size=10, epochs=1, verbose=0, callbacks=[history])  # continues from the step count
+    assert [r["step"] for r in history.history][-2:] == [6, 7]
+    with pytest.raises(ValueError, match="SpreadPrior"):
+        vector = zoo.get("nf_spread_sin")
+        vector.compile(optimizer="adam", run_eagerly=True)
+        vector.fit(np.zeros((4, 2), "float32"), epochs=1, verbose=0, callbacks=[zoo.training.SpreadSpectrumHistory(1)])
+    with pytest.raises(ValueError, match="every_steps"):
+        zoo.training.SpreadSpectrumHistory(0)
+
+
 def test_implicit_mnist_model_generates_data_of_known_intrinsic_dimension(tmp_path):
     images = zoo.load_digits_images()[0][:200]
     vae = zoo.data.train_implicit_model(images, latent_dim=3, epochs=1, batch_size=50)

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from layers.spread import DataNoise
+from layers.spread import DataNoise, SpreadPrior
 from zoo.training.checkpoints import snapshot
 
 
@@ -185,3 +185,56 @@ class DataNoiseAnnealing(keras.callbacks.Callback):
         for layer in self.noise_layers():
             current = float(ops.convert_to_numpy(layer.stddev))
             layer.stddev.assign(max(self.floor, current * self.factor))
+
+
+class SpreadSpectrumHistory(keras.callbacks.Callback):
+    """Records the spectrum of a spread prior's ``A A^T`` every ``every_steps`` optimizer steps during ``fit``.
+
+    How the eigenvalue gap of the learnable manifold prior emerges with training
+    (section 7 of "On the latent space of flow-based models"). After the
+    run, ``history`` is a list of ``{"step", "data_noise", "eigenvalues"}``
+    (eigenvalues of ``A A^T`` in decreasing order, float64, as
+    ``SpreadPrior.spectrum()``; ``data_noise``: the ``layers.DataNoise``
+    standard deviation at that step, or None without one). Steps are the
+    optimizer's iteration count, so the record continues across ``fit`` calls;
+    step 0 is recorded when training starts from it.
+
+    Args:
+        every_steps: int >= 1.
+    """
+
+    def __init__(self, every_steps=500):
+        super().__init__()
+        if int(every_steps) < 1:
+            raise ValueError(f"SpreadSpectrumHistory: needs every_steps >= 1; received {every_steps}.")
+        self.every_steps = int(every_steps)
+        self.history = []
+
+    def _prior(self):
+        prior = getattr(self.model, "prior", None)
+        if not isinstance(prior, SpreadPrior):
+            raise ValueError(
+                "SpreadSpectrumHistory: the model's prior is "
+                f"{type(prior).__name__}, not a layers.SpreadPrior; use it with a spread model (zoo.get('spread_*')).")
+        return prior
+
+    def _record(self):
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.history and self.history[-1]["step"] == step:
+            return
+        noise = [l for l in self.model._flatten_layers(include_self=False, recursive=True) if isinstance(l, DataNoise)]
+        self.history.append({"step": step,
+                             "data_noise": float(ops.convert_to_numpy(noise[0].stddev)) if noise else None,
+                             "eigenvalues": [float(e) for e in self._prior().spectrum()]})
+
+    def on_train_begin(self, logs=None):
+        self._prior()
+        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) == 0:
+            self._record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) % self.every_steps == 0:
+            self._record()
+
+    def on_train_end(self, logs=None):
+        self._record()
