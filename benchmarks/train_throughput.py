@@ -334,6 +334,8 @@ def render_section(result):
         "zero tensor each) took 25 of 215 busy thread-ms per step on an Intel Xeon, and removing them took "
         "the ratio from 1.61 to 1.80 there.",
         "",
+        heavy_op_paragraph(r, a),
+        "",
         "**Configuration** (both models): "
         f"images {a.height}x{a.width}x{a.channels} (random uint8 from NumPy, seed {a.seed}), "
         f"{a.levels} levels (TFP `num_glow_blocks`) x {a.steps_per_level} steps "
@@ -399,6 +401,29 @@ def render_section(result):
         "",
     ]
     return "\n".join(lines)
+
+
+def heavy_op_paragraph(r, a):
+    h = r["heavy_ops"]
+    rate = h["flops"] / h["seconds"]
+    share = rate / r["matmul_peak"]
+    slowest = "; ".join(
+        f"{row['op']} {' x '.join(str(list(s)) for s in row['shapes'] if len(s) > 1)} x{row['count']}: "
+        f"{row['seconds'] * 1e3:.2f} ms each, {row['flops'] / row['seconds'] / 1e9:.0f} GFLOP/s"
+        for row in h["rows"][:6])
+    return ("**What the step's own convolutions allow** (`heavy_op_bound`): the step graph's "
+            f"{sum(row['count'] for row in h['rows'])} convolution and matmul ops (forward and gradients, "
+            f"{len(h['rows'])} distinct shapes) run one at a time, each alone as a `tf.function` at its shape in the "
+            f"step (median of 7, minus {h['call_overhead'] * 1e6:.0f} us for calling an empty function): "
+            f"{h['flops'] / 1e9:.2f} GFLOP per step of {a.batch_size} images (this count; XLA's: "
+            f"{r['flops_per_image'] * a.batch_size / 1e9:.2f}) in {h['seconds'] * 1e3:.0f} ms, "
+            f"{rate / 1e9:.0f} GFLOP/s = {100 * share:.1f}% of the matmul peak. With every other op of the step "
+            f"free, the step would run at about that share: "
+            + (f"the {100 * MFU_TARGET:.0f}% target is above what this CPU's convolution kernels (oneDNN) deliver "
+               "at these shapes (thin inputs of C/2 channels, small spatial sizes at the deep levels), so it "
+               "cannot be reached by removing overhead around them" if share < MFU_TARGET else
+               f"the {100 * MFU_TARGET:.0f}% target is within reach of the kernels; the rest is overhead")
+            + f". Largest totals: {slowest}.")
 
 
 def model_flops(args):
@@ -473,6 +498,98 @@ def op_time_breakdown(model, batch, steps=10):
                 else:
                     per_type[name.removeprefix("_MklNative").removeprefix("_Mkl")] += milliseconds
     return 1e3 * wall, busy, per_type.most_common()
+
+
+HEAVY_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMulV2")
+
+
+def _op_flops(op):
+    """FLOPs (multiply-adds x 2) of one heavy graph op from its static shapes."""
+    shape = lambda tensor: [int(d) for d in tensor.shape]  # noqa: E731
+    if op.type == "Conv2D":
+        kh, kw, cin, _ = shape(op.inputs[1])
+        return 2 * math.prod(shape(op.outputs[0])) * kh * kw * cin
+    if op.type == "Conv2DBackpropInput":  # (input_sizes, filter, out_backprop) -> d input
+        kh, kw, _, cout = shape(op.inputs[1])
+        return 2 * math.prod(shape(op.outputs[0])) * kh * kw * cout
+    if op.type == "Conv2DBackpropFilter":  # (input, filter_sizes, out_backprop) -> d filter
+        kh, kw, cin, cout = shape(op.outputs[0])
+        return 2 * math.prod(shape(op.inputs[2])[:-1]) * kh * kw * cin * cout
+    a, b = shape(op.inputs[0]), shape(op.inputs[1])
+    transpose_a = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
+    inner = a[-2] if transpose_a else a[-1]
+    return 2 * math.prod(shape(op.outputs[0])) * inner
+
+
+def heavy_op_bound(model, batch, repeats=7):
+    """How fast the step's convolutions and matmuls run when each runs alone, at the step's own shapes.
+
+    Lists the forward and gradient ``Conv2D`` / ``MatMul`` ops of the traced
+    ``train_step`` graph (the graph ``fit`` runs), runs each distinct op
+    (type, shapes, attributes) alone as a ``tf.function`` on random inputs
+    (median of ``repeats`` after a warm-up) and sums time x count. The sum is
+    what these ops cost without anything else in the step; their FLOPs over
+    that time is the utilization the step could reach with every other op
+    free (ops of the step may also overlap on several threads, so it is where
+    the time goes rather than a strict bound). Each time is the median minus
+    the cost of calling an empty ``tf.function``. Returns ``{"rows", "flops",
+    "seconds", "call_overhead"}``, rows as ``{"op", "shapes", "count",
+    "flops", "seconds"}`` per distinct op, largest total time first.
+    """
+    import collections
+
+    graph = tf.function(model.train_step).get_concrete_function(batch).graph
+    groups = collections.OrderedDict()
+    functions = [graph] + [f.graph for f in graph._functions.values() if hasattr(f, "graph")]
+    for g in functions:
+        for op in g.get_operations():
+            if op.type not in HEAVY_OPS:
+                continue
+            attrs = {name: op.get_attr(name) for name in op.node_def.attr if name not in ("T", "_class")}
+            # the int32 size operands of the gradient convolutions are the shape of the op's output
+            static = [np.array([int(d) for d in op.outputs[0].shape], np.int32) if t.dtype == tf.int32 else None
+                      for t in op.inputs]
+            key = (op.type, tuple(tuple(int(d) for d in t.shape) for t in op.inputs),
+                   tuple(sorted((k, str(v)) for k, v in attrs.items())))
+            if key not in groups:
+                groups[key] = {"op": op.type, "shapes": key[1], "count": 0, "flops": _op_flops(op), "attrs": attrs,
+                               "static": static}
+            groups[key]["count"] += 1
+    rows = []
+    rng = np.random.default_rng(0)
+    empty = tf.function(lambda x: x + 1.0)  # the cost of calling a tf.function and fetching a tensor
+    tiny = tf.constant(np.zeros((1,), np.float32))
+    empty(tiny).numpy()
+    overhead = []
+    for _ in range(5 * repeats):
+        start = time.perf_counter()
+        empty(tiny).numpy()
+        overhead.append(time.perf_counter() - start)
+    overhead = statistics.median(overhead)
+    for row in groups.values():
+        inputs = [tf.constant(value) if value is not None else
+                  tf.constant(rng.standard_normal(shape).astype("float32"))
+                  for value, shape in zip(row["static"], row["shapes"])]
+        raw = getattr(tf.raw_ops, row["op"])
+        names = {"Conv2D": ("input", "filter"), "Conv2DBackpropInput": ("input_sizes", "filter", "out_backprop"),
+                 "Conv2DBackpropFilter": ("input", "filter_sizes", "out_backprop"), "MatMul": ("a", "b"),
+                 "BatchMatMulV2": ("x", "y")}[row["op"]]
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in row.pop("attrs").items()
+                 if k in ("strides", "padding", "data_format", "dilations", "transpose_a", "transpose_b", "adj_x",
+                          "adj_y", "explicit_paddings", "use_cudnn_on_gpu")}
+        call = tf.function(lambda *xs: raw(**dict(zip(names, xs)), **attrs))
+        call(*inputs).numpy()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call(*inputs).numpy()
+            times.append(time.perf_counter() - start)
+        row.pop("static")
+        row["seconds"] = max(statistics.median(times) - overhead, 1e-6)
+        rows.append(row)
+    rows.sort(key=lambda r: -r["seconds"] * r["count"])
+    return {"rows": rows, "flops": sum(r["flops"] * r["count"] for r in rows),
+            "seconds": sum(r["seconds"] * r["count"] for r in rows), "call_overhead": overhead}
 
 
 def count_forward_conv_ops(train_step, example):
@@ -571,6 +688,7 @@ def main(argv=None):
     result["profile_conv_share"] = sum(ms for name, ms in result["profile_ops"] if "Conv2D" in name) / max(
         result["profile_busy_ms"], 1e-9)
     result["own_threads"] = machine["usable_cpus"]
+    result["heavy_ops"] = heavy_op_bound(model, tf.constant(images[:b]))
     # Performance model: this step's FLOPs (XLA's count of the same model) against a matmul peak of this run.
     result["flops_per_image"] = model_flops(args)
     result["matmul_peak_before"], result["matmul_peak_after"] = peak_before, matmul_peak()
@@ -606,6 +724,7 @@ def main(argv=None):
           f"{result['matmul_peak'] / 1e9:.0f} GFLOP/s (before {result['matmul_peak_before'] / 1e9:.0f}, after "
           f"{result['matmul_peak_after'] / 1e9:.0f}); utilization ours {100 * result['mfu_ours']:.1f}%, tfp at our "
           f"count {100 * result['mfu_tfp_at_our_count']:.1f}%")
+    print(heavy_op_paragraph(result, args))
     if not args.no_write:
         common.write_section(args.doc, SECTION_HEADING, render_section(result))
         print(f"wrote section '{SECTION_HEADING}' to {args.doc}")
