@@ -299,10 +299,15 @@ def _resized(images, size):
                            for i in range(0, len(floats), 5000)])
 
 
-def mnist_name(latent_dim, size):
-    """Result name: ``mnist5`` / ``mnist10`` / ``mnist_original`` (latent_dim None), ``_16`` etc. when resized."""
+MNIST_LEARNING_RATE = 4e-3  # the default of the MNIST runs (the paper: 5e-4 for 3000k steps)
+
+
+def mnist_name(latent_dim, size, learning_rate=MNIST_LEARNING_RATE):
+    """Result name: ``mnist5`` / ``mnist10`` / ``mnist_original`` (latent_dim None), ``_16`` etc. when resized,
+    ``_lr0.0005`` etc. for another learning rate."""
     base = "mnist_original" if latent_dim is None else f"mnist{latent_dim}"
-    return base if size == 28 else f"{base}_{size}"
+    return (base if size == 28 else f"{base}_{size}") + (
+        "" if learning_rate == MNIST_LEARNING_RATE else f"_lr{learning_rate:g}")
 
 
 def run_mnist(latent_dim, args):
@@ -315,8 +320,8 @@ def run_mnist(latent_dim, args):
     size = args.image_size
     images, _ = zoo.datasets.load("mnist", "train")
     images = _resized(images, size)
-    results = {"experiment": mnist_name(latent_dim, size), "base": mnist_name(latent_dim, 28), "image_size": size,
-               "true_dimension": latent_dim,
+    results = {"experiment": mnist_name(latent_dim, size, args.learning_rate), "base": mnist_name(latent_dim, 28),
+               "image_size": size, "true_dimension": latent_dim, "learning_rate": args.learning_rate,
                "batch_size": 100}
     if latent_dim is None:
         data = images[np.random.default_rng(0).permutation(len(images))[:20000]]
@@ -336,7 +341,8 @@ def run_mnist(latent_dim, args):
     expected = args.expected_steps
     annealing = zoo.training.DataNoiseAnnealing(start_step=expected // 4, every_steps=max(1, expected // 32), factor=0.9, floor=0.01)
     history = zoo.training.SpreadSpectrumHistory(every_steps=args.trace_every)
-    optimizer = zoo.training.spread_optimizer(4e-3, weight_decay=0.1, decay_every=max(1, expected // 5), decay_rate=0.7)
+    optimizer = zoo.training.spread_optimizer(args.learning_rate, weight_decay=0.1, decay_every=max(1, expected // 5),
+                                              decay_rate=0.7)
     done, seconds, loss = train(model, data, steps, args.budget_seconds, optimizer, callbacks=[annealing, history])
     eigenvalues, k, gap = _spectrum_facts(model.prior)
     results.update({"steps": done, "expected_steps": expected, "train_seconds": round(seconds, 1),
@@ -354,8 +360,10 @@ def run_mnist(latent_dim, args):
         axis.imshow(zoo.evaluation.pictures.tile_images([list(pixels[r * 8:(r + 1) * 8]) for r in range(4)], scale=1), cmap="gray")
         axis.set_title(panel)
         axis.axis("off")
-    _spectrum_panel(fig.add_subplot(1, 4, 3), eigenvalues, model.prior.spread_std**2, k, title, count=30)
+    _spectrum_panel(fig.add_subplot(1, 4, 3), eigenvalues, model.prior.spread_std**2, k,
+                    "original" if latent_dim is None else f"d = {latent_dim}", count=30)
     _emergence_panel(fig.add_subplot(1, 4, 4), history.history, latent_dim, model.prior.spread_std**2)
+    fig.subplots_adjust(wspace=0.3)
     results["figure"] = _save(fig, results["experiment"])
     return results
 
@@ -494,23 +502,24 @@ def mnist_section(results, machine):
              "keeps the method and shrinks the images: the same implicit model fitted to MNIST area-resized to "
              + ", ".join(f"{n}x{n} (D = {n * n})" for n in sorted({r["image_size"] for r in results.values()}))
              + " instead of 28x28 (D = 784); the flow is `spread_mnist` at that image shape (appendix C.5 "
-             "architecture). Batch 100, `zoo.training.spread_optimizer` (4e-3, weight decay "
-             "0.1, x0.7 every 1/5 of the expected steps); data noise 0.05 annealed by 0.9 from 1/4 of the expected "
-             "steps to the floor 0.01 at 3/4 (the paper: 3000k steps, annealing every 10k steps after 2000k, the "
-             "same floor), sigma_Z^2 = 1e-4. `zoo.training.SpreadSpectrumHistory` records the whole spectrum of "
+             "architecture). Batch 100, `zoo.training.spread_optimizer` (peak learning rate "
+             "as listed, weight decay 0.1, x0.7 every 1/5 of the expected steps); data noise 0.05 annealed by 0.9 from 1/4 of the expected "
+             "steps to the floor 0.01 at 3/4 (the paper: learning rate 5e-4, 3000k steps, annealing every 10k steps "
+             "after 2000k, the same floor), sigma_Z^2 = 1e-4. `zoo.training.SpreadSpectrumHistory` records the whole spectrum of "
              "AA^T during training. Levina-Bickel MLE (k = 20) on 5,000 of the same training images. Machine: "
              f"{machine['cpu_model']}, {machine['usable_cpus']} usable cores shared with other jobs (TF "
              f"{machine['tensorflow']}, Keras {machine['keras']}).", "",
-             "| data | image | VAE epochs | steps (paper: 3,000k) | train s | final data noise | K (rule) | "
+             "| data | image | learning rate | VAE epochs | steps (paper: 3,000k) | train s | final data noise | K (rule) | "
              "largest gap in top 30 | lambda_d / lambda_d+1 | eigenvalues > 10 sigma_Z^2 (first record -> last) | "
              "top 12 eigenvalues | Levina-Bickel MLE | paper's K | wall s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | ---: |"]
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | ---: |"]
     for name, r in results.items():
         d = r["true_dimension"]
         first = _gap_facts(r["trace"][0]["eigenvalues"], d)["count_above_1e-3"]
         ratio = f"{r['ratio_at_true_dimension']:.2f}" if d is not None else "-"
         lines.append(
             f"| {'original' if d is None else f'dim(z) = {d}'} | {r['image_size']}x{r['image_size']} | "
+            f"{r.get('learning_rate', MNIST_LEARNING_RATE):g} | "
             f"{r.get('vae_epochs', '-')} | {r['steps']} | {r['train_seconds']} | {r['final_data_noise']:.3f} | "
             f"{r['intrinsic_dimension_rule']} | {r['largest_gap_in_top30']} | {ratio} | {first} -> "
             f"{r['count_above_1e-3']} of {len(r['eigenvalues'])} | {_fmt(r['eigenvalues'][:12])} | "
@@ -525,7 +534,9 @@ def mnist_section(results, machine):
                   f"![{name}](figures/{os.path.basename(r['figure'])})", ""]
     commands = sorted({f"`{SCRIPT} --experiments {r['base']}"
                        f" --image_size {r['image_size']} --expected_steps {r['expected_steps']} --steps {r['steps']}"
-                       f" --budget_seconds 100000`" for r in results.values()})
+                       + ("" if r.get("learning_rate", MNIST_LEARNING_RATE) == MNIST_LEARNING_RATE
+                          else f" --learning_rate {r['learning_rate']:g}")
+                       + " --budget_seconds 100000`" for r in results.values()})
     lines += ["Commands: " + "; ".join(commands) + ". Figure: data, samples at s = 0, the final spectrum (30 "
               "largest) and eigenvalues by rank against the step.", "", mnist_verdict(results), ""]
     return "\n".join(lines)
@@ -568,6 +579,8 @@ def main():
                         help="MNIST: side of the images (28; 16 is the cheap route: MNIST area-resized, then the same "
                              "implicit model and flow at that size)")
     parser.add_argument("--trace_every", type=int, default=500, help="MNIST: steps between spectrum records")
+    parser.add_argument("--learning_rate", type=float, default=MNIST_LEARNING_RATE,
+                        help="MNIST: peak learning rate of spread_optimizer (the paper: 5e-4)")
     parser.add_argument("--results_dir", default=os.path.join(REPO_ROOT, "runs", "intrinsic_dimension"))
     parser.add_argument("--doc", default=os.path.join(REPO_ROOT, "docs", "RESULTS.md"))
     args = parser.parse_args()
