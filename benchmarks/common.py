@@ -27,12 +27,7 @@ def write_section(path, heading, section):
         f.write(text.rstrip("\n") + "\n")
 
 
-def write_json(path, payload, benchmark):
-    """Writes a benchmark's raw numbers to ``path`` through a staging file.
-
-    The file carries ``"benchmark": benchmark``; an existing file is replaced only
-    when it carries the same marker (a file this benchmark wrote), never otherwise.
-    """
+def _written_by(benchmark):
     import json
 
     def recognize(existing):
@@ -42,5 +37,31 @@ def write_json(path, payload, benchmark):
         except (OSError, ValueError, AttributeError):
             return False
 
-    with files.staged_file(path, overwrite=True, recognize=recognize) as staged, open(staged, "w") as f:
+    return recognize
+
+
+def check_json_target(path, benchmark):
+    """Raises ``FileExistsError`` now if ``write_json(path, ..., benchmark)`` would refuse ``path`` later.
+
+    Call it before a long run, so that a file the benchmark did not write stops
+    the run at its start instead of losing its results at the end.
+    """
+    if os.path.isdir(path):
+        raise FileExistsError(f"{path} is a directory; give the path of the file to write.")
+    if os.path.exists(path) and not _written_by(benchmark)(path):
+        raise FileExistsError(f"{path} exists and is not a results file of {benchmark} (no \"benchmark\": "
+                              f"\"{benchmark}\" in it); this run would not replace it. Move it away or choose "
+                              "another path.")
+
+
+def write_json(path, payload, benchmark):
+    """Writes a benchmark's raw numbers to ``path`` through a staging file.
+
+    The file carries ``"benchmark": benchmark``; an existing file is replaced only
+    when it carries the same marker (a file this benchmark wrote), never otherwise
+    (``check_json_target`` says so before a run).
+    """
+    import json
+
+    with files.staged_file(path, overwrite=True, recognize=_written_by(benchmark)) as staged, open(staged, "w") as f:
         json.dump({"benchmark": benchmark, **payload}, f, indent=1)

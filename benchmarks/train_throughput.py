@@ -405,7 +405,9 @@ def render_section(result):
 
 def heavy_op_paragraph(r, a):
     h = r["heavy_ops"]
-    rate = h["flops"] / h["seconds"]
+    if not h["rows"]:
+        return "**What the step's own convolutions allow**: the step graph has no convolution or matmul ops."
+    rate = h["flops"] / max(h["seconds"], 1e-9)
     share = rate / r["matmul_peak"]
     slowest = "; ".join(
         f"{row['op']} {' x '.join(str(list(s)) for s in row['shapes'] if len(s) > 1)} x{row['count']}: "
@@ -420,8 +422,9 @@ def heavy_op_paragraph(r, a):
             f"{rate / 1e9:.0f} GFLOP/s = {100 * share:.1f}% of the matmul peak. With every other op of the step "
             f"free, the step would run at about that share: "
             + (f"the {100 * MFU_TARGET:.0f}% target is above what this CPU's convolution kernels (oneDNN) deliver "
-               "at these shapes (thin inputs of C/2 channels, small spatial sizes at the deep levels), so it "
-               "cannot be reached by removing overhead around them" if share < MFU_TARGET else
+               "at these shapes (thin inputs of C/2 channels, small spatial sizes at the deep levels), so removing "
+               "overhead around them is unlikely to reach it (ops that overlap on several threads could gain a "
+               "little)" if share < MFU_TARGET else
                f"the {100 * MFU_TARGET:.0f}% target is within reach of the kernels; the rest is overhead")
             + f". Largest totals: {slowest}.")
 
@@ -509,9 +512,9 @@ def _op_flops(op):
     if op.type == "Conv2D":
         kh, kw, cin, _ = shape(op.inputs[1])
         return 2 * math.prod(shape(op.outputs[0])) * kh * kw * cin
-    if op.type == "Conv2DBackpropInput":  # (input_sizes, filter, out_backprop) -> d input
-        kh, kw, _, cout = shape(op.inputs[1])
-        return 2 * math.prod(shape(op.outputs[0])) * kh * kw * cout
+    if op.type == "Conv2DBackpropInput":  # (input_sizes, filter, out_backprop) -> d input; any stride
+        kh, kw, cin, _ = shape(op.inputs[1])
+        return 2 * math.prod(shape(op.inputs[2])) * kh * kw * cin
     if op.type == "Conv2DBackpropFilter":  # (input, filter_sizes, out_backprop) -> d filter
         kh, kw, cin, cout = shape(op.outputs[0])
         return 2 * math.prod(shape(op.inputs[2])[:-1]) * kh * kw * cin * cout

@@ -172,6 +172,10 @@ def test_spread_spectrum_history_records_the_prior_spectrum_and_the_noise():
     assert [r["data_noise"] for r in history.history] == pytest.approx([0.05, 0.0125, 0.01, 0.01])
     model.fit(x[:20], batch_size=10, epochs=1, verbose=0, callbacks=[history])  # continues from the step count
     assert [r["step"] for r in history.history][-2:] == [6, 7]
+    several = zoo.training.SpreadSpectrumHistory(every_steps=2)
+    model.compile(optimizer=zoo.training.spread_optimizer(1e-3), run_eagerly=True, steps_per_execution=3)
+    model.fit(x, batch_size=10, epochs=1, verbose=0, callbacks=[several])  # batch ends at steps 3 and 5 only
+    assert [r["step"] for r in several.history] == [0, 3, 5]  # the first batch end past 2, then past 4
     with pytest.raises(ValueError, match="SpreadPrior"):
         vector = zoo.get("nf_spread_sin")
         vector.compile(optimizer="adam", run_eagerly=True)

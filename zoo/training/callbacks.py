@@ -197,7 +197,9 @@ class SpreadSpectrumHistory(keras.callbacks.Callback):
     ``SpreadPrior.spectrum()``; ``data_noise``: the ``layers.DataNoise``
     standard deviation at that step, or None without one). Steps are the
     optimizer's iteration count, so the record continues across ``fit`` calls;
-    step 0 is recorded when training starts from it.
+    step 0 is recorded when training starts from it, and the last step when each
+    ``fit`` ends. With ``steps_per_execution > 1`` a record is taken at the first
+    batch end at or past each multiple of ``every_steps``.
 
     Args:
         every_steps: int >= 1.
@@ -233,7 +235,10 @@ class SpreadSpectrumHistory(keras.callbacks.Callback):
             self._record()
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) % self.every_steps == 0:
+        # a multiple of every_steps passed since the last record (steps_per_execution > 1 moves by several steps)
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        last = self.history[-1]["step"] if self.history else 0
+        if step // self.every_steps > last // self.every_steps:
             self._record()
 
     def on_train_end(self, logs=None):
