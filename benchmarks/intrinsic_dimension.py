@@ -590,13 +590,17 @@ def mnist_verdict(results):
         f"{_gap_facts(r['eigenvalues'], None, r['spread_variance'])['largest_gap_in_top30']} with "
         f"{_gap_facts(r['eigenvalues'], None, r['spread_variance'])['count_above_10_floor']} eigenvalues above "
         "10 sigma_Z^2." for r in original)
+    paper_rate = [r for r in synthetic if r.get("learning_rate", MNIST_LEARNING_RATE) == 5e-4]
+    lr_text = "the image size differs from the paper's too" + (
+        ", and the learning rate (the paper: 5e-4)" if not paper_rate else
+        "; at the paper's learning rate 5e-4 K is " + ", ".join(
+            f"{r['intrinsic_dimension_rule']} for d = {r['true_dimension']}" for r in paper_rate))
     verdict = ("reproduced" if synthetic and len(found) == len(synthetic) else
                "not reproduced in these runs" if not found else "partly reproduced")
     return (f"Verdict (latent-space paper, section 7.4: the spectrum of AA^T shows d large eigenvalues for synthetic "
             f"MNIST with d = 5 and 10): {verdict}. " + "; ".join(parts) + ". The steps are about "
-            f"{max(r['steps'] for r in synthetic) / 3_000_000:.1%} of the paper's 3,000k (the learning rate and the "
-            "image size differ from the paper's too, so the budget is not the only candidate); the record shows what "
-            "these runs get: whether the leading eigenvalues separate at d, and how fast the tail of the spectrum falls "
+            f"{max(r['steps'] for r in synthetic) / 3_000_000:.1%} of the paper's 3,000k ({lr_text}, so the "
+            "budget is not the only candidate); the record shows what these runs get: whether the leading eigenvalues separate at d, and how fast the tail of the spectrum falls "
             "towards sigma_Z^2 as the data noise anneals (the paper attributes the remaining non-zero eigenvalues to "
             "that noise)." + original_text)
 
