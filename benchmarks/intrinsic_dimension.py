@@ -330,7 +330,8 @@ def run_mnist(latent_dim, args):
     size = args.image_size
     images, _ = zoo.datasets.load("mnist", "train")
     images = _resized(images, size)
-    results = {"experiment": mnist_name(latent_dim, size, args.learning_rate), "base": mnist_name(latent_dim, 28),
+    results = {"experiment": args.run_name or mnist_name(latent_dim, size, args.learning_rate),
+               "base": mnist_name(latent_dim, 28),
                "image_size": size, "true_dimension": latent_dim, "learning_rate": args.learning_rate,
                "batch_size": 100}
     if latent_dim is None:
@@ -554,6 +555,8 @@ def mnist_section(results, machine):
                        + (f" --trace_every {r['trace_every']}" if "trace_every" in r else "")
                        + ("" if r.get("learning_rate", MNIST_LEARNING_RATE) == MNIST_LEARNING_RATE
                           else f" --learning_rate {r['learning_rate']:g}")
+                       + (f" --run_name {r['experiment']}" if r["experiment"] != mnist_name(
+                           r["true_dimension"], r["image_size"], r.get("learning_rate", MNIST_LEARNING_RATE)) else "")
                        + " --budget_seconds 100000`" for r in results.values()})
     lines += ["Commands: " + "; ".join(commands) + ". Figure: data, samples at s = 0, the final spectrum (30 "
               "largest) and eigenvalues by rank against the step.", "", mnist_verdict(results), ""]
@@ -617,6 +620,9 @@ def main():
                         help="MNIST: side of the images (28; 16 is the cheap route: MNIST area-resized, then the same "
                              "implicit model and flow at that size)")
     parser.add_argument("--trace_every", type=int, default=500, help="MNIST: steps between spectrum records")
+    parser.add_argument("--run_name", default=None,
+                        help="MNIST: name of the result and figure (default from the experiment, size and learning "
+                             "rate; give one to keep a longer run beside a shorter one)")
     parser.add_argument("--learning_rate", type=float, default=MNIST_LEARNING_RATE,
                         help="MNIST: peak learning rate of spread_optimizer (the paper: 5e-4)")
     parser.add_argument("--results_dir", default=os.path.join(REPO_ROOT, "runs", "intrinsic_dimension"))
@@ -627,8 +633,11 @@ def main():
     os.makedirs(args.results_dir, exist_ok=True)
     mnist = {"mnist5": 5, "mnist10": 10, "mnist_original": None}
     chosen = [n for n in args.experiments.split(",") if n and n != "none"]  # "none": only rewrite the doc
+    if args.run_name and sum(n in mnist for n in chosen) > 1:
+        raise SystemExit("--run_name names one MNIST run; give one MNIST experiment with it.")
     for name in chosen:  # refuse a results file this script did not write before any training, not after
-        stem = mnist_name(mnist[name], args.image_size, args.learning_rate) if name in mnist else name
+        stem = name if name not in mnist else args.run_name or mnist_name(mnist[name], args.image_size,
+                                                                            args.learning_rate)
         check_json_target(os.path.join(args.results_dir, f"{stem}.json"), benchmark="intrinsic_dimension")
     for name in chosen:
         start = time.time()
