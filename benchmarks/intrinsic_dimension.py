@@ -597,7 +597,7 @@ def mnist_verdict(results):
     lr_text = "the image size differs from the paper's too" + (
         ", and the learning rate (the paper: 5e-4)" if not paper_rate else
         "; at the paper's learning rate 5e-4 K is " + ", ".join(
-            f"{r['intrinsic_dimension_rule']} for d = {r['true_dimension']}" for r in paper_rate))
+            f"{r['intrinsic_dimension_rule']} for d = {r['true_dimension']} after {r['steps']} steps" for r in paper_rate))
     verdict = ("reproduced" if synthetic and len(found) == len(synthetic) else
                "not reproduced in these runs" if not found else "partly reproduced")
     return (f"Verdict (latent-space paper, section 7.4: the spectrum of AA^T shows d large eigenvalues for synthetic "
