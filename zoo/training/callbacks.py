@@ -147,6 +147,11 @@ class BestModelExport(keras.callbacks.Callback):
             self.best_value = float(value)
             facts = dict(self.metadata, epoch=epoch + 1, **{self.monitor: float(value)})
             self.model.save_to_preset(self.directory, metadata=facts, overwrite=True)
+def data_noise_layers(model):
+    """The ``layers.DataNoise`` layers inside ``model`` (possibly none)."""
+    return [l for l in model._flatten_layers(include_self=False, recursive=True) if isinstance(l, DataNoise)]
+
+
 class DataNoiseAnnealing(keras.callbacks.Callback):
     """Anneals the ``layers.DataNoise`` of a model during ``fit``, never below a floor.
 
@@ -173,7 +178,7 @@ class DataNoiseAnnealing(keras.callbacks.Callback):
         self.start_step, self.every_steps, self.factor, self.floor = int(start_step), int(every_steps), factor, floor
 
     def noise_layers(self):
-        found = [l for l in self.model._flatten_layers(include_self=False, recursive=True) if isinstance(l, DataNoise)]
+        found = data_noise_layers(self.model)
         if not found:
             raise ValueError("DataNoiseAnnealing: the model has no layers.DataNoise to anneal.")
         return found
@@ -224,7 +229,7 @@ class SpreadSpectrumHistory(keras.callbacks.Callback):
         step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         if self.history and self.history[-1]["step"] == step:
             return
-        noise = [l for l in self.model._flatten_layers(include_self=False, recursive=True) if isinstance(l, DataNoise)]
+        noise = data_noise_layers(self.model)
         self.history.append({"step": step,
                              "data_noise": float(ops.convert_to_numpy(noise[0].stddev)) if noise else None,
                              "eigenvalues": [float(e) for e in self._prior().spectrum()]})
