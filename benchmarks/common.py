@@ -2,6 +2,9 @@
 
 import os
 import re
+import time
+
+import numpy as np
 
 from zoo import files
 from zoo.evaluation.report import machine_description  # noqa: F401 (re-exported for the benchmarks)
@@ -65,3 +68,24 @@ def write_json(path, payload, benchmark):
 
     with files.staged_file(path, overwrite=True, recognize=_written_by(benchmark)) as staged, open(staged, "w") as f:
         json.dump({"benchmark": benchmark, **payload}, f, indent=1)
+
+
+class FeatureCache:
+    """Inception features of named image sets, computed once and kept as ``.npy`` files (staging + rename)."""
+
+    def __init__(self, directory, inception, batch_size=50):
+        self.directory, self.inception, self.batch_size = directory, inception, batch_size
+        os.makedirs(directory, exist_ok=True)
+
+    def __call__(self, key, make_images):
+        from zoo.evaluation import fid_inception
+
+        path = os.path.join(self.directory, key + ".npy")
+        if os.path.exists(path):
+            return np.load(path)
+        start = time.time()
+        features = fid_inception.inception_features(self.inception, make_images(), batch_size=self.batch_size)
+        with files.staged_file(path) as staged:
+            np.save(staged, features)
+        print(f"  features {key}: {len(features)} images in {time.time() - start:.0f} s", flush=True)
+        return features

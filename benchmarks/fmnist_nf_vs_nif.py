@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import REPO_ROOT, machine_description, write_section  # noqa: E402
+from benchmarks.common import REPO_ROOT, FeatureCache, machine_description, write_section  # noqa: E402
 from zoo import files  # noqa: E402
 
 SECTION_HEADING = "## NIF vs NF on Fashion-MNIST (NIF paper, tables 1 and 2)"
@@ -56,27 +56,6 @@ def paper_row(name, model):
     from zoo.presets import registry
 
     return PAPER["nf"] if not model.has_observation_noise else PAPER.get(registry.preset(name).latent_dim, (None, None))
-
-
-class FeatureCache:
-    """Inception features of named image sets, computed once and kept as ``.npy`` files (staging + rename)."""
-
-    def __init__(self, directory, inception, batch_size=50):
-        self.directory, self.inception, self.batch_size = directory, inception, batch_size
-        os.makedirs(directory, exist_ok=True)
-
-    def __call__(self, key, make_images):
-        from zoo.evaluation import fid_inception
-
-        path = os.path.join(self.directory, key + ".npy")
-        if os.path.exists(path):
-            return np.load(path)
-        start = time.time()
-        features = fid_inception.inception_features(self.inception, make_images(), batch_size=self.batch_size)
-        with files.staged_file(path) as staged:
-            np.save(staged, features)
-        print(f"  features {key}: {len(features)} images in {time.time() - start:.0f} s", flush=True)
-        return features
 
 
 def main():

@@ -1,0 +1,309 @@
+r"""InjFlow vs the regularized autoencoders on MNIST with the InjFlow paper's protocol (Kumar et al., table 1).
+
+Eight models at the paper's d = 32 (the CPU-sized ``*_mnist_small_32`` presets: the paper's 5-layer conv
+encoder / transposed-conv decoder with 8 instead of 64 base channels): InjFlow, InjFlow-ln, AE, AE+L2, AE+SN,
+CAE, VAE, beta-VAE, two seeds each. One *unit* is one (model, seed):
+
+1. train with ``zoo.training.train`` on the 60,000 MNIST training images (Adam 1e-3 held constant after the
+   preset's 100-step warm-up, batch 128, no gradient clipping: the paper's optimizer; ``--epochs`` epochs,
+   checkpoints under ``--out``, so a killed unit resumes);
+2. fit the post-hoc full-covariance Gaussian (N) and 10-component GMM priors to the encoded training images
+   (paper section 2.2.1);
+3. FID with the project's 2015 Inception (docs/FID_PORT.md) between the 10,000 MNIST test images and (a) their
+   reconstructions, (b) 10,000 decoded samples from N, (c) 10,000 from the GMM (sample seed 1000 + seed).
+
+The FID work (30,000 images per unit, 480,000 for the table, at ~27 images/s on 2 CPU cores) does not fit one
+session, so the run is *resumable across machines*: each finished unit's numbers are committed as a small JSON
+file under ``--results`` (default benchmarks/results/injflow_mnist), and every invocation runs only the units
+that have no file yet, as many as ``--budget_minutes`` allows, then rewrites the section
+"## InjFlow vs regularized autoencoders on MNIST (InjFlow paper, table 1)" of docs/RESULTS.md and
+docs/figures/injflow_mnist.png from all the files present. The verdict is written once every unit is in.
+
+Usage:
+
+    python benchmarks/injflow_mnist.py [--budget_minutes 90] [--models InjFlow AE] [--seeds 0 1] [--render_only]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import (REPO_ROOT, FeatureCache, check_json_target, machine_description,  # noqa: E402
+                               write_json, write_section)
+
+BENCHMARK = "injflow_mnist"
+SECTION_HEADING = "## InjFlow vs regularized autoencoders on MNIST (InjFlow paper, table 1)"
+MODELS = {  # label: preset family (the table's order: the paper's rows)
+    "InjFlow": "injflow", "InjFlow-ln": "injflow_ln", "AE": "ae", "AE+L2": "ae_l2", "AE+SN": "ae_sn",
+    "CAE": "cae", "VAE": "vae", "beta-VAE": "beta_vae",
+}
+# Kumar, Poole & Murphy (AISTATS 2020), table 1, MNIST columns: FID of (Rec., N, GMM); 100k iterations, batch 128.
+PAPER = {
+    "InjFlow": (6.0, 42.65, 11.43), "InjFlow-ln": (7.40, 35.96, 9.93), "AE": (8.69, 43.40, 12.14),
+    "AE+L2": (7.76, 34.27, 9.69), "AE+SN": (8.07, 37.19, 11.84), "CAE": (10.51, 45.18, 12.90),
+    "VAE": (65.10, 57.04, 62.08), "beta-VAE": (7.91, 24.31, 8.12),
+}
+PAPER_STEPS = 100_000
+BATCH_SIZE = 128
+TRAINING = {"learning_rate": 1e-3, "decay": "none", "global_clipnorm": None}  # the paper's fixed-rate Adam
+FID_KEYS = ("fid_rec", "fid_gaussian", "fid_gmm")
+PICTURE_COUNT = 8
+DEFAULT_UNIT_MINUTES = 45  # the estimate for a unit of a model with no finished unit yet
+
+
+def preset_of(label):
+    return f"{MODELS[label]}_mnist_small_32"
+
+
+def unit_name(label, seed):
+    return f"{MODELS[label]}_seed{seed}"
+
+
+def _hex_images(images):
+    return np.asarray(images, np.uint8).tobytes().hex()
+
+
+def _images_from_hex(text):
+    return np.frombuffer(bytes.fromhex(text), np.uint8).reshape(-1, 28, 28, 1)
+
+
+def run_unit(label, seed, args, cache, test, test_features):
+    """Trains, fits the priors and measures one (model, seed); returns the unit's record."""
+    import zoo
+    from zoo.evaluation import metrics
+    from zoo.training import trainer
+
+    start = time.time()
+    name = unit_name(label, seed)
+    result = trainer.train(model=preset_of(label), dataset="mnist", epochs=args.epochs, batch_size=BATCH_SIZE,
+                           out=os.path.join(args.out, "train", name), resume=True, seed=seed, training=TRAINING,
+                           num_examples=args.num_examples, sample_every=0, tensorboard=False, verbose=2)
+    train_seconds = time.time() - start
+    model = result.model
+    train, _ = zoo.datasets.load_mnist("train")
+    model.fit_priors(train[: args.num_examples], seed=seed)
+    sample_seed = 1000 + seed
+    sets = {
+        "fid_rec": lambda: np.asarray(model.reconstruct(test)),
+        "fid_gaussian": lambda: np.asarray(model.sample(len(test), seed=sample_seed, prior="gaussian")),
+        "fid_gmm": lambda: np.asarray(model.sample(len(test), seed=sample_seed, prior="gmm")),
+    }
+    record = {"label": label, "preset": preset_of(label), "seed": seed, "sample_seed": sample_seed,
+              "epochs": args.epochs, "batch_size": BATCH_SIZE, "steps": result.steps_per_epoch * args.epochs,
+              "training": TRAINING, "train_seconds": train_seconds, "resumed_from_step": result.resumed_from_step,
+              "num_examples": args.num_examples, "validation_curve": [(h.get("epoch"), h.get("val_loss")) for h in result.history],
+              "parameters": int(model.count_params()), "images_per_fid": len(test),
+              "inception_dtype": args.inception_dtype}
+    for key, make in sets.items():
+        features = cache(f"{name}_{key}_n{len(test)}_e{args.epochs}", make)
+        record[key] = float(metrics.frechet_distance_from_features(test_features, features))
+    terms = model.objective_terms(test[:1000])
+    record["kl"] = float(np.mean(np.asarray(terms["kl"]))) if "kl" in terms else None
+    record["reconstruction_error"] = zoo.evaluation.reconstruction_error(model, test)["value"]
+    record["pictures"] = {"test_images": _hex_images(test[:PICTURE_COUNT]),
+                          "reconstructions": _hex_images(model.reconstruct(test[:PICTURE_COUNT])),
+                          "gmm_samples": _hex_images(model.sample(PICTURE_COUNT, seed=100, prior="gmm"))}
+    record["machine"] = machine_description()
+    record["wall_seconds"] = time.time() - start
+    return record
+
+
+def load_units(results_dir):
+    """{(label, seed): record} of every unit file in ``results_dir``."""
+    units = {}
+    if os.path.isdir(results_dir):
+        for entry in sorted(os.listdir(results_dir)):
+            if entry.endswith(".json"):
+                with open(os.path.join(results_dir, entry)) as f:
+                    record = json.load(f)
+                if record.get("benchmark") == BENCHMARK:
+                    units[(record["label"], record["seed"])] = record
+    return units
+
+
+def estimated_minutes(label, units):
+    """The longest finished unit of ``label``, else the mean of all finished units, else a default."""
+    times = [r["wall_seconds"] / 60 for (lab, _), r in units.items() if lab == label]
+    others = [r["wall_seconds"] / 60 for r in units.values()]
+    return max(times) if times else float(np.mean(others)) if others else DEFAULT_UNIT_MINUTES
+
+
+def _stats(values):
+    values = np.asarray(values, float)
+    return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
+
+
+def verdict(units, seeds):
+    """The verdict on table 1's MNIST claims, or why it is still pending."""
+    missing = [f"{label} seed {seed}" for label in MODELS for seed in seeds if (label, seed) not in units]
+    if missing:
+        return (f"Verdict: pending. {len(missing)} of {len(MODELS) * len(seeds)} units are still to run "
+                f"({', '.join(missing)}); the verdict is written once every model has every seed.")
+    values = {label: {key: [units[(label, s)][key] for s in seeds] for key in FID_KEYS} for label in MODELS}
+
+    def beats(a, b, key):  # a's mean below b's by more than the two seed spreads together
+        (m1, s1), (m2, s2) = _stats(values[a][key]), _stats(values[b][key])
+        return m2 - m1 > s1 + s2
+
+    comparisons, all_beaten = [], True
+    for ours in ("InjFlow", "InjFlow-ln"):
+        for other in ("AE", "VAE"):
+            for key, prior in (("fid_gaussian", "N"), ("fid_gmm", "GMM")):
+                won = beats(ours, other, key)
+                all_beaten &= won
+                comparisons.append(f"{ours} {prior} {_stats(values[ours][key])[0]:.1f} vs {other} "
+                                   f"{_stats(values[other][key])[0]:.1f}" + ("" if won else " (not beaten)"))
+    gmm_wins = [label for label in MODELS if _stats(values[label]["fid_gaussian"])[0]
+                - _stats(values[label]["fid_gmm"])[0]
+                > _stats(values[label]["fid_gaussian"])[1] + _stats(values[label]["fid_gmm"])[1]]
+    best = min(MODELS, key=lambda label: _stats(values[label]["fid_gmm"])[0])
+    return ("Verdict (InjFlow paper, table 1, MNIST: samples of InjFlow(-ln) have lower FID than AE's and VAE's; "
+            "GMM samples beat N samples; the paper's best MNIST model is the beta-VAE): the first claim is "
+            + ("reproduced" if all_beaten else "not reproduced") + f" ({len(seeds)} seeds; a comparison counts when "
+            "the means differ by more than the two seeds' standard deviations together): " + "; ".join(comparisons)
+            + f". GMM beats N beyond the seed spread for {len(gmm_wins)} of {len(MODELS)} models"
+            + (f" ({', '.join(gmm_wins)})" if gmm_wins else "") + ", so the second claim is "
+            + ("reproduced" if len(gmm_wins) == len(MODELS) else "reproduced for " + (
+                "all but " + ", ".join(label for label in MODELS if label not in gmm_wins) if gmm_wins else "none"))
+            + f". Lowest GMM-sample FID here: {best}. The budget limits the absolute numbers: "
+            f"{units[(best, seeds[0])]['steps']:,} training steps per model against the paper's {PAPER_STEPS:,}, "
+            "and the network has 1/8 of the paper's channels.")
+
+
+def draw_figure(units, seed, path):
+    """8 test images, then per model (the table's order) their reconstructions and 8 GMM samples of ``seed``."""
+    from PIL import Image
+    from zoo import files
+    from zoo.evaluation import pictures
+
+    records = [units[(label, seed)] for label in MODELS if (label, seed) in units]
+    rows = [list(_images_from_hex(records[0]["pictures"]["test_images"]))]
+    for record in records:
+        rows.append(list(_images_from_hex(record["pictures"]["reconstructions"]))
+                        + list(_images_from_hex(record["pictures"]["gmm_samples"])))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with files.staged_file(path, overwrite=True) as staged:
+        Image.fromarray(pictures.tile_images(rows, scale=2)).save(staged, format="PNG")
+    return [label for label in MODELS if (label, seed) in units]
+
+
+def render(units, seeds, args):
+    """The RESULTS section from every unit present."""
+    def cell(label, key, digits=1):
+        values = [units[(label, s)][key] for s in seeds if (label, s) in units]
+        if not values:
+            return "-"
+        mean, sd = _stats(values)
+        return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if len(values) > 1 else "") + (
+            "" if len(values) == len(seeds) else f" ({len(values)} seed)")
+
+    done = len([key for key in units if key[1] in seeds])
+    total = len(MODELS) * len(seeds)
+    any_unit = next(iter(units.values()), None)
+    machines = sorted({f"{r['machine']['cpu_model']}, {r['machine']['usable_cpus']} CPUs" for r in units.values()})
+    steps = any_unit["steps"] if any_unit else None
+    trained_on = f"{any_unit['num_examples']:,}" if any_unit and any_unit["num_examples"] else "60,000"
+    per_fid = f"{any_unit['images_per_fid']:,}" if any_unit else "10,000"
+    lines = [
+        SECTION_HEADING,
+        "",
+        f"Command: `python benchmarks/injflow_mnist.py --epochs {args.epochs} --budget_minutes <minutes>`, rerun "
+        "until every unit is in: each run trains and measures the units (model, seed) that have no results file "
+        "in benchmarks/results/injflow_mnist/ yet, writes one file per finished unit (committed), and rewrites this "
+        f"section from all of them. Status: {done} of {total} units done"
+        + (f"; unit wall times {min(r['wall_seconds'] for r in units.values()) / 60:.0f}-"
+           f"{max(r['wall_seconds'] for r in units.values()) / 60:.0f} min on {'; '.join(machines)}" if units else "")
+        + ".",
+        "",
+        f"Protocol: the `*_mnist_small_32` presets (the paper's 5-layer conv encoder / transposed-conv decoder, ELU "
+        "and batch norm, with 8 instead of 64 base channels; d = 32 as the paper), trained by `zoo.training.train` "
+        f"on {trained_on} MNIST training images for {args.epochs} epochs"
+        + (f" ({steps:,} steps, {steps / PAPER_STEPS:.1%} of the paper's {PAPER_STEPS:,})" if steps else "")
+        + ", batch 128, Adam 1e-3 constant after a 100-step warm-up, no clipping; seeds "
+        f"{', '.join(map(str, seeds))} (mean ± standard deviation over seeds). Post-hoc full-covariance Gaussian "
+        "(N) and 10-component full-covariance GMM fitted to the encoded training images. FID with the 2015 "
+        "Inception (pool3, 2048-d; docs/FID_PORT.md; trunk in bfloat16, FID within 0.3% of float32, "
+        f"docs/BENCHMARKS.md) between the first {per_fid} test images and their reconstructions (Rec.), {per_fid} "
+        f"samples from N and {per_fid} from the GMM (sample seed 1000 + seed). Hyperparameters: the presets' (InjFlow lambda = 1, "
+        "eta = 0.1, nu = 1, prior weight 0.01; AE+L2 decoder weight decay 0.01; CAE penalty 0.1; beta-VAE "
+        "sigma = 0.1): one point of each of the paper's search grids, where the paper reports the best point of "
+        "each grid by GMM FID. Paper: 100k iterations at batch 128 with the full-width network.",
+        "",
+        "| model | FID Rec. | paper | FID N | paper | FID GMM | paper | recon. error (8-bit, per image) | "
+        "KL nats/image | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label in MODELS:
+        paper = PAPER[label]
+        kl = [units[(label, s)]["kl"] for s in seeds if (label, s) in units and units[(label, s)]["kl"] is not None]
+        lines.append(f"| {label} | {cell(label, 'fid_rec')} | {paper[0]} | {cell(label, 'fid_gaussian')} | {paper[1]} "
+                     f"| {cell(label, 'fid_gmm')} | {paper[2]} | {cell(label, 'reconstruction_error', 0)} | "
+                     f"{f'{np.mean(kl):.1f}' if kl else '-'} | {cell(label, 'train_seconds', 0)} |")
+    drawn = any((label, seeds[0]) in units for label in MODELS)
+    pictured = draw_figure(units, seeds[0], args.figure) if drawn else []
+    lines += ["", f"Figure (docs/figures/injflow_mnist.png, seed {seeds[0]}): top row 8 test images; then for each "
+              f"model with a finished seed-{seeds[0]} unit ({', '.join(pictured) or 'none yet'}) its reconstructions "
+              "of those 8 and 8 samples from its post-hoc GMM.", "", verdict(units, seeds)]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--budget_minutes", type=float, default=90.0,
+                        help="start a unit only if its estimated wall time still fits in what is left")
+    parser.add_argument("--render_only", action="store_true", help="rewrite the section and figure, train nothing")
+    parser.add_argument("--num_examples", type=int, default=None,
+                        help="train on the first this many images only (smoke runs; the table uses all 60,000)")
+    parser.add_argument("--test_images", type=int, default=10000, help="test images per FID (smoke runs only)")
+    parser.add_argument("--inception_dtype", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--results", default=os.path.join(REPO_ROOT, "benchmarks", "results", BENCHMARK))
+    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "runs", BENCHMARK))
+    parser.add_argument("--doc", default=os.path.join(REPO_ROOT, "docs", "RESULTS.md"))
+    parser.add_argument("--figure", default=os.path.join(REPO_ROOT, "docs", "figures", "injflow_mnist.png"))
+    args = parser.parse_args()
+
+    start = time.time()
+    units = load_units(args.results)
+    stale = sorted({r["epochs"] for r in units.values()} - {args.epochs})
+    if stale:
+        raise SystemExit(f"{args.results} holds units trained for {stale} epochs, this run asks for {args.epochs}: "
+                         "the table would mix budgets. Use the same --epochs, or another --results folder.")
+    pending = [(label, seed) for seed in args.seeds for label in args.models if (label, seed) not in units]
+    if not args.render_only and pending:
+        import zoo
+        from zoo.evaluation import fid_inception
+
+        for label, seed in pending:
+            check_json_target(os.path.join(args.results, unit_name(label, seed) + ".json"), BENCHMARK)
+        inception = fid_inception.load_inception_for_fid(dtype=args.inception_dtype)
+        cache = FeatureCache(os.path.join(args.out, "features"), inception)
+        test = zoo.datasets.load_mnist("test")[0][: args.test_images]
+        test_features = None
+        for label, seed in pending:
+            left = args.budget_minutes - (time.time() - start) / 60
+            if estimated_minutes(label, units) > left:
+                print(f"skipping {label} seed {seed}: about {estimated_minutes(label, units):.0f} min, "
+                      f"{left:.0f} min of the budget left", flush=True)
+                continue
+            if test_features is None:
+                test_features = cache(f"test_n{len(test)}", lambda: test)
+            record = run_unit(label, seed, args, cache, test, test_features)
+            write_json(os.path.join(args.results, unit_name(label, seed) + ".json"), record, BENCHMARK)
+            units[(label, seed)] = record
+            print(f"{label} seed {seed}: " + ", ".join(f"{k} {record[k]:.2f}" for k in FID_KEYS)
+                  + f" ({record['wall_seconds'] / 60:.1f} min)", flush=True)
+            write_section(args.doc, SECTION_HEADING, render(units, args.seeds, args))
+    write_section(args.doc, SECTION_HEADING, render(units, args.seeds, args))
+    print(render(units, args.seeds, args))
+
+
+if __name__ == "__main__":
+    main()
