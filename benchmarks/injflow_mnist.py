@@ -96,7 +96,8 @@ def run_unit(label, seed, args, cache, test, test_features):
     record = {"label": label, "preset": preset_of(label), "seed": seed, "sample_seed": sample_seed,
               "epochs": args.epochs, "batch_size": BATCH_SIZE, "steps": result.steps_per_epoch * args.epochs,
               "training": TRAINING, "train_seconds": train_seconds, "resumed_from_step": result.resumed_from_step,
-              "num_examples": args.num_examples, "validation_curve": [(h.get("epoch"), h.get("val_loss")) for h in result.history],
+              "num_examples": args.num_examples,
+              "validation_curve": [(h.get("epoch"), h.get("val_loss")) for h in result.history],
               "parameters": int(model.count_params()), "images_per_fid": len(test),
               "inception_dtype": args.inception_dtype}
     for key, make in sets.items():
@@ -229,7 +230,8 @@ def render(units, seeds, args):
         "(N) and 10-component full-covariance GMM fitted to the encoded training images. FID with the 2015 "
         "Inception (pool3, 2048-d; docs/FID_PORT.md; trunk in bfloat16, FID within 0.3% of float32, "
         f"docs/BENCHMARKS.md) between the first {per_fid} test images and their reconstructions (Rec.), {per_fid} "
-        f"samples from N and {per_fid} from the GMM (sample seed 1000 + seed). Hyperparameters: the presets' (InjFlow lambda = 1, "
+        f"samples from N and {per_fid} from the GMM (sample seed 1000 + seed). Hyperparameters: the presets' "
+        "(InjFlow lambda = 1, "
         "eta = 0.1, nu = 1, prior weight 0.01; AE+L2 decoder weight decay 0.01; CAE penalty 0.1; beta-VAE "
         "sigma = 0.1): one point of each of the paper's search grids, where the paper reports the best point of "
         "each grid by GMM FID. Paper: 100k iterations at batch 128 with the full-width network.",

@@ -118,14 +118,16 @@ class AdamL2(keras.optimizers.Adam):
 
 
 def spread_optimizer(learning_rate=5e-4, weight_decay=0.1, decay_every=None, decay_rate=0.9, coupled=True):
-    """Adam with weight decay 0.1 (the reference's, appendix C.4) and the paper's step-decayed learning rate.
+    """Adam with weight decay 0.1 (the paper's, appendix C.4) and the paper's step-decayed learning rate.
 
     ``coupled=True`` (images): ``AdamL2``, the reference's
     ``torch.optim.Adam(weight_decay=...)`` form, whose decay passes through
     Adam's normalization and keeps the ``D (D + 1) / 2`` entries of ``A``
-    from random walking. The reference applies 0.1 to a loss in nats per
-    example; ``FlowModel``'s loss is bits per dimension (``D ln 2`` times
-    smaller), so the same coefficient is relatively stronger here, which
+    from random walking. The paper's 0.1 (fading squares, appendix C.4; the
+    reference notebook uses 0.5; appendix C.5 gives none for MNIST) is for a
+    loss in nats per example, the reference's; ``FlowModel``'s loss is bits
+    per dimension (``D ln 2`` times smaller), so the same coefficient is
+    relatively ``D ln 2`` times stronger here, which
     budgets of hundreds instead of 20k steps need (measured on 16x16 fading
     squares: K = 1 with it, eigenvalues growing to K = 256 with AdamW).
 
