@@ -588,7 +588,13 @@ def mnist_verdict(results):
     if not synthetic:
         return "Verdict: needs the synthetic MNIST runs (mnist5, mnist10)."
     paper_setting = [r for r in synthetic if _weight_decay(r) == 0]
-    judged = paper_setting or synthetic
+    described = paper_setting or synthetic
+    longest = {}  # the verdict reads the longest run of each (d, image size); shorter ones show the way there
+    for r in described:
+        key = (r["true_dimension"], r["image_size"])
+        if key not in longest or r["steps"] > longest[key]["steps"]:
+            longest[key] = r
+    judged = list(longest.values())
     found = [r for r in judged if r["intrinsic_dimension_rule"] == r["true_dimension"]]
 
     def describe(r):
@@ -623,8 +629,8 @@ def mnist_verdict(results):
         f"{_gap_facts(r['eigenvalues'], r['true_dimension'], r['spread_variance'])['ratio_at_true_dimension']:.2f} "
         f"against K = {p['intrinsic_dimension_rule']} and "
         f"{_gap_facts(p['eigenvalues'], p['true_dimension'], p['spread_variance'])['ratio_at_true_dimension']:.2f} "
-        "without it: the decay holds the flow's small conditioner networks near zero, so the flow cannot gather "
-        "the data onto d directions." for r, p in pairs)
+        "without it (why is not measured; a likely mechanism: the decay holds the small conditioner networks near "
+        "their zero-initialised output layers, so the flow stays close to the identity)." for r, p in pairs)
     original = [r for r in results.values() if r["true_dimension"] is None and _weight_decay(r) == 0] or [
         r for r in results.values() if r["true_dimension"] is None]
     original_text = "".join(
@@ -640,8 +646,10 @@ def mnist_verdict(results):
     setting = ("at the paper's setting (no weight decay)" if paper_setting else
                "only with weight decay (the paper's setting, none, has not been run)")
     return (f"Verdict (latent-space paper, section 7.4: the spectrum of AA^T shows d large eigenvalues for synthetic "
-            f"MNIST with d = 5 and 10): {verdict} {setting}. " + "; ".join(describe(r) for r in judged)
-            + f". The steps are {max(r['steps'] for r in judged) / 3_000_000:.1%} of the paper's 3,000k and the "
+            f"MNIST with d = 5 and 10; judged on the longest run of each d): {verdict} {setting}. "
+            + "; ".join(describe(r) for r in described)
+            + f". The steps are at most {max(r['steps'] for r in judged) / 3_000_000:.1%} of the paper's 3,000k "
+            "and the "
             "images are smaller than the paper's 28x28 where listed." + decay_text + original_text)
 
 
