@@ -95,6 +95,11 @@ def _numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
+def _samples_at_s0(model, count, seed):
+    """Samples on the learned manifold: spread models at noise scale s = 0; a fixed-prior flow (no noise) as is."""
+    return _numpy(model.sample(count, noise_scale=0.0 if model.has_observation_noise else None, seed=seed))
+
+
 def _latents(model, x, batch=500):
     return np.concatenate([_numpy(model.forward(x[i:i + batch])[0]) for i in range(0, len(x), batch)])
 
@@ -156,7 +161,7 @@ def run_vector(name, args):
         model = zoo.get(preset)
         optimizer = zoo.training.spread_optimizer(lr, weight_decay=0.1, decay_every=steps // 6, decay_rate=0.7, coupled=False)
         done, seconds, loss = train(model, data.data, steps, args.budget_seconds, optimizer)
-        samples = _numpy(model.sample(2000, noise_scale=0.0, seed=0))
+        samples = _samples_at_s0(model, 2000, seed=0)
         if name == "sin":
             off = np.abs(samples[:, 1] - np.sin(2 * samples[:, 0]))
         else:
@@ -245,11 +250,11 @@ def run_fading_square(args):
         model = zoo.get(preset)
         optimizer = zoo.training.spread_optimizer(4e-3, weight_decay=0.1, decay_every=250, decay_rate=0.7)
         done, seconds, loss = train(model, data.data, args.steps or 20000, budget, optimizer)
-        drawn = _numpy(model.sample(64, noise_scale=0.0, seed=0))
+        drawn = _samples_at_s0(model, 64, seed=0)
         samples[preset] = drawn
         row = {"steps": done, "train_seconds": round(seconds, 1), "final_loss_bits_per_dim": round(loss, 4),
                "parameters": int(model.count_params()), "valid_square_fraction": _valid_square_fraction(
-                   _numpy(model.sample(500, noise_scale=0.0, seed=1)))}
+                   _samples_at_s0(model, 500, seed=1))}
         if preset.startswith("spread"):
             eigenvalues, k, gap = _spectrum_facts(model.prior)
             projection = zoo.experiments.intrinsic_dimension.project(model, test.data, 1)[:, 0]
