@@ -248,9 +248,11 @@ def render(units, seeds, args):
                      f"{f'{np.mean(kl):.1f}' if kl else '-'} | {cell(label, 'train_seconds', 0)} |")
     drawn = any((label, seeds[0]) in units for label in MODELS)
     pictured = draw_figure(units, seeds[0], args.figure) if drawn else []
-    lines += ["", f"Figure (docs/figures/injflow_mnist.png, seed {seeds[0]}): top row 8 test images; then for each "
-              f"model with a finished seed-{seeds[0]} unit ({', '.join(pictured) or 'none yet'}) its reconstructions "
-              "of those 8 and 8 samples from its post-hoc GMM.", "", verdict(units, seeds)]
+    figure = (f"Figure (docs/figures/injflow_mnist.png, seed {seeds[0]}): top row 8 test images; then for each "
+              f"model with a finished seed-{seeds[0]} unit ({', '.join(pictured)}) its reconstructions of those 8 and "
+              "8 samples from its post-hoc GMM." if pictured else
+              f"Figure: drawn (docs/figures/injflow_mnist.png) once a seed-{seeds[0]} unit is in.")
+    lines += ["", figure, "", verdict(units, seeds)]
     return "\n".join(lines) + "\n"
 
 
