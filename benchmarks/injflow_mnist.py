@@ -305,8 +305,9 @@ def main():
             print(f"{label} seed {seed}: " + ", ".join(f"{k} {record[k]:.2f}" for k in FID_KEYS)
                   + f" ({record['wall_seconds'] / 60:.1f} min)", flush=True)
             write_section(args.doc, SECTION_HEADING, render(units, args.seeds, args))
-    write_section(args.doc, SECTION_HEADING, render(units, args.seeds, args))
-    print(render(units, args.seeds, args))
+    text = render(units, args.seeds, args)  # renders (and draws the figure) once
+    write_section(args.doc, SECTION_HEADING, text)
+    print(text)
 
 
 if __name__ == "__main__":
