@@ -1,5 +1,6 @@
 """Shared pieces of the benchmarks: the machine description and docs/BENCHMARKS.md sections."""
 
+import hashlib
 import os
 import re
 import time
@@ -71,20 +72,34 @@ def write_json(path, payload, benchmark):
 
 
 class FeatureCache:
-    """Inception features of named image sets, computed once and kept as ``.npy`` files (staging + rename)."""
+    """Inception features of named image sets, computed once and kept as ``.npy`` files (staging + rename).
 
-    def __init__(self, directory, inception, batch_size=50):
-        self.directory, self.inception, self.batch_size = directory, inception, batch_size
+    A file is named by ``key`` and a digest of the images themselves and of
+    ``extractor`` (what computes the features, e.g. the Inception's dtype
+    policy), so retrained models, other sample counts or another precision
+    never reuse stale features: the images are always made (cheap next to
+    Inception) and only their features are cached.
+    """
+
+    def __init__(self, directory, inception, extractor, batch_size=50):
+        self.directory, self.inception, self.extractor, self.batch_size = directory, inception, extractor, batch_size
         os.makedirs(directory, exist_ok=True)
+
+    def digest(self, images):
+        images = np.ascontiguousarray(images)
+        h = hashlib.sha256(f"{self.extractor}|{images.dtype}|{images.shape}|".encode())
+        h.update(images.tobytes())
+        return h.hexdigest()[:16]
 
     def __call__(self, key, make_images):
         from zoo.evaluation import fid_inception
 
-        path = os.path.join(self.directory, key + ".npy")
+        images = np.asarray(make_images())
+        path = os.path.join(self.directory, f"{key}_{self.digest(images)}.npy")
         if os.path.exists(path):
             return np.load(path)
         start = time.time()
-        features = fid_inception.inception_features(self.inception, make_images(), batch_size=self.batch_size)
+        features = fid_inception.inception_features(self.inception, images, batch_size=self.batch_size)
         with files.staged_file(path) as staged:
             np.save(staged, features)
         print(f"  features {key}: {len(features)} images in {time.time() - start:.0f} s", flush=True)

@@ -87,7 +87,7 @@ def main():
     test = test[:args.samples]
     inception = fid_inception.load_inception_for_fid(dtype=args.inception_dtype)
     tag = f"{args.inception_dtype}"
-    cache = FeatureCache(os.path.join(args.out, "features"), inception)
+    cache = FeatureCache(os.path.join(args.out, "features"), inception, extractor=tag)
     train_features = cache(f"train_subsample_{args.sweep_samples}_seed{args.seed}_{tag}", lambda: subsample)
     test_features = cache(f"test_first_{args.samples}_{tag}", lambda: test)
     scales = [float(s) for s in np.linspace(0.0, args.sweep_max, args.sweep_points)]

@@ -49,6 +49,9 @@ PAPER = {
     "VAE": (65.10, 57.04, 62.08), "beta-VAE": (7.91, 24.31, 8.12),
 }
 PAPER_STEPS = 100_000
+PAPER_NU = 1.0  # the penalty schedule mu = 1 + i nu / 1000 (the paper searches nu over {1, 1.3}; the presets' 1)
+MNIST_TRAIN = 60_000
+SEEDS = (0, 1)  # the protocol's seeds: the table and the verdict always cover both
 BATCH_SIZE = 128
 TRAINING = {"learning_rate": 1e-3, "decay": "none", "global_clipnorm": None}  # the paper's fixed-rate Adam
 FID_KEYS = ("fid_rec", "fid_gaussian", "fid_gmm")
@@ -58,6 +61,37 @@ DEFAULT_UNIT_MINUTES = 45  # the estimate for a unit of a model with no finished
 
 def preset_of(label):
     return f"{MODELS[label]}_mnist_small_32"
+
+
+def training_steps(epochs, num_examples=None):
+    """Optimizer steps of a unit: ``epochs`` passes over the training images at batch 128 (last batch partial)."""
+    return -(-(num_examples or MNIST_TRAIN) // BATCH_SIZE) * epochs
+
+
+def penalty_growth(label, steps):
+    """nu for the InjFlow objectives, scaled so that mu ends where the paper's does, else None.
+
+    The paper raises the reconstruction and injectivity penalties as
+    ``mu = 1 + i nu / 1000`` over 100k steps, so mu ends near 101. Kept at
+    nu = 1 over this run's few thousand steps, mu would end near 3 and the
+    prior and volume terms would weigh ~30x more against reconstruction than
+    in the paper; the schedule is compressed instead: ``nu * 100k / steps``.
+    """
+    return PAPER_NU * PAPER_STEPS / steps if MODELS[label].startswith("injflow") else None
+
+
+def protocol(args):
+    """What every unit of one table must share (units that differ in any of it are refused, never mixed)."""
+    return {"epochs": args.epochs, "num_examples": args.num_examples, "images_per_fid": args.test_images,
+            "inception_dtype": args.inception_dtype, "penalty_schedule": "paper_end"}
+
+
+def unit_protocol(record):
+    """``protocol`` of a stored unit (units written before the key existed ran the then-only schedule, nu = 1)."""
+    return record.get("protocol") or {
+        "epochs": record["epochs"], "num_examples": record["num_examples"],
+        "images_per_fid": record["images_per_fid"], "inception_dtype": record["inception_dtype"],
+        "penalty_schedule": "nu=1"}
 
 
 def unit_name(label, seed):
@@ -80,13 +114,16 @@ def run_unit(label, seed, args, cache, test, test_features):
 
     start = time.time()
     name = unit_name(label, seed)
+    steps = training_steps(args.epochs, args.num_examples)
+    growth = penalty_growth(label, steps)
     result = trainer.train(model=preset_of(label), dataset="mnist", epochs=args.epochs, batch_size=BATCH_SIZE,
                            out=os.path.join(args.out, "train", name), resume=True, seed=seed, training=TRAINING,
+                           model_overrides=None if growth is None else {"penalty_growth": growth},
                            num_examples=args.num_examples, sample_every=0, tensorboard=False, verbose=2)
     train_seconds = time.time() - start
-    model = result.model
-    train, _ = zoo.datasets.load_mnist("train")
-    model.fit_priors(train[: args.num_examples], seed=seed)
+    model = result.model  # its post-hoc N and GMM were fitted by ``train`` on the encoded training images
+    if result.steps_per_epoch * args.epochs != steps:
+        raise RuntimeError(f"{label}: trained {result.steps_per_epoch * args.epochs} steps, the schedule assumed {steps}")
     sample_seed = 1000 + seed
     sets = {
         "fid_rec": lambda: np.asarray(model.reconstruct(test)),
@@ -94,14 +131,15 @@ def run_unit(label, seed, args, cache, test, test_features):
         "fid_gmm": lambda: np.asarray(model.sample(len(test), seed=sample_seed, prior="gmm")),
     }
     record = {"label": label, "preset": preset_of(label), "seed": seed, "sample_seed": sample_seed,
-              "epochs": args.epochs, "batch_size": BATCH_SIZE, "steps": result.steps_per_epoch * args.epochs,
+              "protocol": protocol(args), "penalty_growth": growth, "prior_fit": result.prior_fit,
+              "epochs": args.epochs, "batch_size": BATCH_SIZE, "steps": steps,
               "training": TRAINING, "train_seconds": train_seconds, "resumed_from_step": result.resumed_from_step,
               "num_examples": args.num_examples,
               "validation_curve": [(h.get("epoch"), h.get("val_loss")) for h in result.history],
               "parameters": int(model.count_params()), "images_per_fid": len(test),
               "inception_dtype": args.inception_dtype}
     for key, make in sets.items():
-        features = cache(f"{name}_{key}_n{len(test)}_e{args.epochs}", make)
+        features = cache(f"{name}_{key}", make)
         record[key] = float(metrics.frechet_distance_from_features(test_features, features))
     terms = model.objective_terms(test[:1000])
     record["kl"] = float(np.mean(np.asarray(terms["kl"]))) if "kl" in terms else None
@@ -139,7 +177,15 @@ def _stats(values):
     return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
 
 
-def verdict(units, seeds):
+def _convergence(units):
+    """How many finished units' GMM fits converged (EM's own test), for the protocol paragraph."""
+    fits = [r["prior_fit"]["gmm"].get("converged") for r in units.values() if r.get("prior_fit")]
+    if not fits:
+        return "its convergence is recorded per unit"
+    return f"EM converged in {sum(bool(f) for f in fits)} of {len(fits)} finished units"
+
+
+def verdict(units, seeds=SEEDS):
     """The verdict on table 1's MNIST claims, or why it is still pending."""
     missing = [f"{label} seed {seed}" for label in MODELS for seed in seeds if (label, seed) not in units]
     if missing:
@@ -159,18 +205,30 @@ def verdict(units, seeds):
                 all_beaten &= won
                 comparisons.append(f"{ours} {prior} {_stats(values[ours][key])[0]:.1f} vs {other} "
                                    f"{_stats(values[other][key])[0]:.1f}" + ("" if won else " (not beaten)"))
-    gmm_wins = [label for label in MODELS if _stats(values[label]["fid_gaussian"])[0]
-                - _stats(values[label]["fid_gmm"])[0]
-                > _stats(values[label]["fid_gaussian"])[1] + _stats(values[label]["fid_gmm"])[1]]
+    def gmm_beats_n(label):
+        (n_mean, n_sd), (g_mean, g_sd) = _stats(values[label]["fid_gaussian"]), _stats(values[label]["fid_gmm"])
+        return n_mean - g_mean > n_sd + g_sd
+
+    # The paper's own table has one exception to "GMM beats N": the VAE (GMM 62.08, N 57.04), whose posterior
+    # overlaps are what a GMM cannot carve; it is judged on the other seven and the VAE reported on its own.
+    judged = [label for label in MODELS if PAPER[label][2] < PAPER[label][1]]
+    gmm_wins = [label for label in judged if gmm_beats_n(label)]
+    exceptions = [f"{label}: GMM {_stats(values[label]['fid_gmm'])[0]:.1f} vs N "
+                  f"{_stats(values[label]['fid_gaussian'])[0]:.1f} (paper {PAPER[label][2]} vs {PAPER[label][1]}, "
+                  + ("GMM better here too" if gmm_beats_n(label) else "not better here either") + ")"
+                  for label in MODELS if label not in judged]
     best = min(MODELS, key=lambda label: _stats(values[label]["fid_gmm"])[0])
     return ("Verdict (InjFlow paper, table 1, MNIST: samples of InjFlow(-ln) have lower FID than AE's and VAE's; "
-            "GMM samples beat N samples; the paper's best MNIST model is the beta-VAE): the first claim is "
+            "GMM samples beat N samples (the paper's exception: the VAE); the paper's best MNIST model is the "
+            "beta-VAE): the first claim is "
             + ("reproduced" if all_beaten else "not reproduced") + f" ({len(seeds)} seeds; a comparison counts when "
-            "the means differ by more than the two seeds' standard deviations together): " + "; ".join(comparisons)
-            + f". GMM beats N beyond the seed spread for {len(gmm_wins)} of {len(MODELS)} models"
-            + (f" ({', '.join(gmm_wins)})" if gmm_wins else "") + ", so the second claim is "
-            + ("reproduced" if len(gmm_wins) == len(MODELS) else "reproduced for " + (
-                "all but " + ", ".join(label for label in MODELS if label not in gmm_wins) if gmm_wins else "none"))
+            "the means differ by more than the two seeds' standard deviations together, a stricter test than the "
+            "paper's single runs, where InjFlow's N FID is 0.75 below AE's): " + "; ".join(comparisons)
+            + f". GMM beats N beyond the seed spread for {len(gmm_wins)} of the {len(judged)} models where the paper "
+            "has it" + (f" ({', '.join(gmm_wins)})" if gmm_wins else "") + ", so the second claim is "
+            + ("reproduced" if len(gmm_wins) == len(judged) else "reproduced for " + (
+                "all but " + ", ".join(label for label in judged if label not in gmm_wins) if gmm_wins else "none"))
+            + (f"; {'; '.join(exceptions)}" if exceptions else "")
             + f". Lowest GMM-sample FID here: {best}. The budget limits the absolute numbers: "
             f"{units[(best, seeds[0])]['steps']:,} training steps per model against the paper's {PAPER_STEPS:,}, "
             "and the network has 1/8 of the paper's channels.")
@@ -193,8 +251,9 @@ def draw_figure(units, seed, path):
     return [label for label in MODELS if (label, seed) in units]
 
 
-def render(units, seeds, args):
-    """The RESULTS section from every unit present."""
+def render(units, args):
+    """The RESULTS section from every unit present (the protocol's seeds, whatever this run trained)."""
+    seeds = SEEDS
     def cell(label, key, digits=1):
         values = [units[(label, s)][key] for s in seeds if (label, s) in units]
         if not values:
@@ -221,20 +280,27 @@ def render(units, seeds, args):
            f"{max(r['wall_seconds'] for r in units.values()) / 60:.0f} min on {'; '.join(machines)}" if units else "")
         + ".",
         "",
-        f"Protocol: the `*_mnist_small_32` presets (the paper's 5-layer conv encoder / transposed-conv decoder, ELU "
-        "and batch norm, with 8 instead of 64 base channels; d = 32 as the paper), trained by `zoo.training.train` "
-        f"on {trained_on} MNIST training images for {args.epochs} epochs"
+        f"Protocol: the `*_mnist_small_32` presets (5-layer conv encoder / transposed-conv decoder with ELU and "
+        "batch norm as the paper describes; the paper's supplementary with its strides and widths is not available, "
+        "so the strides are the project's and the widths run 8-128 channels; batch-norm momentum 0.9; d = 32 as the "
+        f"paper), trained by `zoo.training.train` on {trained_on} MNIST training images for {args.epochs} epochs"
         + (f" ({steps:,} steps, {steps / PAPER_STEPS:.1%} of the paper's {PAPER_STEPS:,})" if steps else "")
         + ", batch 128, Adam 1e-3 constant after a 100-step warm-up, no clipping; seeds "
-        f"{', '.join(map(str, seeds))} (mean ± standard deviation over seeds). Post-hoc full-covariance Gaussian "
-        "(N) and 10-component full-covariance GMM fitted to the encoded training images. FID with the 2015 "
-        "Inception (pool3, 2048-d; docs/FID_PORT.md; trunk in bfloat16, FID within 0.3% of float32, "
-        f"docs/BENCHMARKS.md) between the first {per_fid} test images and their reconstructions (Rec.), {per_fid} "
-        f"samples from N and {per_fid} from the GMM (sample seed 1000 + seed). Hyperparameters: the presets' "
-        "(InjFlow lambda = 1, "
-        "eta = 0.1, nu = 1, prior weight 0.01; AE+L2 decoder weight decay 0.01; CAE penalty 0.1; beta-VAE "
-        "sigma = 0.1): one point of each of the paper's search grids, where the paper reports the best point of "
-        "each grid by GMM FID. Paper: 100k iterations at batch 128 with the full-width network.",
+        f"{', '.join(map(str, seeds))} (mean ± standard deviation over seeds). InjFlow's penalty schedule mu = 1 + "
+        "i nu / 1000 (reconstruction and injectivity weights) is compressed to the run: nu = 1 x 100,000 / steps"
+        + (f" = {PAPER_NU * PAPER_STEPS / steps:.1f}" if steps else "") + ", so that mu ends at 101 as after the "
+        "paper's 100k steps at nu = 1 (uncompressed it would end at 1 + steps / 1000). Post-hoc full-covariance "
+        "Gaussian (N) and 10-component full-covariance GMM (scikit-learn EM, at most 200 iterations; "
+        + _convergence(units) + ") fitted to the encoded training images. FID with the 2015 Inception (pool3, "
+        "2048-d; docs/FID_PORT.md; trunk in bfloat16, whose FID on 1,000 Fashion-MNIST images was within 0.3% of "
+        f"float32's, docs/BENCHMARKS.md) between the first {per_fid} test images and their reconstructions (Rec.), "
+        f"{per_fid} samples from N and {per_fid} from the GMM (sample seed 1000 + seed); decoded images are rounded "
+        "to 8 bits, and gray is repeated to RGB and resized to 299x299 as in the reference FID code. Hyperparameters: "
+        "the presets' (InjFlow lambda = 1, eta = 0.1, nu = 1 before the compression, prior weight 0.01; AE+L2 "
+        "decoder weight decay 0.01; CAE penalty 0.1; beta-VAE sigma = 0.1): one point of each of the paper's search "
+        "grids, where the paper reports the best point of each grid by GMM FID. KL: the VAEs' mean over the first "
+        "1,000 test images. Train s: the training time of the invocation that finished the unit (a resumed unit "
+        "shows only its last part). Paper: 100k iterations at batch 128 with the full-width network.",
         "",
         "| model | FID Rec. | paper | FID N | paper | FID GMM | paper | recon. error (8-bit, per image) | "
         "KL nats/image | train s |",
@@ -252,14 +318,15 @@ def render(units, seeds, args):
               f"model with a finished seed-{seeds[0]} unit ({', '.join(pictured)}) its reconstructions of those 8 and "
               "8 samples from its post-hoc GMM." if pictured else
               f"Figure: drawn (docs/figures/injflow_mnist.png) once a seed-{seeds[0]} unit is in.")
-    lines += ["", figure, "", verdict(units, seeds)]
+    lines += ["", figure, "", verdict(units)]
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), choices=SEEDS,
+                        help="which of the protocol's seeds to run now (the table and verdict always cover both)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--budget_minutes", type=float, default=90.0,
                         help="start a unit only if its estimated wall time still fits in what is left")
@@ -276,10 +343,16 @@ def main():
 
     start = time.time()
     units = load_units(args.results)
-    stale = sorted({r["epochs"] for r in units.values()} - {args.epochs})
-    if stale:
-        raise SystemExit(f"{args.results} holds units trained for {stale} epochs, this run asks for {args.epochs}: "
-                         "the table would mix budgets. Use the same --epochs, or another --results folder.")
+    wanted = protocol(args)
+    for (label, seed), record in sorted(units.items()):
+        differs = {k: (v, wanted[k]) for k, v in unit_protocol(record).items() if wanted.get(k) != v}
+        if differs:
+            raise SystemExit(
+                f"{args.results}: the unit {label} seed {seed} ran with "
+                + ", ".join(f"{k}={stored!r}" for k, (stored, _) in differs.items()) + "; this run asks for "
+                + ", ".join(f"{k}={asked!r}" for k, (_, asked) in differs.items())
+                + ": the table would mix protocols. Rerun with the unit's settings, remove that unit's file (this "
+                "benchmark wrote it; git keeps it) to redo it, or use another --results folder.")
     pending = [(label, seed) for seed in args.seeds for label in args.models if (label, seed) not in units]
     if not args.render_only and pending:
         import zoo
@@ -288,7 +361,7 @@ def main():
         for label, seed in pending:
             check_json_target(os.path.join(args.results, unit_name(label, seed) + ".json"), BENCHMARK)
         inception = fid_inception.load_inception_for_fid(dtype=args.inception_dtype)
-        cache = FeatureCache(os.path.join(args.out, "features"), inception)
+        cache = FeatureCache(os.path.join(args.out, "features"), inception, extractor=args.inception_dtype)
         test = zoo.datasets.load_mnist("test")[0][: args.test_images]
         test_features = None
         for label, seed in pending:
@@ -298,14 +371,14 @@ def main():
                       f"{left:.0f} min of the budget left", flush=True)
                 continue
             if test_features is None:
-                test_features = cache(f"test_n{len(test)}", lambda: test)
+                test_features = cache("test", lambda: test)
             record = run_unit(label, seed, args, cache, test, test_features)
             write_json(os.path.join(args.results, unit_name(label, seed) + ".json"), record, BENCHMARK)
             units[(label, seed)] = record
             print(f"{label} seed {seed}: " + ", ".join(f"{k} {record[k]:.2f}" for k in FID_KEYS)
                   + f" ({record['wall_seconds'] / 60:.1f} min)", flush=True)
-            write_section(args.doc, SECTION_HEADING, render(units, args.seeds, args))
-    text = render(units, args.seeds, args)  # renders (and draws the figure) once
+            write_section(args.doc, SECTION_HEADING, render(units, args))
+    text = render(units, args)  # renders (and draws the figure) once
     write_section(args.doc, SECTION_HEADING, text)
     print(text)
 

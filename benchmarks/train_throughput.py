@@ -83,6 +83,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--doc", default=DEFAULT_DOC, help="Markdown file whose section is written")
     p.add_argument("--no_write", action="store_true", help="print only; do not touch the doc")
+    p.add_argument("--inter_op_threads", type=int, default=0,
+                   help="TensorFlow's inter-op thread pool size (independent ops run at once); 0: TensorFlow's default")
+    p.add_argument("--intra_op_threads", type=int, default=0,
+                   help="threads one op may use; 0: TensorFlow's default")
     return p.parse_args(argv)
 
 
@@ -613,6 +617,11 @@ def count_forward_conv_ops(train_step, example):
 # ----------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
+    # Thread pools are fixed when TensorFlow's runtime starts: set them before the first op.
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     keras.utils.set_random_seed(args.seed)
     tf_keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)

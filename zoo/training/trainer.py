@@ -22,7 +22,9 @@
 - ``history.json``: per-epoch ``loss`` and ``val_loss`` (for every family the
   training objective in bits/dim, ``zoo.LOSS_UNIT``: the NLL for likelihood-trained
   models), ``bits_per_dim`` / ``val_bits_per_dim`` where defined, the model's
-  ``diagnostics`` (training and ``val_``), and the learning rate.
+  ``diagnostics`` (training and ``val_``), and the learning rate; ``prior_fit``: the
+  post-hoc priors' fit report (``fit_priors``: EM convergence, iterations), ``{}`` for
+  models without.
 
 The command line ``python -m zoo.train`` (``zoo/train.py``) wraps ``train``
 and also writes a SavedModel.
@@ -73,6 +75,7 @@ class TrainResult:
     global_batch_size: int
     steps_per_epoch: int
     resumed_from_step: int
+    prior_fit: dict = dataclasses.field(default_factory=dict)  # ``fit_priors``'s report (convergence); {} if none
 
 
 TRAINING_POLICIES = ("float32", "mixed_bfloat16")
@@ -331,7 +334,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
                                      f"{_first_line(error)}", out)
     if tracker.diverged:
         _raise_diverged(manager, tracker.diverged, out)
-    net.fit_priors(data, seed=int(seed), labels=labels)  # post-hoc latent priors (InjFlow, autoencoders); a no-op otherwise
+    # Post-hoc latent priors (InjFlow, autoencoders; {} otherwise); their report says whether EM converged.
+    prior_fit = net.fit_priors(data, seed=int(seed), labels=labels)
     if chief:
         net.save_to_preset(os.path.join(out, "final"), overwrite=True,
                            metadata={"dataset": dataset, "preset": model, "epochs": int(epochs),
@@ -340,8 +344,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
             json.dump({"arguments": arguments, "history": state["history"], "global_batch_size": global_batch,
                        "steps_per_epoch": steps_per_epoch, "resumed_from_step": resumed_from,
                        "validation_examples": None if val_data is None else len(val_data),
-                       "seconds_this_run": time.time() - started}, f, indent=1)
-    return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from)
+                       "seconds_this_run": time.time() - started, "prior_fit": prior_fit}, f, indent=1)
+    return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from, prior_fit)
 
 
 def _is_command_file(path):
