@@ -357,6 +357,7 @@ def main():
     if not args.render_only and pending:
         import zoo
         from zoo.evaluation import fid_inception
+        from zoo.training import TrainingDivergedError
 
         for label, seed in pending:
             check_json_target(os.path.join(args.results, unit_name(label, seed) + ".json"), BENCHMARK)
@@ -372,7 +373,11 @@ def main():
                 continue
             if test_features is None:
                 test_features = cache("test", lambda: test)
-            record = run_unit(label, seed, args, cache, test, test_features)
+            try:
+                record = run_unit(label, seed, args, cache, test, test_features)
+            except TrainingDivergedError as error:  # no file: the next run retries it; the others go on now
+                print(f"{label} seed {seed} DIVERGED, no results file written: {error}", flush=True)
+                continue
             write_json(os.path.join(args.results, unit_name(label, seed) + ".json"), record, BENCHMARK)
             units[(label, seed)] = record
             print(f"{label} seed {seed}: " + ", ".join(f"{k} {record[k]:.2f}" for k in FID_KEYS)
