@@ -323,3 +323,41 @@ def test_image_mflow_gram_determinant_against_brute_force_jacobian():
         assert np.all(np.isfinite(np.asarray(model.log_prob(images))))
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def _spiral_mflow():
+    return dnf.make_vector_dnf(2, 1, mode="mflow", num_couplings=2, hidden_units=8, seed=0, name="mflow")
+
+
+@pytest.mark.parametrize("phase", ["manifold", "density"])
+def test_thin_spiral_reference_loss_scale_carries_the_released_loss_to_ours(phase):
+    # The released code's M-flow losses: 1000 x MSE (mean over batch and coordinates) in the manifold phase,
+    # -mean log p(u) / (1 x ln 2) in the density phase; ours is the model's own compute_loss.
+    from zoo.experiments.thin_spiral import reference_loss_scale
+
+    x = manifolds.thin_spiral(64, seed=3).data.astype("float32")
+    model = _spiral_mflow()
+    model.phase = phase
+    ours = float(model.compute_loss(x=x, training=False))
+    if phase == "manifold":
+        released = 1000.0 * float(np.mean((x - np.asarray(model.reconstruct_flow_input(x))) ** 2))
+    else:
+        released = float(np.mean(np.asarray(model.objective_terms(x)["nll_u"]))) / math.log(2.0)
+    assert ours * reference_loss_scale("M-flow", 2, phase) == pytest.approx(released, rel=1e-4)
+
+
+def test_thin_spiral_reference_recipe_trains_mflow_phase_by_phase_with_its_own_optimizer():
+    from zoo.experiments import thin_spiral as experiment
+
+    x = manifolds.thin_spiral(200, seed=0).data.astype("float32")
+    model = _spiral_mflow()
+    outer = [np.array(w) for w in model.flow.get_weights()]
+    experiment._train("M-flow", model, x, epochs=2, batch_size=50, recipe="reference", learning_rate=None, verbose=0)
+    assert model.phase == "density"
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.optimizer.weight_decay == pytest.approx(1e-4)
+    assert model.optimizer.global_clipnorm == pytest.approx(5.0 / 2)  # the density phase's scale (D / d = 2)
+    assert model.optimizer.iterations.numpy() == 4  # a fresh optimizer: only the density phase's 2 x 2 steps
+    assert any(not np.allclose(a, b) for a, b in zip(outer, model.flow.get_weights()))  # the manifold phase ran
+    with pytest.raises(ValueError, match="`recipe` must be one of"):
+        experiment.run_thin_spiral(num_train=10, epochs=1, recipe="sgd")
