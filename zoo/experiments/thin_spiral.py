@@ -219,6 +219,9 @@ def run_thin_spiral(num_train=10000, epochs=10, batch_size=100, learning_rate=1e
 
     if recipe not in RECIPES:
         raise ValueError(f"run_thin_spiral: `recipe` must be one of {RECIPES}; received {recipe!r}.")
+    if recipe == "reference" and epochs < 2:
+        raise ValueError(f"run_thin_spiral: recipe='reference' splits M-flow's epochs between its two phases, so it "
+                         f"needs epochs >= 2; received {epochs}. Pass epochs=2 or more, or recipe='adam'.")
     keras.utils.set_random_seed(seed)  # initial weights, shuffling and noise draws
     data = thin_spiral(num_train, seed=seed, winding=winding).data
     # The reference holds 10% out for validation (its best-epoch restore keeps `state_dict()` without a copy,
