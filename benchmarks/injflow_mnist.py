@@ -64,8 +64,9 @@ def preset_of(label):
 
 
 def training_steps(epochs, num_examples=None):
-    """Optimizer steps of a unit: ``epochs`` passes over the training images at batch 128 (last batch partial)."""
-    return -(-(num_examples or MNIST_TRAIN) // BATCH_SIZE) * epochs
+    """Optimizer steps of a unit: ``epochs`` passes over the training images in whole batches of 128 (``train``
+    drops the partial last batch: 468 steps per epoch on 60,000 images)."""
+    return (num_examples or MNIST_TRAIN) // BATCH_SIZE * epochs
 
 
 def penalty_growth(label, steps):

@@ -21,7 +21,7 @@ def _record(label, seed, rec, gaussian, gmm, epochs=5, num_examples=None):
     images = lambda: bench._hex_images(rng.integers(0, 256, (8, 28, 28, 1)))  # noqa: E731
     protocol = {"epochs": epochs, "num_examples": num_examples, "images_per_fid": 10000,
                 "inception_dtype": "mixed_bfloat16", "penalty_schedule": "paper_end"}
-    return {"label": label, "seed": seed, "epochs": epochs, "steps": 2345, "fid_rec": rec, "fid_gaussian": gaussian,
+    return {"label": label, "seed": seed, "epochs": epochs, "steps": 2340, "fid_rec": rec, "fid_gaussian": gaussian,
             "protocol": protocol, "prior_fit": {"gmm": {"converged": seed == 0}},
             "fid_gmm": gmm, "reconstruction_error": 1000.0 + seed, "kl": 3.0 if "VAE" in label else None,
             "train_seconds": 100.0, "wall_seconds": 1800.0, "num_examples": num_examples, "images_per_fid": 10000,
@@ -72,7 +72,7 @@ def test_render_partial_table_marks_single_seed_cells_and_draws_the_figure(tmp_p
     text = bench.render(units, args)
     assert "Status: 8 of 16 units done" in text
     assert "EM converged in 7 of 8 finished units" in text  # the fixture's seed-1 fits did not converge
-    assert "nu = 1 x 100,000 / steps = 42.6" in text
+    assert "nu = 1 x 100,000 / steps = 42.7" in text  # the fixture's 2,340 steps
     assert "| InjFlow | 6.2 ± 0.4 | 6.0 |" in text  # both seeds: mean and standard deviation
     assert "| AE | 10.0 (1 seed) | 8.69 |" in text
     assert "| VAE | - | 65.1 |" in text
@@ -114,7 +114,7 @@ def test_units_written_before_the_protocol_key_count_as_the_uncompressed_schedul
 
 def test_penalty_schedule_is_compressed_to_end_where_the_papers_does():
     steps = bench.training_steps(5)
-    assert steps == 2345  # 469 batches of 128 (the last partial) per epoch
+    assert steps == 2340  # 468 whole batches of 128 per epoch, as zoo.training.train runs them
     growth = bench.penalty_growth("InjFlow-ln", steps)
     assert 1 + steps * growth / 1000 == pytest.approx(1 + bench.PAPER_STEPS * bench.PAPER_NU / 1000)
     assert bench.penalty_growth("AE", steps) is None  # the autoencoders have no schedule
