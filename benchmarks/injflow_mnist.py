@@ -267,7 +267,7 @@ def render(units, args):
     total = len(MODELS) * len(seeds)
     any_unit = next(iter(units.values()), None)
     machines = sorted({f"{r['machine']['cpu_model']}, {r['machine']['usable_cpus']} CPUs" for r in units.values()})
-    steps = any_unit["steps"] if any_unit else None
+    steps = any_unit["steps"] if any_unit else training_steps(args.epochs, getattr(args, "num_examples", None))
     trained_on = f"{any_unit['num_examples']:,}" if any_unit and any_unit["num_examples"] else "60,000"
     per_fid = f"{any_unit['images_per_fid']:,}" if any_unit else "10,000"
     lines = [
