@@ -359,5 +359,7 @@ def test_thin_spiral_reference_recipe_trains_mflow_phase_by_phase_with_its_own_o
     assert model.optimizer.global_clipnorm == pytest.approx(5.0 / 2)  # the density phase's scale (D / d = 2)
     assert model.optimizer.iterations.numpy() == 4  # a fresh optimizer: only the density phase's 2 x 2 steps
     assert any(not np.allclose(a, b) for a, b in zip(outer, model.flow.get_weights()))  # the manifold phase ran
+    with pytest.raises(ValueError, match="compile the model first"):  # neither compiled nor given optimizers
+        dnf.train_mflow(_spiral_mflow(), x)
     with pytest.raises(ValueError, match="`recipe` must be one of"):
         experiment.run_thin_spiral(num_train=10, epochs=1, recipe="sgd")

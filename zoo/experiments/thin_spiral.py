@@ -175,11 +175,11 @@ def _train(label, model, data, epochs, batch_size, recipe, learning_rate, verbos
     steps_per_epoch = math.ceil(len(data) / batch_size)
     dims = data.shape[-1]
     if label == "M-flow":  # sequential: a fresh optimizer per phase, as the reference's two training calls
-        for phase, phase_epochs in (("manifold", epochs // 2), ("density", epochs - epochs // 2)):
-            model.phase = phase
-            model.compile(optimizer=reference_optimizer(steps_per_epoch, phase_epochs,
-                                                        reference_loss_scale(label, dims, phase)))
-            model.fit(data, batch_size=batch_size, epochs=phase_epochs, verbose=verbose)
+        phase_epochs = {"manifold": epochs // 2, "density": epochs - epochs // 2}
+        train_mflow(model, data, "sequential", phase_epochs["manifold"], phase_epochs["density"],
+                    optimizers=lambda phase: reference_optimizer(steps_per_epoch, phase_epochs[phase],
+                                                                 reference_loss_scale(label, dims, phase)),
+                    batch_size=batch_size, verbose=verbose)
         return
     cycle = min(epochs, REFERENCE_RECIPE["dnf_restart_epochs"]) if label == "DNF" else epochs
     model.compile(optimizer=reference_optimizer(steps_per_epoch, cycle, reference_loss_scale(label, dims)))

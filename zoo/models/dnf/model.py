@@ -470,14 +470,18 @@ def _check_space(space):
     return space
 
 
-def train_mflow(model, x, schedule="sequential", manifold_epochs=1, density_epochs=1, cycles=1, **fit_kwargs):
+def train_mflow(model, x, schedule="sequential", manifold_epochs=1, density_epochs=1, cycles=1, optimizers=None,
+                **fit_kwargs):
     """Trains an M-flow in its two phases with ``fit`` (any backend).
 
     ``schedule="sequential"``: ``manifold_epochs`` of the manifold phase
     (reconstruction; outer flow), then ``density_epochs`` of the density
     phase (NLL of ``u``; inner flow). ``"alternating"``: ``cycles`` times
     (``manifold_epochs`` manifold, ``density_epochs`` density). The model
-    must be compiled.
+    must be compiled, unless ``optimizers`` is given: a callable
+    ``phase -> optimizer`` whose result the model is compiled with at the
+    start of each phase (a fresh optimizer per phase, as the M-flow
+    reference trainers do; e.g. a schedule spanning that phase alone).
 
     Returns:
         A list of ``(phase, keras.callbacks.History)``.
@@ -486,12 +490,15 @@ def train_mflow(model, x, schedule="sequential", manifold_epochs=1, density_epoc
         raise ValueError("train_mflow needs a DenoisingFlow with mode='mflow'.")
     if schedule not in ("sequential", "alternating"):
         raise ValueError(f"train_mflow: `schedule` must be 'sequential' or 'alternating'; received {schedule!r}.")
-    if model.optimizer is None:
-        raise ValueError("train_mflow: compile the model first (model.compile(optimizer=...)).")
+    if optimizers is None and getattr(model, "optimizer", None) is None:
+        raise ValueError("train_mflow: compile the model first (model.compile(optimizer=...)), or pass "
+                         "`optimizers` (phase -> optimizer).")
     rounds = 1 if schedule == "sequential" else int(cycles)
     histories = []
     for _ in range(rounds):
         for phase, epochs in (("manifold", manifold_epochs), ("density", density_epochs)):
             model.phase = phase
+            if optimizers is not None:
+                model.compile(optimizer=optimizers(phase))
             histories.append((phase, model.fit(x, epochs=int(epochs), **fit_kwargs)))
     return histories
