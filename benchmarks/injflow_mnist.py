@@ -87,14 +87,6 @@ def protocol(args):
             "inception_dtype": args.inception_dtype, "penalty_schedule": "paper_end"}
 
 
-def unit_protocol(record):
-    """``protocol`` of a stored unit (units written before the key existed ran the then-only schedule, nu = 1)."""
-    return record.get("protocol") or {
-        "epochs": record["epochs"], "num_examples": record["num_examples"],
-        "images_per_fid": record["images_per_fid"], "inception_dtype": record["inception_dtype"],
-        "penalty_schedule": "nu=1"}
-
-
 def unit_name(label, seed):
     return f"{MODELS[label]}_seed{seed}"
 
@@ -133,12 +125,10 @@ def run_unit(label, seed, args, cache, test, test_features):
     }
     record = {"label": label, "preset": preset_of(label), "seed": seed, "sample_seed": sample_seed,
               "protocol": protocol(args), "penalty_growth": growth, "prior_fit": result.prior_fit,
-              "epochs": args.epochs, "batch_size": BATCH_SIZE, "steps": steps,
+              "batch_size": BATCH_SIZE, "steps": steps,
               "training": TRAINING, "train_seconds": train_seconds, "resumed_from_step": result.resumed_from_step,
-              "num_examples": args.num_examples,
               "validation_curve": [(h.get("epoch"), h.get("val_loss")) for h in result.history],
-              "parameters": int(model.count_params()), "images_per_fid": len(test),
-              "inception_dtype": args.inception_dtype}
+              "parameters": int(model.count_params())}
     for key, make in sets.items():
         features = cache(f"{name}_{key}", make)
         record[key] = float(metrics.frechet_distance_from_features(test_features, features))
@@ -268,8 +258,9 @@ def render(units, args):
     any_unit = next(iter(units.values()), None)
     machines = sorted({f"{r['machine']['cpu_model']}, {r['machine']['usable_cpus']} CPUs" for r in units.values()})
     steps = any_unit["steps"] if any_unit else training_steps(args.epochs, getattr(args, "num_examples", None))
-    trained_on = f"{any_unit['num_examples']:,}" if any_unit and any_unit["num_examples"] else "60,000"
-    per_fid = f"{any_unit['images_per_fid']:,}" if any_unit else "10,000"
+    stored = any_unit["protocol"] if any_unit else {}
+    trained_on = f"{stored['num_examples']:,}" if stored.get("num_examples") else "60,000"
+    per_fid = f"{stored['images_per_fid']:,}" if stored else "10,000"
     lines = [
         SECTION_HEADING,
         "",
@@ -346,7 +337,12 @@ def main():
     units = load_units(args.results)
     wanted = protocol(args)
     for (label, seed), record in sorted(units.items()):
-        differs = {k: (v, wanted[k]) for k, v in unit_protocol(record).items() if wanted.get(k) != v}
+        if "protocol" not in record:
+            raise SystemExit(f"{args.results}: the unit {label} seed {seed} has no 'protocol' record (written by an "
+                             "older version of this benchmark): remove its file (git keeps it) to rerun that unit.")
+        stored = record["protocol"]
+        differs = {k: (stored.get(k), wanted.get(k)) for k in sorted(set(stored) | set(wanted))
+                   if stored.get(k) != wanted.get(k)}
         if differs:
             raise SystemExit(
                 f"{args.results}: the unit {label} seed {seed} ran with "

@@ -16,15 +16,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import injflow_mnist as bench  # noqa: E402
 
 
-def _record(label, seed, rec, gaussian, gmm, epochs=5, num_examples=None):
+def _record(label, seed, rec, gaussian, gmm, epochs=5, num_examples=None, penalty_schedule="paper_end"):
     rng = np.random.default_rng(seed)
     images = lambda: bench._hex_images(rng.integers(0, 256, (8, 28, 28, 1)))  # noqa: E731
     protocol = {"epochs": epochs, "num_examples": num_examples, "images_per_fid": 10000,
-                "inception_dtype": "mixed_bfloat16", "penalty_schedule": "paper_end"}
-    return {"label": label, "seed": seed, "epochs": epochs, "steps": 2340, "fid_rec": rec, "fid_gaussian": gaussian,
+                "inception_dtype": "mixed_bfloat16", "penalty_schedule": penalty_schedule}
+    return {"label": label, "seed": seed, "steps": 2340, "fid_rec": rec, "fid_gaussian": gaussian,
             "protocol": protocol, "prior_fit": {"gmm": {"converged": seed == 0}},
             "fid_gmm": gmm, "reconstruction_error": 1000.0 + seed, "kl": 3.0 if "VAE" in label else None,
-            "train_seconds": 100.0, "wall_seconds": 1800.0, "num_examples": num_examples, "images_per_fid": 10000,
+            "train_seconds": 100.0, "wall_seconds": 1800.0,
             "machine": {"cpu_model": "test CPU", "usable_cpus": 2},
             "pictures": {"test_images": images(), "reconstructions": images(), "gmm_samples": images()}}
 
@@ -93,6 +93,7 @@ def test_load_units_ignores_files_of_other_benchmarks(tmp_path):
 @pytest.mark.parametrize("stored, asked, message", [
     (dict(epochs=3), ["--epochs", "5"], "ran with epochs=3; this run asks for epochs=5"),
     (dict(num_examples=512), [], "ran with num_examples=512; this run asks for num_examples=None"),
+    (dict(penalty_schedule="nu=1"), [], "ran with penalty_schedule='nu=1'; this run asks for penalty_schedule="),
 ])
 def test_main_refuses_to_mix_protocols(tmp_path, monkeypatch, stored, asked, message):
     from benchmarks.common import write_json
@@ -105,11 +106,16 @@ def test_main_refuses_to_mix_protocols(tmp_path, monkeypatch, stored, asked, mes
     assert not (tmp_path / "R.md").exists()
 
 
-def test_units_written_before_the_protocol_key_count_as_the_uncompressed_schedule():
+def test_main_refuses_a_unit_without_a_protocol_record(tmp_path, monkeypatch):
+    from benchmarks.common import write_json
+
     record = _record("AE", 0, 1.0, 2.0, 3.0)
     del record["protocol"]
-    record["inception_dtype"] = "mixed_bfloat16"
-    assert bench.unit_protocol(record)["penalty_schedule"] == "nu=1"
+    write_json(str(tmp_path / "ae_seed0.json"), record, bench.BENCHMARK)
+    monkeypatch.setattr(sys, "argv", ["injflow_mnist.py", "--render_only", "--results", str(tmp_path),
+                                      "--doc", str(tmp_path / "R.md")])
+    with pytest.raises(SystemExit, match="the unit AE seed 0 has no 'protocol' record"):
+        bench.main()
 
 
 def test_penalty_schedule_is_compressed_to_end_where_the_papers_does():
