@@ -372,7 +372,8 @@ def run_mnist(latent_dim, args):
         vae = zoo.data.train_implicit_model(images, latent_dim, epochs=args.vae_epochs, batch_size=100,
                                             learning_rate=args.vae_learning_rate, seed=0)
         results.update({"vae_epochs": args.vae_epochs, "vae_learning_rate": args.vae_learning_rate,
-                        "vae_seconds": round(time.time() - start, 1)})
+                        "vae_seconds": round(time.time() - start, 1),
+                        "implicit_model": vae.latent_report(images[:5000], num_samples=300, seed=0)})
         data = zoo.data.synthetic_mnist(20000, vae, seed=0).data
     results.update({"n_train": len(data), "levina_bickel_mle_k20": metrics.levina_bickel_dimension(
         data[:5000].reshape(5000, -1), k=20)})
@@ -638,6 +639,11 @@ def mnist_verdict(results):
                 f"(lambda_{near} / lambda_{near + 1} = {e[near - 1] / e[near]:.2f})")
         vae = f"implicit model {r['vae_epochs']} epochs at {_vae_learning_rate(r):g}" + (
             " (the paper's)" if _paper_vae(r) else "")
+        if "implicit_model" in r:  # how strongly g varies along its weakest latent direction
+            geometry = r["implicit_model"]
+            singular = geometry["decoder_sq_singular_values"]
+            vae += (f" (median squared singular values of dg/dz {singular[0]:.3g} down to {singular[-1]:.3g}, "
+                    f"{geometry['active_units']} of {d} latent units active)")
         return (f"dim(z) = {d} at {r['image_size']}x{r['image_size']}, {vae}, learning rate "
                 f"{_learning_rate(r):g}, weight decay {_weight_decay(r):g}: K = {r['intrinsic_dimension_rule']}, "
                 f"lambda_d / lambda_d+1 = {last['ratio_at_true_dimension']:.2f}{knee}, eigenvalues above 10 sigma_Z^2 "

@@ -201,6 +201,17 @@ def test_implicit_mnist_model_generates_data_of_known_intrinsic_dimension(tmp_pa
         out = tf.reshape(vae.decode(z), (4, -1))
     jacobian = tape.batch_jacobian(out, z).numpy()
     assert all(np.linalg.matrix_rank(j, tol=1e-6) <= 3 for j in jacobian)
+    # The float64 closed form against the backend's autodiff, and its spectrum against a dense float64 SVD.
+    exact = vae.decoder_jacobian(data.latent[:4])
+    assert exact.shape == (4, 64, 3) and exact.dtype == np.float64
+    np.testing.assert_allclose(exact, jacobian, rtol=1e-4, atol=1e-6)
+    report = vae.latent_report(images[:50].astype("float32") / 255.0, num_samples=4, seed=0)
+    reference = np.median(np.linalg.svd(vae.decoder_jacobian(vae.sample_latents(4, 0)), compute_uv=False) ** 2, 0)
+    np.testing.assert_allclose(report["decoder_sq_singular_values"], reference, rtol=1e-12)
+    assert list(report["decoder_sq_singular_values"]) == sorted(report["decoder_sq_singular_values"], reverse=True)
+    assert len(report["encoder_mean_variances"]) == 3 and 0 <= report["active_units"] <= 3
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        vae.decoder_jacobian(np.zeros((2, 4)))
     path = os.path.join(tmp_path, "vae.keras")
     vae.save(path)
     loaded = keras.saving.load_model(path)

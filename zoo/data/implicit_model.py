@@ -63,6 +63,57 @@ class ImplicitVAE(keras.Model):
         flow_layers.check_example_shape(z, (self.latent_dim,), "z", self.name)
         return ops.reshape(self.decoder(ops.cast(z, "float32")), (-1,) + self.image_shape)
 
+    def decoder_jacobian(self, z):
+        """``dg/dz`` at ``z`` ``(n, d)``: float64 NumPy ``(n, D, d)``, exact (the MLP's chain rule in float64).
+
+        The decoder's layers are dense with ReLU or sigmoid activations; the
+        forward pass is redone in float64 from their weights, so the result
+        does not depend on the backend's autodiff.
+        """
+        z = np.asarray(z, np.float64)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"{self.name}.decoder_jacobian: needs z of shape (n, {self.latent_dim}); received "
+                             f"{z.shape}.")
+        h, jacobian = z, np.broadcast_to(np.eye(self.latent_dim), (len(z), self.latent_dim, self.latent_dim))
+        for layer in self.decoder.layers:  # jacobian: (n, d, width) = d h / d z, transposed
+            kernel = np.asarray(ops.convert_to_numpy(layer.kernel), np.float64)
+            pre = h @ kernel + np.asarray(ops.convert_to_numpy(layer.bias), np.float64)
+            if layer.activation is keras.activations.relu:
+                h, slope = np.maximum(pre, 0.0), (pre > 0).astype(np.float64)
+            elif layer.activation is keras.activations.sigmoid:
+                h = 1.0 / (1.0 + np.exp(-pre))
+                slope = h * (1.0 - h)
+            else:
+                raise ValueError(f"{self.name}.decoder_jacobian: the decoder layer {layer.name} has the activation "
+                                 f"{layer.activation}; only relu and sigmoid have their derivative here.")
+            jacobian = (jacobian @ kernel) * slope[:, None, :]
+        return np.swapaxes(jacobian, 1, 2)
+
+    def latent_report(self, images=None, num_samples=300, seed=0, active_threshold=0.01):
+        """How strongly the data ``x = g(z)`` vary along each of the ``d`` latent directions.
+
+        Returns a dict: ``decoder_sq_singular_values``, the median over
+        ``num_samples`` draws ``z ~ N(0, I)`` of the squared singular values
+        of ``dg/dz`` (descending: the pixel-space variance one unit of each
+        direction carries; a near-zero last one means fewer than ``d``
+        resolvable directions), and with ``images`` the encoder means'
+        variance per latent unit over them (descending) and ``active_units``,
+        how many exceed ``active_threshold`` (Burda et al.'s activity test).
+        """
+        z = self.sample_latents(num_samples, seed)
+        singular = np.linalg.svd(self.decoder_jacobian(z), compute_uv=False) ** 2
+        report = {"num_samples": int(num_samples), "seed": int(seed),
+                  "decoder_sq_singular_values": [float(v) for v in np.median(singular, axis=0)]}
+        if images is not None:
+            images = np.asarray(images, np.float32)
+            flow_layers.check_example_shape(images, self.image_shape, "images", self.name)
+            stats = np.asarray(ops.convert_to_numpy(self.encoder(images.reshape(len(images), -1))))
+            variances = np.sort(stats[:, : self.latent_dim].var(axis=0))[::-1]
+            report.update({"encoder_mean_variances": [float(v) for v in variances],
+                           "active_threshold": float(active_threshold),
+                           "active_units": int(np.sum(variances > active_threshold))})
+        return report
+
     def call(self, inputs, training=False):
         flow_layers.check_example_shape(inputs, self.image_shape, "x", self.name)
         x = ops.reshape(ops.cast(inputs, "float32"), (ops.shape(inputs)[0], -1))
