@@ -6,23 +6,26 @@ from keras import ops
 from layers.base import FlowLayer, split_channels, sum_except_batch
 
 
-def conditioner_layers(rank, hidden_units, num_hidden_layers, out_channels, dtype=None):
+def conditioner_layers(rank, hidden_units, num_hidden_layers, out_channels, dtype=None, activation="relu"):
     """The coupling conditioner network, last layer zero-initialized.
 
     Rank 4 (images): 3x3 conv, ReLU, 1x1 conv, ReLU, 3x3 conv (GLOW's).
     Rank 2 (vectors): ``num_hidden_layers`` dense ReLU layers and a dense output.
     ``dtype``: their dtype policy; None: the global policy (``mixed_bfloat16``
     makes them compute in bfloat16 while the coupling itself stays float32).
+    ``activation``: the hidden layers' Keras activation name in place of ReLU
+    (e.g. ``"leaky_relu"``, slope 0.2).
     """
     dtype = dtype or keras.config.dtype_policy()
     if rank == 4:
         return [
-            keras.layers.Conv2D(hidden_units, 3, padding="same", activation="relu", dtype=dtype, name="conv_in"),
-            keras.layers.Conv2D(hidden_units, 1, padding="same", activation="relu", dtype=dtype, name="conv_hidden"),
+            keras.layers.Conv2D(hidden_units, 3, padding="same", activation=activation, dtype=dtype, name="conv_in"),
+            keras.layers.Conv2D(hidden_units, 1, padding="same", activation=activation, dtype=dtype,
+                                name="conv_hidden"),
             keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer="zeros", dtype=dtype, name="conv_out"),
         ]
     return [
-        keras.layers.Dense(hidden_units, activation="relu", dtype=dtype, name=f"dense_{i}")
+        keras.layers.Dense(hidden_units, activation=activation, dtype=dtype, name=f"dense_{i}")
         for i in range(num_hidden_layers)
     ] + [keras.layers.Dense(out_channels, kernel_initializer="zeros", dtype=dtype, name="dense_out")]
 
@@ -76,6 +79,9 @@ class AffineCoupling(FlowLayer):
             volume-preserving normalization, which can at most double it).
         volume_preserving: Python bool, normalize the log-scale to sum zero
             (log-det exactly 0). Default False (the RealNVP / GLOW coupling).
+        activation: str, the Keras activation of the conditioner's hidden
+            layers (default ``"relu"``; ``"leaky_relu"`` has slope 0.2, the
+            spread paper's).
         **kwargs: standard layer arguments.
 
     Call arguments:
@@ -96,10 +102,20 @@ class AffineCoupling(FlowLayer):
         "On the latent space of flow-based models", appendix C.1, eq. 43.
     """
 
-    def __init__(self, hidden_units=512, num_hidden_layers=2, log_scale_clamp=2.0, volume_preserving=False, **kwargs):
+    def __init__(self, hidden_units=512, num_hidden_layers=2, log_scale_clamp=2.0, volume_preserving=False,
+                 activation="relu", **kwargs):
         super().__init__(**kwargs)
         if log_scale_clamp <= 0:
             raise ValueError(f"AffineCoupling: `log_scale_clamp` must be > 0; received {log_scale_clamp}.")
+        if not isinstance(activation, str):
+            raise ValueError(f"AffineCoupling: `activation` must be a Keras activation name (it is saved in the "
+                             f"config), e.g. 'relu' or 'leaky_relu'; received {activation!r}.")
+        try:
+            keras.activations.get(activation)
+        except ValueError as error:
+            raise ValueError(f"AffineCoupling: unknown `activation` {activation!r} ({error}); use a Keras activation "
+                             "name such as 'relu' or 'leaky_relu'.") from None
+        self.activation = activation
         self.hidden_units = int(hidden_units)
         self.num_hidden_layers = int(num_hidden_layers)
         self.log_scale_clamp = float(log_scale_clamp)
@@ -120,7 +136,8 @@ class AffineCoupling(FlowLayer):
             )
         self.split = int(channels) // 2
         out_channels = 2 * (int(channels) - self.split)
-        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, out_channels)
+        self.conditioner = conditioner_layers(rank, self.hidden_units, self.num_hidden_layers, out_channels,
+                                              activation=self.activation)
         build_sequence(self.conditioner, tuple(input_shape[:-1]) + (self.split,))
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: int(channels)})
 
@@ -162,13 +179,15 @@ class AffineCoupling(FlowLayer):
         )
         if self.volume_preserving:  # only when set: configs of existing models stay byte-identical
             config["volume_preserving"] = True
+        if self.activation != "relu":  # likewise
+            config["activation"] = self.activation
         return config
 
 
 COUPLING_KINDS = ("affine", "volume_preserving", "spline")
 _COUPLING_OPTIONS = {
-    "affine": ("log_scale_clamp",),
-    "volume_preserving": ("log_scale_clamp",),
+    "affine": ("log_scale_clamp", "activation"),
+    "volume_preserving": ("log_scale_clamp", "activation"),
     "spline": ("num_bins", "tail_bound"),
 }
 
@@ -186,8 +205,8 @@ def coupling_factory(kind="affine", **options):
             (``AffineCoupling(volume_preserving=True)``, log-det exactly 0) or
             ``"spline"`` (``layers.SplineCoupling``, rational-quadratic).
         **options: the coupling's own arguments, the layer defaults otherwise:
-            ``log_scale_clamp`` (affine kinds); ``num_bins``, ``tail_bound``
-            (spline).
+            ``log_scale_clamp`` and ``activation`` (affine kinds);
+            ``num_bins``, ``tail_bound`` (spline).
 
     Returns:
         A callable ``make(hidden_units, num_hidden_layers=2)`` returning a new

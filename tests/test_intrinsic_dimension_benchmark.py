@@ -10,7 +10,7 @@ from benchmarks import intrinsic_dimension as bench  # noqa: E402
 FLOOR = 1e-4
 
 
-def _run(d, steps, gap, vae_epochs=3, vae_learning_rate=None, image_size=16):
+def _run(d, steps, gap, vae_epochs=3, vae_learning_rate=None, image_size=16, activation=None):
     """A stored synthetic-MNIST run whose final spectrum has d eigenvalues of 0.1, then a step down by ``gap``."""
     eigenvalues = [0.1] * d + [0.1 / gap] * (image_size * image_size - d)
     run = {"experiment": f"mnist{d}_{steps}_{vae_epochs}", "base": f"mnist{d}", "true_dimension": d,
@@ -23,6 +23,8 @@ def _run(d, steps, gap, vae_epochs=3, vae_learning_rate=None, image_size=16):
            "figure": f"spread_mnist{d}.png"}
     if vae_learning_rate is not None:
         run["vae_learning_rate"] = vae_learning_rate
+    if activation is not None:
+        run["conditioner_activation"] = activation
     return run
 
 
@@ -43,11 +45,22 @@ def test_verdict_reads_the_run_on_the_papers_implicit_model_before_a_longer_one(
 
 def test_section_labels_each_runs_implicit_model_and_gives_its_command():
     results = {"five": _run(5, 24000, gap=16.0),
-               "ten_paper": _run(10, 24000, gap=12.0, vae_epochs=100, vae_learning_rate=1e-4)}
+               "ten_paper": _run(10, 24000, gap=12.0, vae_epochs=100, vae_learning_rate=1e-4, activation="leaky_relu")}
     machine = {"cpu_model": "test CPU", "usable_cpus": 2, "tensorflow": "x", "keras": "y"}
     text = bench.mnist_section(results, machine)
-    assert "| dim(z) = 5 | 16x16 | 0.0005 | 0 | 3 (0.001) | 24000 |" in text
-    assert "| dim(z) = 10 | 16x16 | 0.0005 | 0 | 100 (0.0001) | 24000 |" in text
+    assert "| dim(z) = 5 | 16x16 | relu | 0.0005 | 0 | 3 (0.001) | 24000 |" in text  # stored before the keys
+    assert "| dim(z) = 10 | 16x16 | leaky_relu | 0.0005 | 0 | 100 (0.0001) | 24000 |" in text
+    assert "--conditioner_activation relu" in text  # the stored run's, not the default
     assert "--vae_epochs 100 --vae_learning_rate 0.0001" in text
     assert "--vae_epochs 3 --vae_learning_rate 0.001" in text
     assert bench._paper_vae(results["ten_paper"]) and not bench._paper_vae(results["five"])
+
+
+def test_verdict_prefers_the_papers_conditioners_at_equal_implicit_model():
+    paper_vae = dict(vae_epochs=100, vae_learning_rate=1e-4)
+    results = {"five": _run(5, 24000, gap=16.0),
+               "ten_relu": _run(10, 60000, gap=12.0, activation="relu", **paper_vae),
+               "ten_leaky": _run(10, 24000, gap=1.3, activation="leaky_relu", **paper_vae)}
+    assert ": partly reproduced" in bench.mnist_verdict(results)  # the leaky run is judged, though shorter
+    results["ten_leaky"]["conditioner_activation"] = "relu"
+    assert ": reproduced" in bench.mnist_verdict(results)  # now the longer one

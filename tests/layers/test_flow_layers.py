@@ -1,5 +1,6 @@
 """Every flow layer through the one shared harness (layers.testing)."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -58,6 +59,10 @@ CASES = {
     ),
     "coupling_volume_preserving_mlp": (
         lambda dtype: layers.AffineCoupling(hidden_units=8, volume_preserving=True, dtype=dtype), (3, 5), {}
+    ),
+    "coupling_leaky_relu": (  # the spread paper's conditioners (LeakyReLU, slope 0.2)
+        lambda dtype: layers.AffineCoupling(hidden_units=8, volume_preserving=True, activation="leaky_relu",
+                                            dtype=dtype), (2, 4, 4, 4), {}
     ),
     "data_noise": (lambda dtype: layers.DataNoise(0.1, seed=0, dtype=dtype), (2, 4, 4, 1), {}),
     "spline_elementwise": (lambda dtype: layers.ElementwiseSpline(num_bins=6, tail_bound=2.0, dtype=dtype), (8, 2), {}),
@@ -121,6 +126,15 @@ def test_coupling_factory_builds_each_kind():
     assert type(affine) is layers.AffineCoupling and not affine.volume_preserving
     assert (affine.hidden_units, affine.num_hidden_layers, affine.log_scale_clamp) == (16, 3, 3.0)
     assert "volume_preserving" not in affine.get_config()  # configs of affine couplings are unchanged
+    assert "activation" not in affine.get_config() and affine.activation == "relu"
+    leaky = layers.coupling_factory("volume_preserving", activation="leaky_relu")(8)
+    assert leaky.get_config()["activation"] == "leaky_relu"
+    leaky.build((2, 4))
+    assert all(layer.activation is keras.activations.leaky_relu for layer in leaky.conditioner[:-1])
+    with pytest.raises(ValueError, match="unknown `activation` 'leaky'"):
+        layers.AffineCoupling(8, activation="leaky")
+    with pytest.raises(ValueError, match="must be a Keras activation name"):
+        layers.AffineCoupling(8, activation=keras.activations.relu)
     preserving = layers.coupling_factory("volume_preserving")(8)
     assert type(preserving) is layers.AffineCoupling and preserving.volume_preserving
     assert preserving.num_hidden_layers == 2

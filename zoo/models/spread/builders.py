@@ -39,10 +39,10 @@ PAPER_SPREAD_STD = 0.01
 
 
 # ----------------------------------------------------------------- flows
-def _coupling_maker(volume_preserving, log_scale_clamp):
+def _coupling_maker(volume_preserving, log_scale_clamp, activation="relu"):
     """The affine coupling maker: normalized (log-det exactly 0) or the baseline's unnormalized coupling."""
     kind = "volume_preserving" if volume_preserving else "affine"
-    return flow_layers.coupling_factory(kind, log_scale_clamp=log_scale_clamp)
+    return flow_layers.coupling_factory(kind, log_scale_clamp=log_scale_clamp, activation=activation)
 
 
 def _vector_couplings(num_couplings, hidden_units, num_hidden_layers, make_coupling):
@@ -56,17 +56,18 @@ def _vector_couplings(num_couplings, hidden_units, num_hidden_layers, make_coupl
 
 
 def spread_vector_flow(dim, num_couplings=2, hidden_units=24, num_hidden_layers=3, volume_preserving=True,
-                       log_scale_clamp=2.0):
+                       log_scale_clamp=2.0, conditioner_activation="relu"):
     """The vector flow of tables 1-2: ``num_couplings`` MLP couplings, features reversed in between.
 
     No act-norm: it is not volume preserving (the spread prior carries the
-    volume instead).
+    volume instead). ``conditioner_activation``: the hidden layers' Keras
+    activation (the paper's: ``"leaky_relu"``, slope 0.2).
     """
     if dim < 2:
         raise ValueError(f"A coupling flow needs at least 2 dimensions; received dim={dim}.")
     if num_couplings < 1:
         raise ValueError(f"num_couplings must be >= 1; received {num_couplings}.")
-    make_coupling = _coupling_maker(volume_preserving, log_scale_clamp)
+    make_coupling = _coupling_maker(volume_preserving, log_scale_clamp, conditioner_activation)
     return flow_layers.FlowSequence(
         _vector_couplings(num_couplings, hidden_units, num_hidden_layers, make_coupling), name="spread_vector_flow"
     )
@@ -83,7 +84,8 @@ def checkerboard_permutation(channels):
 
 
 def spread_image_flow(image_shape, num_levels=2, steps_per_level=2, hidden_channels=16, num_couplings=2,
-                      hidden_units=24, num_hidden_layers=3, volume_preserving=True, log_scale_clamp=2.0, seed=0):
+                      hidden_units=24, num_hidden_layers=3, volume_preserving=True, log_scale_clamp=2.0, seed=0,
+                      conditioner_activation="relu"):
     """The image flow of tables 3-4: image ``(h, w, c)`` -> vector of size ``h * w * c``.
 
     Per level: squeeze, ``steps_per_level`` conv couplings (fixed random
@@ -101,6 +103,9 @@ def spread_image_flow(image_shape, num_levels=2, steps_per_level=2, hidden_chann
         volume_preserving: Python bool, normalized (log-det 0) couplings.
         log_scale_clamp: float, bound on the couplings' log-scales.
         seed: int, seeds the channel permutations.
+        conditioner_activation: str, the conditioners' hidden activation
+            (default ``"relu"``; the paper's, appendix C.1: ``"leaky_relu"``,
+            slope 0.2).
 
     Returns:
         A ``layers.FlowSequence``.
@@ -112,7 +117,7 @@ def spread_image_flow(image_shape, num_levels=2, steps_per_level=2, hidden_chann
             f"{num_levels}, {steps_per_level}, {num_couplings}."
         )
     check_squeeze_levels(image_shape, num_levels, f"{num_levels} squeeze levels need")
-    make_coupling = _coupling_maker(volume_preserving, log_scale_clamp)
+    make_coupling = _coupling_maker(volume_preserving, log_scale_clamp, conditioner_activation)
     rng = np.random.default_rng(seed)
     steps = []
     for level in range(num_levels):
@@ -135,13 +140,13 @@ def _prior(learnable_prior, spread_std, seed):
 
 def make_spread_vector(dim, num_couplings=2, hidden_units=24, num_hidden_layers=3, volume_preserving=True,
                        learnable_prior=True, spread_std=PAPER_SPREAD_STD, log_scale_clamp=2.0, seed=None,
-                       name="spread_vector"):
+                       name="spread_vector", conditioner_activation="relu"):
     """A vector ``FlowModel`` with the spread prior (or, for the baseline, a unit Gaussian).
 
     Args:
         dim: int >= 2, the data dimension.
         num_couplings, hidden_units, num_hidden_layers, volume_preserving,
-        log_scale_clamp: the flow's (``spread_vector_flow``).
+        log_scale_clamp, conditioner_activation: the flow's (``spread_vector_flow``).
         learnable_prior: True: ``layers.SpreadPrior(spread_std)``; False:
             ``layers.StandardNormal()`` (the paper's "traditional flow").
         spread_std: ``sigma_Z``.
@@ -155,13 +160,15 @@ def make_spread_vector(dim, num_couplings=2, hidden_units=24, num_hidden_layers=
     >>> model.fit(zoo.manifolds.sin_curve(10000).data, batch_size=100, epochs=10)
     >>> model.prior.intrinsic_dimension()
     """
-    flow = spread_vector_flow(dim, num_couplings, hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp)
+    flow = spread_vector_flow(dim, num_couplings, hidden_units, num_hidden_layers, volume_preserving, log_scale_clamp,
+                              conditioner_activation)
     return FlowModel(flow, input_shape=(dim,), prior=_prior(learnable_prior, spread_std, seed), name=name)
 
 
 def make_spread_image(image_shape, num_levels=2, steps_per_level=2, hidden_channels=16, num_couplings=2,
                       hidden_units=24, num_hidden_layers=3, volume_preserving=True, learnable_prior=True,
-                      spread_std=PAPER_SPREAD_STD, data_noise=0.0, log_scale_clamp=2.0, seed=0, name="spread_image"):
+                      spread_std=PAPER_SPREAD_STD, data_noise=0.0, log_scale_clamp=2.0, seed=0, name="spread_image",
+                      conditioner_activation="relu"):
     """An image ``FlowModel`` (float inputs in ``[0, 1]``) with the spread prior or a unit Gaussian.
 
     ``data_noise`` is the initial standard deviation of the training-time
@@ -170,7 +177,7 @@ def make_spread_image(image_shape, num_levels=2, steps_per_level=2, hidden_chann
     ``spread_image_flow`` for the architecture arguments.
     """
     flow = spread_image_flow(image_shape, num_levels, steps_per_level, hidden_channels, num_couplings, hidden_units,
-                             num_hidden_layers, volume_preserving, log_scale_clamp, seed)
+                             num_hidden_layers, volume_preserving, log_scale_clamp, seed, conditioner_activation)
     preprocessing = flow_layers.FlowSequence([DataNoise(data_noise, seed=seed, name="data_noise")], name="preprocessing")
     return FlowModel(flow, input_shape=tuple(image_shape), prior=_prior(learnable_prior, spread_std, seed),
                      preprocessing=preprocessing, value_range=(0.0, 1.0), name=name)
