@@ -658,7 +658,9 @@ def mnist_verdict(results):
             geometry = r["implicit_model"]
             singular = geometry["decoder_sq_singular_values"]
             vae += (f" (median squared singular values of dg/dz {singular[0]:.3g} down to {singular[-1]:.3g}, "
-                    f"{geometry['active_units']} of {d} latent units active)")
+                    f"{geometry['active_units']} of {d} latent units active; the flow's lambda_1 / lambda_d = "
+                    f"{r['eigenvalues'][0] / r['eigenvalues'][d - 1]:.0f} against g's s_1^2 / s_d^2 = "
+                    f"{singular[0] / singular[d - 1]:.0f})")
         return (f"dim(z) = {d} at {r['image_size']}x{r['image_size']}, {_activation(r)} conditioners, {vae}, "
                 f"learning rate "
                 f"{_learning_rate(r):g}, weight decay {_weight_decay(r):g}: K = {r['intrinsic_dimension_rule']}, "

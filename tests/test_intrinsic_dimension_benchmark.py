@@ -35,7 +35,8 @@ def test_verdict_reads_the_run_on_the_papers_implicit_model_before_a_longer_one(
     results["ten_paper"]["implicit_model"] = {"decoder_sq_singular_values": [6.28] + [1.0] * 8 + [0.168],
                                               "active_units": 10}
     text = bench.mnist_verdict(results)
-    assert "(median squared singular values of dg/dz 6.28 down to 0.168, 10 of 10 latent units active)" in text
+    assert ("(median squared singular values of dg/dz 6.28 down to 0.168, 10 of 10 latent units active; the flow's "
+            "lambda_1 / lambda_d = 1 against g's s_1^2 / s_d^2 = 37)") in text
     assert "Verdict" in text and ": reproduced at the paper's setting" in text
     assert "implicit model 100 epochs at 0.0001 (the paper's)" in text
     assert "implicit model 3 epochs at 0.001, learning rate" in text  # the legacy run, still described
