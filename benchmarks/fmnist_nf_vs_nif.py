@@ -243,10 +243,11 @@ def write_results(results, args, parser, machine, wall_seconds, subsample_count,
         "continuous samples with 8-bit images, through an image file each. Feature extractor: the project's port of "
         "the 2015 Inception (pool3, 2048-d; docs/FID_PORT.md) with its trunk computing in "
         f"{BF16_NOTE if args.inception_dtype == 'mixed_bfloat16' else 'float32'}. "
-        "Bits/dim: every test image, n_bits 3 (the reference's `--quantize` default), NIF at s = 1 "
+        f"Bits/dim: every test image, n_bits {args.n_bits} (the reference's `--quantize` default: 3), NIF at s = 1 "
         "(its trained density, the paper's text; the authors' evaluation script instead tunes s on their test "
         "split), uniform dequantization with a fixed seed.", "",
-        "| model | parameters | epochs (train s) | bits/dim (n_bits 3, ± s.e.) | paper bits/dim | s* (noise_scale, by "
+        f"| model | parameters | epochs (train s) | bits/dim (n_bits {args.n_bits}, ± s.e.) | paper bits/dim | "
+        "s* (noise_scale, by "
         f"training FID) | FID at s* ({args.samples:,} vs {args.n_bits}-bit test) | paper FID |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
