@@ -31,14 +31,23 @@ def write_section(path, heading, section):
         f.write(text.rstrip("\n") + "\n")
 
 
-def _written_by(benchmark):
+def read_json(path, benchmark):
+    """The record in ``path`` if it is a results file of ``benchmark`` (``write_json``'s marker), else None.
+
+    A file that cannot be read or is not JSON raises (``OSError`` / ``ValueError``).
+    """
     import json
 
+    with open(path) as f:
+        record = json.load(f)
+    return record if isinstance(record, dict) and record.get("benchmark") == benchmark else None
+
+
+def _written_by(benchmark):
     def recognize(existing):
         try:
-            with open(existing) as f:
-                return json.load(f).get("benchmark") == benchmark
-        except (OSError, ValueError, AttributeError):
+            return read_json(existing, benchmark) is not None
+        except (OSError, ValueError):
             return False
 
     return recognize

@@ -25,7 +25,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import (REPO_ROOT, FeatureCache, check_json_target, machine_description,  # noqa: E402
-                               write_json, write_section)
+                               read_json, write_json, write_section)
 
 BENCHMARK = "injflow_mnist"
 SECTION_HEADING = "## InjFlow vs regularized autoencoders on MNIST (InjFlow paper, table 1)"
@@ -148,11 +147,9 @@ def load_units(results_dir):
     units = {}
     if os.path.isdir(results_dir):
         for entry in sorted(os.listdir(results_dir)):
-            if entry.endswith(".json"):
-                with open(os.path.join(results_dir, entry)) as f:
-                    record = json.load(f)
-                if record.get("benchmark") == BENCHMARK:
-                    units[(record["label"], record["seed"])] = record
+            record = read_json(os.path.join(results_dir, entry), BENCHMARK) if entry.endswith(".json") else None
+            if record is not None:
+                units[(record["label"], record["seed"])] = record
     return units
 
 

@@ -602,8 +602,8 @@ def mnist_section(results, machine):
                   f"![{name}](figures/{os.path.basename(r['figure'])})", ""]
     commands = sorted({f"`{SCRIPT} --experiments {r['base']}"
                        f" --image_size {r['image_size']} --expected_steps {r['expected_steps']} --steps {r['steps']}"
-                       + (f" --vae_epochs {r['vae_epochs']}" if "vae_epochs" in r else "")
-                       + (f" --vae_learning_rate {_vae_learning_rate(r):g}" if "vae_epochs" in r else "")
+                       + (f" --vae_epochs {r['vae_epochs']} --vae_learning_rate {_vae_learning_rate(r):g}"
+                          if "vae_epochs" in r else "")
                        + (f" --trace_every {r['trace_every']}" if "trace_every" in r else "")
                        + ("" if _learning_rate(r) == MNIST_LEARNING_RATE else f" --learning_rate {_learning_rate(r):g}")
                        + ("" if _weight_decay(r) == MNIST_WEIGHT_DECAY else f" --weight_decay {_weight_decay(r):g}")

@@ -33,7 +33,6 @@ matches its stored metrics (so adding seeds costs only the new ones and the firs
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -41,7 +40,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import REPO_ROOT, check_json_target, machine_description, write_json, write_section  # noqa: E402
+from benchmarks.common import (REPO_ROOT, check_json_target, machine_description, read_json,  # noqa: E402
+                               write_json, write_section)
 
 SECTION_HEADING = "## Thin spiral: NF, M-flow, DNF, PIE"
 # The arguments that decide a seed's metrics (the timing points and output paths do not).
@@ -60,11 +60,8 @@ def protocol_of(arguments):
 
 def stored_seeds(path, protocol):
     """{seed: metrics} of an earlier run with the same protocol stored at ``path`` (complete or not), else {}."""
-    if not path or not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        record = json.load(f)
-    if record.get("benchmark") != "thin_spiral" or protocol_of(record.get("arguments", {})) != protocol:
+    record = read_json(path, "thin_spiral") if path and os.path.exists(path) else None
+    if record is None or protocol_of(record.get("arguments", {})) != protocol:
         return {}
     return {int(seed): metrics for seed, metrics in record.get("per_seed", {}).items()}
 
