@@ -167,10 +167,11 @@ def main():
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, {"arguments": {k: v for k, v in vars(args).items()}, "machine": machine,
-                               "wall_seconds": wall, "results": {
+                               "wall_seconds": wall, "features_reused": cache.reused,
+                               "features_computed": cache.computed, "results": {
                                    name: {k: v for k, v in row.items() if k != "pictures"}
                                    for name, row in results.items()}}, "fmnist_nf_vs_nif")
-    write_results(results, args, parser, machine, wall, len(subsample), len(test))
+    write_results(results, args, parser, machine, wall, len(subsample), len(test), cache)
 
 
 def draw_figure(results, args, pictures):
@@ -207,7 +208,16 @@ def draw_figure(results, args, pictures):
     plt.close(figure)
 
 
-def write_results(results, args, parser, machine, wall_seconds, subsample_count, test_count):
+def cache_note(cache):
+    """What the wall time leaves out: Inception features read back from earlier runs on identical images."""
+    if not cache.reused:
+        return ""
+    total = len(cache.reused) + len(cache.computed)
+    return (f"; {len(cache.reused)} of the {total} Inception feature sets were read from this machine's cache of "
+            "earlier runs on byte-identical images (see the module docstring), so a cold run takes longer")
+
+
+def write_results(results, args, parser, machine, wall_seconds, subsample_count, test_count, cache):
     command = "python benchmarks/fmnist_nf_vs_nif.py" + "".join(
         f" --{k} {getattr(args, k)}" for k in ("samples", "sweep_samples", "sweep_points", "sweep_max", "seed",
                                               "inception_dtype") if getattr(args, k) != parser.get_default(k))
@@ -219,7 +229,7 @@ def write_results(results, args, parser, machine, wall_seconds, subsample_count,
         SECTION_HEADING, "",
         f"Command: `{command}` ({wall_seconds / 60:.0f} min of evaluation on {machine['cpu_model']}, "
         f"{machine['usable_cpus']} CPUs, no GPU; TensorFlow {machine.get('tensorflow')}, Keras {machine.get('keras')}; "
-        f"{time.strftime('%Y-%m-%d')}). The models are the shipped presets, trained by "
+        f"{time.strftime('%Y-%m-%d')}{cache_note(cache)}). The models are the shipped presets, trained by "
         "`python benchmarks/ship_weights.py` (the training command, curve and wall time of each are in its card, "
         "docs/MODEL_CARDS.md): the same CPU-sized GLOW for all (2 levels x 4 steps x 32 channels; the paper's is "
         "16 steps x 256 channels), Adam with cosine decay to 0 over the listed epochs of the 60,000 training images, "

@@ -49,7 +49,7 @@ RUNS = [
     # CPU-sized 28x28 presets: 60000 training images, validation on the 10000 test images; each run about 10-20
     # minutes here (the cosine decay ends at 0, so every curve ends flat; the cards hold the curves).
     ("nif_fmnist_small_64", "fmnist", 12),
-    ("nf_fmnist_small", "fmnist", 10),
+    ("nf_fmnist_small", "fmnist", 12),  # issue 16 part 1: the NIFs' 12 epochs
     ("nif_fmnist_small_128", "fmnist", 12),  # issue 16: the d=128 NIF next to nif_fmnist_small_64
     # Spread-prior flows and their fixed-prior baselines at the paper's batch 100 (10000 training points).
     # The staircase decay (x0.7 every ``decay_every`` steps) needs 18 decays before the rate is small enough for the
