@@ -37,11 +37,14 @@ def test_verdict_reads_the_run_on_the_papers_implicit_model_before_a_longer_one(
     text = bench.mnist_verdict(results)
     assert ("(median squared singular values of dg/dz 6.28 down to 0.168, 10 of 10 latent units active; the flow's "
             "lambda_1 / lambda_d = 1 against g's s_1^2 / s_d^2 = 37)") in text
-    assert "Verdict" in text and ": reproduced at the paper's setting" in text
+    assert "Verdict" in text and "): reproduced qualitatively. d = 5: the gap is at d in `five`, which differs " in text
+    assert ("d = 10: the gap is at d in `ten_paper`, which differs from the paper in 16x16 images, relu conditioners "
+            "(the paper's: leaky_relu).") in text
     assert "implicit model 100 epochs at 0.0001 (the paper's)" in text
     assert "implicit model 3 epochs at 0.001, learning rate" in text  # the legacy run, still described
     del results["ten_paper"]  # without it the longest run is judged
-    assert ": partly reproduced at the paper's setting" in bench.mnist_verdict(results)
+    text = bench.mnist_verdict(results)
+    assert "): not reproduced. " in text and "d = 10: no gap at d in `ten_long`" in text
 
 
 def test_section_labels_each_runs_implicit_model_and_gives_its_command():
@@ -62,6 +65,27 @@ def test_verdict_prefers_the_papers_conditioners_at_equal_implicit_model():
     results = {"five": _run(5, 24000, gap=16.0),
                "ten_relu": _run(10, 60000, gap=12.0, activation="relu", **paper_vae),
                "ten_leaky": _run(10, 24000, gap=1.3, activation="leaky_relu", **paper_vae)}
-    assert ": partly reproduced" in bench.mnist_verdict(results)  # the leaky run is judged, though shorter
+    assert "): not reproduced. " in bench.mnist_verdict(results)  # the leaky run is judged, though shorter
     results["ten_leaky"]["conditioner_activation"] = "relu"
-    assert ": reproduced" in bench.mnist_verdict(results)  # now the longer one
+    assert "): reproduced qualitatively. " in bench.mnist_verdict(results)  # now the longer one
+
+
+def test_verdict_says_reproduced_only_at_the_papers_setting():
+    paper = dict(vae_epochs=100, vae_learning_rate=1e-4, image_size=28, activation="leaky_relu")
+    results = {"five": _run(5, 24000, gap=16.0, **paper), "ten": _run(10, 24000, gap=12.0, **paper)}
+    text = bench.mnist_verdict(results)
+    assert "): reproduced. d = 5: the gap is at d in `five`, at the paper's setting; d = 10: " in text
+
+
+def test_counts_come_from_the_values_stored_before_rounding():
+    run = _run(5, 24000, gap=16.0)
+    run["eigenvalues"] = [0.1] * 5 + [1e-3] + [1e-5] * 250  # 1e-3 is exactly 10 sigma_Z^2 once rounded
+    run["trace"][-1]["eigenvalues"] = run["eigenvalues"]
+    assert bench._facts(run)["count_above_10_floor"] == 5  # a recount of the rounded values
+    run["count_above_10_floor"] = 6  # what the run counted before rounding (lambda_6 was 1.00004e-3)
+    assert bench._facts(run)["count_above_10_floor"] == 6
+    assert bench._facts(run, run["trace"][-1])["count_above_10_floor"] == 6  # the final record is that spectrum
+    assert bench._facts(run, run["trace"][0])["count_above_10_floor"] == 256
+    stored = bench.compact(dict(run, trace=[{"step": 0, "data_noise": 0.05,
+                                             "eigenvalues": [0.1] * 5 + [1.00004e-3] + [1e-5] * 250}]))
+    assert stored["trace"][0]["eigenvalues"][5] == 1e-3 and stored["trace"][0]["count_above_10_floor"] == 6
