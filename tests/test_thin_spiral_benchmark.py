@@ -107,3 +107,14 @@ def test_a_run_that_fails_keeps_its_finished_seeds(monkeypatch, tmp_path, fake_r
     monkeypatch.setattr(zoo.experiments.thin_spiral, "run_thin_spiral", working)
     record, _ = _main(monkeypatch, tmp_path, [0, 1, 2])
     assert trained == [0, 1, 0, 2] and record["reused_seeds"] == [1] and record["complete"]
+
+
+def test_verdict_opens_with_one_word_for_the_paper():
+    timing = {"points": 4, "mflow_seconds": 2.0, "dnf_seconds": 1.0, "ratio": 2.0}
+    clear = bench._verdict([_metrics(seed) for seed in range(5)], timing, epochs=100, recipe="reference")
+    assert "1 s): reproduced qualitatively (the DNF-over-M-flow claim holds over the seeds;" in clear
+    tied = [_metrics(0), _metrics(1, shift=0.6), _metrics(2)]  # M-flow wins one seed by far: no clear difference
+    assert "1 s): not reproduced (the DNF-over-M-flow claim is not established" in bench._verdict(
+        tied, timing, epochs=100, recipe="reference")
+    one = bench._verdict([_metrics(0)], timing, epochs=100, recipe="reference")
+    assert "1 s): not reproduced" in one and "one seed" in one
