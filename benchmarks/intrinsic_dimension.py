@@ -467,7 +467,10 @@ def section(results, machine):
              "for a wall-clock budget on a shared CPU "
              f"({machine['cpu_model']}, {machine['usable_cpus']} usable cores, shared with other jobs; "
              f"TF {machine['tensorflow']}, Keras {machine['keras']}): minutes where the paper trains for "
-             "10k-3000k iterations, so the numbers show what such a budget recovers.", "",
+             "10k-3000k iterations, so the numbers show what such a budget recovers. One seed (0) for the weights "
+             "and the training data (held-out points: seed 1): "
+             + ", ".join(f"{name} {r['n_train']:,} training points" for name, r in results.items() if "n_train" in r)
+             + "; the spread over seeds is not measured.", "",
              "Wall time of each experiment (training both models, evaluation, figures): "
              + ", ".join(f"{name} {r['wall_seconds']:.0f} s" for name, r in results.items()) + ".", ""]
     if "sin" in results or "scurve" in results:
