@@ -44,7 +44,11 @@ def test_verdict_reads_the_run_on_the_papers_implicit_model_before_a_longer_one(
     assert "implicit model 3 epochs at 0.001, learning rate" in text  # the legacy run, still described
     del results["ten_paper"]  # without it the longest run is judged
     text = bench.mnist_verdict(results)
-    assert "): not reproduced. " in text and "d = 10: no gap at d in `ten_long`" in text
+    assert "): not reproduced. " in text
+    assert ("d = 10: no gap at d by the rule (a ratio >= 10), though the largest ratio in the top 30 is at d "
+            "(lambda_d / lambda_d+1 = 1.40) in `ten_long`") in text
+    results["ten_long"]["eigenvalues"][3] = 0.001  # now the largest ratio in the top 30 is after rank 3, not d
+    assert "d = 10: no gap at d in `ten_long`" in bench.mnist_verdict(results)
 
 
 def test_section_labels_each_runs_implicit_model_and_gives_its_command():
