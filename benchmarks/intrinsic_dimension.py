@@ -455,7 +455,22 @@ def _fmt(values, digits=3):
     return ", ".join(f"{v:.{digits}g}" for v in values)
 
 
-def section(results, machine):
+def machines_text(results):
+    """Which machine ran each stored run: its results file records it (``machine``, since 2026-12-07); a render on
+    another machine must not claim its own CPU for runs it did not make."""
+    groups = {}
+    for name, r in results.items():
+        m = r.get("machine")
+        key = (f"{m['cpu_model']}, {m['usable_cpus']} usable cores (TF {m['tensorflow']}, Keras {m['keras']})"
+               if m else None)
+        groups.setdefault(key, []).append(name)
+    parts = [f"{', '.join(names)} on {key}" for key, names in groups.items() if key]
+    if None in groups:
+        parts.append(f"{', '.join(groups[None])}: not recorded, stored before runs recorded their machine")
+    return "; ".join(parts) + "; each shared with other jobs"
+
+
+def section(results):
     lines = [SECTION_HEADING, "",
              "Spread-prior flows (`zoo/models/spread`: volume-preserving couplings + `layers.SpreadPrior`, "
              "sigma_Z = 0.01) against the same flows with non-volume-preserving couplings and a fixed N(0, I) "
@@ -464,9 +479,7 @@ def section(results, machine):
              "K = position of the largest ratio between consecutive eigenvalues if that ratio is >= 10, "
              "else D). Batch 100, step-decayed learning rate, weight decay 0.1 (`zoo.training.spread_optimizer`: "
              "decoupled AdamW for the vectors, coupled `AdamL2` for the images; see its docstring for why). Each model trains "
-             "for a wall-clock budget on a shared CPU "
-             f"({machine['cpu_model']}, {machine['usable_cpus']} usable cores, shared with other jobs; "
-             f"TF {machine['tensorflow']}, Keras {machine['keras']}): minutes where the paper trains for "
+             f"for a wall-clock budget on a shared CPU ({machines_text(results)}): minutes where the paper trains for "
              "10k-3000k iterations, so the numbers show what such a budget recovers. One seed (0) for the weights "
              "and the training data (held-out points: seed 1): "
              + ", ".join(f"{name} {r['n_train']:,} training points" for name, r in results.items() if "n_train" in r)
@@ -571,7 +584,7 @@ def _trace_rows(r, count=8):
     return rows
 
 
-def mnist_section(results, machine):
+def mnist_section(results):
     """The section of the MNIST experiments (synthetic d = 5, 10 and the original images) from stored results."""
     lines = [MNIST_SECTION_HEADING, "",
              "Data: synthetic MNIST x = g(z), z ~ N(0, I_d), from the implicit model of appendix C.5.1 "
@@ -588,9 +601,8 @@ def mnist_section(results, machine):
              "after 2000k, the same floor; read literally, its rate, x0.9 every 10k steps after 1000k, is "
              "5e-4 x 0.9^100 = 1.3e-8 when the annealing starts, so its flows learn at data noise 0.05 and this "
              "compressed schedule, which still trains at the floor, is a choice, not the paper's), sigma_Z^2 = 1e-4. `zoo.training.SpreadSpectrumHistory` records the whole "
-             "spectrum of AA^T during training. Levina-Bickel MLE (k = 20) on 5,000 of the same training images. Machine: "
-             f"{machine['cpu_model']}, {machine['usable_cpus']} usable cores shared with other jobs (TF "
-             f"{machine['tensorflow']}, Keras {machine['keras']}).", "",
+             "spectrum of AA^T during training. Levina-Bickel MLE (k = 20) on 5,000 of the same training images. "
+             f"Machines: {machines_text(results)}.", "",
              "| data | image | conditioners | learning rate | weight decay | VAE epochs (rate) | "
              "steps (paper: 3,000k) | train s | "
              "final data noise | K (rule) | "
@@ -827,6 +839,7 @@ def main():
                              + ", ".join(mnist))
         args.budget_seconds = budget
         result["wall_seconds"] = round(time.time() - start, 1)
+        result["machine"], result["date"] = machine_description(), time.strftime("%Y-%m-%d")
         write_json(os.path.join(args.results_dir, f"{result['experiment']}.json"), compact(result),
                    benchmark="intrinsic_dimension")
         print(json.dumps({k: v for k, v in result.items() if k not in ("trace", "eigenvalues")})[:2000])
@@ -835,7 +848,6 @@ def main():
         if path.endswith(".json"):
             with open(os.path.join(args.results_dir, path)) as f:
                 stored[path[:-5]] = json.load(f)
-    machine = machine_description()
     vector = {name: stored[name] for name in ("sin", "scurve", "fading_square") if name in stored}
     order = {"mnist5": 0, "mnist10": 1, "mnist_original": 2}
     images = dict(sorted(((name, r) for name, r in stored.items() if r.get("base") in order),
@@ -850,7 +862,7 @@ def main():
             print(f"Not rewriting {heading!r} of {args.doc}: no stored results in {args.results_dir} for "
                   f"{', '.join(missing)} (run --experiments {','.join(missing)} first).")
             continue
-        text = write(part, machine)
+        text = write(part)
         write_section(args.doc, heading, text)
         print(text)
 

@@ -54,8 +54,10 @@ def test_verdict_reads_the_run_on_the_papers_implicit_model_before_a_longer_one(
 def test_section_labels_each_runs_implicit_model_and_gives_its_command():
     results = {"five": _run(5, 24000, gap=16.0),
                "ten_paper": _run(10, 24000, gap=12.0, vae_epochs=100, vae_learning_rate=1e-4, activation="leaky_relu")}
-    machine = {"cpu_model": "test CPU", "usable_cpus": 2, "tensorflow": "x", "keras": "y"}
-    text = bench.mnist_section(results, machine)
+    results["five"]["machine"] = {"cpu_model": "test CPU", "usable_cpus": 2, "tensorflow": "x", "keras": "y"}
+    text = bench.mnist_section(results)
+    assert ("Machines: five on test CPU, 2 usable cores (TF x, Keras y); ten_paper: not recorded, stored before runs "
+            "recorded their machine; each shared with other jobs.") in text
     assert "| dim(z) = 5 | 16x16 | relu | 0.0005 | 0 | 3 (0.001) | 24000 |" in text  # stored before the keys
     assert "| dim(z) = 10 | 16x16 | leaky_relu | 0.0005 | 0 | 100 (0.0001) | 24000 |" in text
     assert "--conditioner_activation relu" in text  # the stored run's, not the default
