@@ -244,7 +244,8 @@ def run_fading_square(args):
 
     data = manifolds.fading_squares(10000, seed=0, quantize=False)
     test = manifolds.fading_squares(500, seed=1, quantize=False)
-    results = {"experiment": "fading_square", "n_train": len(data.data), "batch_size": 100}
+    results = {"experiment": "fading_square", "n_train": len(data.data), "batch_size": 100,
+               "requested_steps": args.steps or 20000, "budget_seconds": args.budget_seconds}
     samples = {}
     for preset, budget in (("spread_fading_square", args.budget_seconds), ("nf_spread_fading_square", args.budget_seconds / 2)):
         keras.utils.set_random_seed(0)
@@ -517,6 +518,7 @@ def section(results):
     if "fading_square" in results:
         r = results["fading_square"]
         s, n = r["spread_fading_square"], r["nf_spread_fading_square"]
+        requested, budget = r.get("requested_steps", 20000), r.get("budget_seconds", 330.0)  # older runs: defaults
         lines += ["| 32x32 fading squares (true dim 1) | steps | train s | K | top eigenvalues | gap ratio | valid squares among 500 samples | Spearman(z_proj, grey level) |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |",
                   f"| `spread_fading_square` | {s['steps']} | {s['train_seconds']} | {s['intrinsic_dimension']} | "
@@ -524,16 +526,29 @@ def section(results):
                   f"{s['spearman_projection_vs_grey_level']:.4f} |",
                   f"| `nf_spread_fading_square` | {n['steps']} | {n['train_seconds']} | - | - | - | {n['valid_square_fraction']:.3f} | - |",
                   "", f"![fading squares](figures/{os.path.basename(r['figure'])})", "",
-                  f"Command: `{SCRIPT} --experiments fading_square`. Float images in [0, 1], no data noise "
+                  f"Command: `{fading_square_command(r)}`. Float images in [0, 1], no data noise "
                   "(as the paper). A sample is a valid square when every pixel is within 0.1 of a 6x6 centre "
-                  "square of its mean grey level on black. Training stops at 20,000 steps or on a wall-clock budget "
-                  "(330 s for the spread flow, half of it for the fixed-prior flow), whichever comes first"
-                  + ("; here both stopped on the budget, so their step counts, and with them the numbers, depend on "
-                     "the machine's speed and load (a machine-independent rerun: `--steps N` with a "
+                  f"square of its mean grey level on black. Training stops at {requested:,} steps or on a wall-clock "
+                  f"budget ({budget:g} s for the spread flow, half of it for the fixed-prior flow), whichever comes "
+                  "first"
+                  + ("; here at least one stopped on the budget, so its step count, and with it the numbers, depends "
+                     "on the machine's speed and load (a machine-independent rerun: `--steps N` with a "
                      "`--budget_seconds` that does not bind trains both models for N steps)"
-                     if max(s["steps"], n["steps"]) < 20000 else "") + ".", ""]
+                     if min(s["steps"], n["steps"]) < requested else "; both ran their steps, so the numbers do not "
+                     "depend on the machine's speed") + ".", ""]
     lines += [vector_verdict(results), ""]
     return "\n".join(lines)
+
+
+def fading_square_command(result):
+    """The command that reproduces a stored fading-squares run (runs stored before the settings were recorded used
+    the defaults: 20,000 steps, 330 s)."""
+    command = f"{SCRIPT} --experiments fading_square"
+    if result.get("requested_steps", 20000) != 20000:
+        command += f" --steps {result['requested_steps']}"
+    if result.get("budget_seconds", 330.0) != 330.0:
+        command += f" --budget_seconds {result['budget_seconds']:g}"
+    return command
 
 
 def vector_verdict(results):

@@ -95,3 +95,10 @@ def test_counts_come_from_the_values_stored_before_rounding():
     stored = bench.compact(dict(run, trace=[{"step": 0, "data_noise": 0.05,
                                              "eigenvalues": [0.1] * 5 + [1.00004e-3] + [1e-5] * 250}]))
     assert stored["trace"][0]["eigenvalues"][5] == 1e-3 and stored["trace"][0]["count_above_10_floor"] == 6
+
+
+def test_fading_square_command_reproduces_the_stored_settings():
+    assert bench.fading_square_command({}) == "python benchmarks/intrinsic_dimension.py --experiments fading_square"
+    stored = {"requested_steps": 2000, "budget_seconds": 100000.0}
+    assert bench.fading_square_command(stored) == ("python benchmarks/intrinsic_dimension.py --experiments "
+                                                   "fading_square --steps 2000 --budget_seconds 100000")
