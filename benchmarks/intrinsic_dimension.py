@@ -456,6 +456,10 @@ def _fmt(values, digits=3):
     return ", ".join(f"{v:.{digits}g}" for v in values)
 
 
+# The paper's result and training length for sections 7.1-7.3 (section 7.1; appendices C.3, C.4).
+PAPER_VECTOR = {"sin": (1, "10k"), "scurve": (2, "200k"), "fading_square": (1, "20k")}
+
+
 def machines_text(results):
     """Which machine ran each stored run: its results file records it (``machine``, since 2026-12-07); a render on
     another machine must not claim its own CPU for runs it did not make."""
@@ -480,7 +484,7 @@ def section(results):
              "K = position of the largest ratio between consecutive eigenvalues if that ratio is >= 10, "
              "else D). Batch 100, step-decayed learning rate, weight decay 0.1 (`zoo.training.spread_optimizer`: "
              "decoupled AdamW for the vectors, coupled `AdamL2` for the images; see its docstring for why). Each model trains "
-             f"for a wall-clock budget on a shared CPU ({machines_text(results)}): minutes where the paper trains for "
+             f"for its steps or a wall-clock budget, whichever ends first (the tables give the steps reached), on a shared CPU ({machines_text(results)}): minutes where the paper trains for "
              "10k-3000k iterations, so the numbers show what such a budget recovers. One seed (0) for the weights "
              "and the training data (held-out points: seed 1): "
              + ", ".join(f"{name} {r['n_train']:,} training points" for name, r in results.items() if "n_train" in r)
@@ -488,8 +492,8 @@ def section(results):
              "Wall time of each experiment (training both models, evaluation, figures): "
              + ", ".join(f"{name} {r['wall_seconds']:.0f} s" for name, r in results.items()) + ".", ""]
     if "sin" in results or "scurve" in results:
-        lines += ["| data | true dim | model | steps | train s | K | top eigenvalues | gap ratio | median sample distance to the manifold | samples within 0.05 | other |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["| data | true dim | model | steps (paper's) | train s | K | paper's K | top eigenvalues | gap ratio | median sample distance to the manifold | samples within 0.05 | other |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name in ("sin", "scurve"):
             if name not in results:
                 continue
@@ -504,8 +508,9 @@ def section(results):
                     other += ("; " if other else "") + f"Levina-Bickel MLE (k=20) on the data: {r['levina_bickel_mle_k20']:.2f}"
                 gap = "-" if row.get("gap_ratio") is None else f"{row['gap_ratio']:.3g}"
                 lines.append(
-                    f"| {name} | {r['true_dimension']} | `{preset}` | {row['steps']} | {row['train_seconds']} | "
-                    f"{row.get('intrinsic_dimension', '-')} | {_fmt(row['eigenvalues']) if spread_row else '-'} | "
+                    f"| {name} | {r['true_dimension']} | `{preset}` | {row['steps']} ({PAPER_VECTOR[name][1]}) | "
+                    f"{row['train_seconds']} | {row.get('intrinsic_dimension', '-')} | "
+                    f"{PAPER_VECTOR[name][0] if spread_row else '-'} | {_fmt(row['eigenvalues']) if spread_row else '-'} | "
                     f"{gap} | "
                     f"{row['median_off_manifold_distance']:.4f} | {row['fraction_within_0.05']:.3f} | {other} |")
         lines.append("")
@@ -519,12 +524,13 @@ def section(results):
         r = results["fading_square"]
         s, n = r["spread_fading_square"], r["nf_spread_fading_square"]
         requested, budget = r.get("requested_steps", 20000), r.get("budget_seconds", 330.0)  # older runs: defaults
-        lines += ["| 32x32 fading squares (true dim 1) | steps | train s | K | top eigenvalues | gap ratio | valid squares among 500 samples | Spearman(z_proj, grey level) |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |",
-                  f"| `spread_fading_square` | {s['steps']} | {s['train_seconds']} | {s['intrinsic_dimension']} | "
+        lines += ["| 32x32 fading squares (true dim 1) | steps (paper's) | train s | K | paper's K | top eigenvalues | gap ratio | valid squares among 500 samples | Spearman(z_proj, grey level) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+                  f"| `spread_fading_square` | {s['steps']} ({PAPER_VECTOR['fading_square'][1]}) | {s['train_seconds']} | "
+                  f"{s['intrinsic_dimension']} | {PAPER_VECTOR['fading_square'][0]} | "
                   f"{_fmt(s['eigenvalues_top20'][:5])} | {'-' if s['gap_ratio'] is None else format(s['gap_ratio'], '.3g')} | {s['valid_square_fraction']:.3f} | "
                   f"{s['spearman_projection_vs_grey_level']:.4f} |",
-                  f"| `nf_spread_fading_square` | {n['steps']} | {n['train_seconds']} | - | - | - | {n['valid_square_fraction']:.3f} | - |",
+                  f"| `nf_spread_fading_square` | {n['steps']} ({PAPER_VECTOR['fading_square'][1]}) | {n['train_seconds']} | - | - | - | - | {n['valid_square_fraction']:.3f} | - |",
                   "", f"![fading squares](figures/{os.path.basename(r['figure'])})", "",
                   f"Command: `{fading_square_command(r)}`. Float images in [0, 1], no data noise "
                   "(as the paper). A sample is a valid square when every pixel is within 0.1 of a 6x6 centre "
@@ -551,14 +557,38 @@ def fading_square_command(result):
     return command
 
 
+def vector_verdict_word(results):
+    """'reproduced' when the spread prior's K is the true dimension on all of sin, S-curve and fading squares."""
+    names = ("sin", "scurve", "fading_square")
+    ok = all(name in results and results[name][f"spread_{name}"]["intrinsic_dimension"]
+             == results[name]["true_dimension"] for name in names)
+    return "reproduced" if ok else "not reproduced"
+
+
+def paper_verdict(vector, images):
+    """One verdict on the latent-space paper from sections 7.1-7.3 (``vector``) and 7.4 (``images``)."""
+    words = {"sections 7.1-7.3": vector_verdict_word(vector), "section 7.4": mnist_verdict(images, word_only=True)}
+    if all(w == "reproduced" for w in words.values()):
+        word = "reproduced"
+    elif all(w != "not reproduced" for w in words.values()):
+        word = "reproduced qualitatively"
+    else:
+        word = ("not reproduced as a whole" if any(w != "not reproduced" for w in words.values())
+                else "not reproduced")
+    return (f"Verdict on the latent-space paper (sections 7.1-7.4): {word}: "
+            + "; ".join(f"{part} {w}" for part, w in words.items())
+            + " (the two verdicts above give the numbers and, for 7.4, what limits them).")
+
+
 def vector_verdict(results):
     """The verdict on sections 7.1-7.3 (sin 1, S-curve 2, fading squares 1) from the stored results."""
     rows = [(name, results[name], results[name][f"spread_{name}"]) for name in ("sin", "scurve", "fading_square")
             if name in results]
     found = [name for name, r, row in rows if row["intrinsic_dimension"] == r["true_dimension"]]
-    return ("Verdict (latent-space paper, sections 7.1-7.3: the spectrum of AA^T gives the intrinsic dimension: 1 "
+    return ("Verdict on sections 7.1-7.3 (latent-space paper: the spectrum of AA^T gives the intrinsic dimension: 1 "
             "for the sin curve, 2 for the S-curve, 1 for fading squares): "
-            + ("reproduced" if len(found) == len(rows) else f"reproduced for {', '.join(found) or 'none'}") + ": "
+            + vector_verdict_word(results) + (f" (found for {', '.join(found) or 'none'})" if
+                                             0 < len(found) < len(rows) else "") + ": "
             + "; ".join(f"{name} K = {row['intrinsic_dimension']} (true {r['true_dimension']}, gap ratio "
                         + ("none >= 10" if row["gap_ratio"] is None else f"{row['gap_ratio']:.3g}")
                         + f", {row['steps']} steps)" for name, r, row in rows)
@@ -599,13 +629,15 @@ def _trace_rows(r, count=8):
     return rows
 
 
-def mnist_section(results):
+def mnist_section(results, vector=None):
     """The section of the MNIST experiments (synthetic d = 5, 10 and the original images) from stored results."""
     lines = [MNIST_SECTION_HEADING, "",
              "Data: synthetic MNIST x = g(z), z ~ N(0, I_d), from the implicit model of appendix C.5.1 "
              "(`zoo.data.train_implicit_model`, fitted to the 60,000 MNIST training images for the listed epochs "
              "with Adam at the listed rate; the paper: 100 epochs at 1e-4), 20,000 samples; and 20,000 original "
-             "MNIST training images (seed 0). The cheap route "
+             "MNIST training images (seed 0); seed 0 also for the implicit model's training, the synthetic "
+             "samples and the flow's initial weights and batches, one seed per run (the spread over seeds is not "
+             "measured). The cheap route "
              "keeps the method and shrinks the images: the same implicit model fitted to MNIST area-resized to "
              + ", ".join(f"{n}x{n} (D = {n * n})" for n in sorted({r["image_size"] for r in results.values()}))
              + " (28x28: D = 784, the paper's); the flow is `spread_mnist` at that image shape (appendix C.5 "
@@ -622,10 +654,10 @@ def mnist_section(results):
              "steps (paper: 3,000k) | train s | "
              "final data noise | K (rule) | "
              "largest gap in top 30 | lambda_d / lambda_d+1 | eigenvalues > 10 sigma_Z^2 (first record -> last) | "
-             "top 12 eigenvalues | Levina-Bickel MLE | paper's K | wall s |",
+             "top 12 eigenvalues | Levina-Bickel MLE | paper's K | wall s | run |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: "
              "| --- "
-             "| ---: |"]
+             "| ---: | --- |"]
     for name, r in results.items():
         d = r["true_dimension"]
         first = _facts(r, r["trace"][0])["count_above_10_floor"]
@@ -639,7 +671,10 @@ def mnist_section(results):
             + f" | {r['steps']} | {r['train_seconds']} | {r['final_data_noise']:.3f} | "
             f"{r['intrinsic_dimension_rule']} | {last['largest_gap_in_top30']} | {ratio} | {first} -> "
             f"{last['count_above_10_floor']} of {len(r['eigenvalues'])} | {_fmt(r['eigenvalues'][:12])} | "
-            f"{r['levina_bickel_mle_k20']:.2f} | {PAPER_MNIST.get(d, '-')} | {r['wall_seconds']:.0f} |")
+            f"{r['levina_bickel_mle_k20']:.2f}"
+            + (f" ({r['image_size']}x{r['image_size']}); {r['levina_bickel_mle_k20_28x28']:.2f} (28x28)"
+               if r.get("levina_bickel_mle_k20_28x28") and r["image_size"] != 28 else "")
+            + f" | {PAPER_MNIST.get(d, '-')} | {r['wall_seconds']:.0f} | `{name}` |")
     lines.append("")
     for name, r in results.items():
         d = r["true_dimension"]
@@ -661,10 +696,53 @@ def mnist_section(results):
                        + " --budget_seconds 100000`" for r in results.values()})
     lines += ["Commands: " + "; ".join(commands) + ". Figure: data, samples at s = 0, the final spectrum (30 "
               "largest) and eigenvalues by rank against the step.", "", mnist_verdict(results), ""]
+    if vector and all(name in vector for name in ("sin", "scurve", "fading_square")):
+        lines += [paper_verdict(vector, results), ""]
     return "\n".join(lines)
 
 
-def mnist_verdict(results):
+def _ratio_trend(r, count=3):
+    """lambda_d / lambda_d+1 at ``count`` trace records spread over the last 30% of run ``r``: (steps, ratios)."""
+    trace = [record for record in r["trace"] if "eigenvalues" in record]
+    picks = []
+    for fraction in np.linspace(0.7, 1.0, count):
+        record = min(trace, key=lambda t: abs(t["step"] - fraction * r["steps"]))
+        if record not in picks:
+            picks.append(record)
+    return ([t["step"] for t in picks],
+            [_gap_facts(t["eigenvalues"], r["true_dimension"], r["spread_variance"])["ratio_at_true_dimension"]
+             for t in picks])
+
+
+def steps_text(judged, described, names):
+    """Budget or method: whether lambda_d / lambda_d+1 was still rising when each judged run ended, and what more
+    steps did where two runs differ only in their steps."""
+    parts = []
+    for r in judged:
+        steps, ratios = _ratio_trend(r)
+        rising = len(ratios) > 1 and all(b > a * 1.01 for a, b in zip(ratios, ratios[1:]))
+        last = ratios[-1] / ratios[-2] - 1 if len(ratios) > 1 else 0.0
+        parts.append(f"d = {r['true_dimension']}: lambda_d / lambda_d+1 of `{names[id(r)]}` was "
+                     f"{', '.join(f'{v:.2f}' for v in ratios)} at steps {', '.join(map(str, steps))}, "
+                     + ("still rising when the run ended, so more steps of the same run may widen it: here the "
+                        "budget limits the number" if rising else
+                        f"flattening ({last:+.1%} over the last {steps[-1] - steps[-2]} steps): more steps of this "
+                        "run would move it little" if last > 0 else "not rising when the run ended"))
+    settings = ("true_dimension", "image_size", "conditioner_activation", "vae_epochs", "vae_learning_rate",
+                "learning_rate", "weight_decay")
+    for a in described:
+        for b in described:
+            if b["steps"] > a["steps"] and all(a.get(k) == b.get(k) for k in settings):
+                before, after = _facts(a)["ratio_at_true_dimension"], _facts(b)["ratio_at_true_dimension"]
+                parts.append(f"{b['steps'] / a['steps']:.1f}x the steps (the schedules stretched to them), everything else equal (`{names[id(b)]}` "
+                             f"against `{names[id(a)]}`, d = {a['true_dimension']}), took lambda_d / lambda_d+1 "
+                             f"from {before:.2f} to {after:.2f}"
+                             + (": more steps alone did not open the gap at that setting" if after < 10 and
+                                after < before * 1.1 else ""))
+    return (" Budget or method: " + "; ".join(parts) + ".") if parts else ""
+
+
+def mnist_verdict(results, word_only=False):
     """The verdict on section 7.4 from the runs at the paper's setting (no weight decay) where there are any;
     runs with weight decay that match one of them in everything else measure what the decay does."""
     synthetic = [r for r in results.values() if r["true_dimension"] is not None]
@@ -757,6 +835,9 @@ def mnist_verdict(results):
         verdict = "reproduced qualitatively" if any(deviations(r) for r in judged) else "reproduced"
     else:
         verdict = "not reproduced"
+    if word_only:
+        return verdict
+
     def gap_text(r):
         if r in found:
             return "the gap is at d"
@@ -771,13 +852,14 @@ def mnist_verdict(results):
         + (f", which differs from the paper in {', '.join(deviations(r))}" if deviations(r) else
            ", at the paper's setting") for r in judged)
     setting = "" if paper_setting else " (every run has weight decay; the paper's setting, none, has not been run)"
-    return (f"Verdict (latent-space paper, section 7.4: the spectrum of AA^T shows d large eigenvalues for synthetic "
+    return (f"Verdict on section 7.4 (latent-space paper: the spectrum of AA^T shows d large eigenvalues for synthetic "
             "MNIST with d = 5 and 10; judged per d on the run closest to the paper, its implicit model first, then its "
             f"conditioners' activation, the longest of those): {verdict}{setting}. {per_d}. The runs: "
             + "; ".join(f"`{names[id(r)]}`, " + describe(r) for r in described)
-            + f". The steps are at most {max(r['steps'] for r in judged) / 3_000_000:.1%} of the paper's 3,000k "
+            + f". The steps are at most {max(r['steps'] for r in described) / 3_000_000:.1%} of the paper's 3,000k "
             "and the "
-            "images are smaller than the paper's 28x28 where listed." + decay_text + original_text)
+            "images are smaller than the paper's 28x28 where listed." + steps_text(judged, described, names)
+            + decay_text + original_text)
 
 
 def compact(result):
@@ -871,7 +953,8 @@ def main():
     # others' rows from the doc (their results may live on another machine).
     for heading, part, needed, write in (
             (SECTION_HEADING, vector, ("sin", "scurve", "fading_square"), section),
-            (MNIST_SECTION_HEADING, images, ("mnist5", "mnist10", "mnist_original"), mnist_section)):
+            (MNIST_SECTION_HEADING, images, ("mnist5", "mnist10", "mnist_original"),
+             lambda part: mnist_section(part, vector))):
         missing = [n for n in needed if not any(r.get("base", name) == n for name, r in part.items())]
         if missing:
             print(f"Not rewriting {heading!r} of {args.doc}: no stored results in {args.results_dir} for "

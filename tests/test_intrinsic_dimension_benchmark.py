@@ -102,3 +102,18 @@ def test_fading_square_command_reproduces_the_stored_settings():
     stored = {"requested_steps": 2000, "budget_seconds": 100000.0}
     assert bench.fading_square_command(stored) == ("python benchmarks/intrinsic_dimension.py --experiments "
                                                    "fading_square --steps 2000 --budget_seconds 100000")
+
+
+def test_one_verdict_on_the_paper_from_both_sections():
+    vector = {name: {"true_dimension": d, f"spread_{name}": {"intrinsic_dimension": d}}
+              for name, d in (("sin", 1), ("scurve", 2), ("fading_square", 1))}
+    paper = dict(vae_epochs=100, vae_learning_rate=1e-4, image_size=28, activation="leaky_relu")
+    images = {"five": _run(5, 24000, gap=16.0, **paper), "ten": _run(10, 24000, gap=12.0, **paper)}
+    assert bench.paper_verdict(vector, images).startswith(
+        "Verdict on the latent-space paper (sections 7.1-7.4): reproduced: sections 7.1-7.3 reproduced; section 7.4 "
+        "reproduced")
+    images["ten"] = _run(10, 24000, gap=1.3, **paper)
+    assert ": not reproduced as a whole: sections 7.1-7.3 reproduced; section 7.4 not reproduced" in (
+        bench.paper_verdict(vector, images))
+    vector["scurve"]["spread_scurve"]["intrinsic_dimension"] = 3
+    assert "7.1-7.4): not reproduced: " in bench.paper_verdict(vector, images)
