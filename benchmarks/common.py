@@ -95,6 +95,7 @@ class FeatureCache:
     def __init__(self, directory, inception, extractor, batch_size=50):
         self.directory, self.inception, self.extractor, self.batch_size = directory, inception, extractor, batch_size
         self.reused, self.computed = [], []
+        self.reused_images = {}  # key -> how many images a read-back set holds (what a cold run would pass through)
         os.makedirs(directory, exist_ok=True)
 
     def digest(self, images):
@@ -110,7 +111,9 @@ class FeatureCache:
         path = os.path.join(self.directory, f"{key}_{self.digest(images)}.npy")
         if os.path.exists(path):
             self.reused.append(key)
-            return np.load(path)
+            features = np.load(path)
+            self.reused_images[key] = len(features)
+            return features
         start = time.time()
         features = fid_inception.inception_features(self.inception, images, batch_size=self.batch_size)
         with files.staged_file(path) as staged:

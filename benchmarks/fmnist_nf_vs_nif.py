@@ -134,6 +134,8 @@ def main():
         row = {"parameters": model.count_params(), "noisy": model.has_observation_noise,
                "epochs": len(card.get("training", {}).get("curve", [])),
                "paper": paper_row(name, model), "train_seconds": card["training"].get("wall_seconds"),
+               "train_machine": (card.get("machine") or {}).get("cpu_model", "not recorded"),
+               "train_settings": card["training"].get("settings", {}),
                "size_vs_paper": size_vs_paper(name)}
         start = time.time()
         row["bits_per_dim"] = model_metrics.bits_per_dim(model, test)
@@ -215,8 +217,27 @@ def cache_note(cache):
     if not cache.reused:
         return ""
     total = len(cache.reused) + len(cache.computed)
+    images = sum(cache.reused_images.values())
     return (f"; {len(cache.reused)} of the {total} Inception feature sets were read from this machine's cache of "
-            "earlier runs on byte-identical images (see the module docstring), so a cold run takes longer")
+            "earlier runs on byte-identical images (see the module docstring), so a cold run takes longer"
+            + (f": it also passes those {images:,} images through the Inception" if images else ""))
+
+
+def training_text(results):
+    """The shipped models' optimizer schedule, read from their cards (one phrase when they agree)."""
+    def phrase(settings):
+        final = settings.get("final_learning_rate_fraction") or 0
+        parts = [f"peak rate {settings['learning_rate']:g}",
+                 (f"{settings['decay']} decay to " + ("0" if not final else f"{final:g} x the peak"))
+                 if settings.get("decay") else "no decay"]
+        if settings.get("warmup_steps"):
+            parts.append(f"a {settings['warmup_steps']}-step warm-up")
+        if settings.get("global_clipnorm"):
+            parts.append(f"gradients clipped to global norm {settings['global_clipnorm']:g}")
+        return ", ".join(parts)
+
+    phrases = {phrase(r["train_settings"]) for r in results.values() if r.get("train_settings")}
+    return "; ".join(sorted(phrases)) if phrases else "the schedule in each card"
 
 
 def write_results(results, args, parser, machine, wall_seconds, subsample_count, test_count, cache):
@@ -234,8 +255,8 @@ def write_results(results, args, parser, machine, wall_seconds, subsample_count,
         f"{time.strftime('%Y-%m-%d')}{cache_note(cache)}). The models are the shipped presets, trained by "
         "`python benchmarks/ship_weights.py` (the training command, curve and wall time of each are in its card, "
         "docs/MODEL_CARDS.md): the same CPU-sized GLOW for all (2 levels x 4 steps x 32 channels; the paper's is "
-        "16 steps x 256 channels), Adam with cosine decay to 0 over the listed epochs of the 60,000 training images, "
-        "batch 64, seed 0 (the rate decays to 0, so the curves end flat by construction; the validation images are "
+        "16 steps x 256 channels), Adam (" + training_text(results) + ") over the listed epochs of the 60,000 "
+        "training images, batch 64, seed 0 (the rate decays to 0, so the curves end flat by construction; the validation images are "
         "the test split); the budget, not the method, chose that size: the "
         f"paper's GLOW (`nf_fmnist`) has {ratio[0]:.0f} times the parameters and {ratio[1]:.0f} times the training "
         "FLOPs per image (XLA's count, zoo/presets/compute.json).", "",
@@ -258,7 +279,7 @@ def write_results(results, args, parser, machine, wall_seconds, subsample_count,
         f"Bits/dim: every test image, n_bits {args.n_bits} (the reference's `--quantize` default: 3), NIF at s = 1 "
         "(its trained density, the paper's text; the authors' evaluation script instead tunes s on their test "
         "split), uniform dequantization with a fixed seed.", "",
-        f"| model | parameters | epochs (train s) | bits/dim (n_bits {args.n_bits}, ± s.e.) | paper bits/dim | "
+        f"| model | parameters | epochs (train s, machine) | bits/dim (n_bits {args.n_bits}, ± s.e.) | paper bits/dim | "
         "s* (noise_scale, by "
         f"training FID) | FID at s* ({args.samples:,} vs {args.n_bits}-bit test) | paper FID |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -271,7 +292,8 @@ def write_results(results, args, parser, machine, wall_seconds, subsample_count,
                                                 else ""), f"{row['test_fid'][row['s_star']]:.1f}"]
         else:
             cells = ["n/a (no noise)", f"{row['test_fid'][None]:.1f} (its samples)"]
-        lines.append(f"| `{name}` | {row['parameters']:,} | {row['epochs']} ({row['train_seconds']:.0f}) | "
+        lines.append(f"| `{name}` | {row['parameters']:,} | {row['epochs']} ({row['train_seconds']:.0f}, "
+                     f"{row.get('train_machine', 'not recorded')}) | "
                      f"{bpd['value']:.3f} ± "
                      f"{bpd['standard_error']:.3f} | {paper_bpd} | " + " | ".join(cells) + f" | {paper_fid} |")
     lines += ["", f"Training-data FID ({args.sweep_samples} samples) against s, the data of the figure's left panel:",
@@ -351,9 +373,10 @@ def verdict(results):
                "; the models were not trained equally long (epochs " + ", ".join(
                    f"`{n}` {r['epochs']}" for n, r in results.items())
                + "), so part of the difference may be the budget's, not the method's")
-            + "); the absolute FIDs are far above the paper's: the GLOW is about "
-            f"{nf['size_vs_paper'][1]:.0f} times cheaper per image and trained for minutes, and fewer samples "
-            "raise FID.")
+            + "); the absolute FIDs are far above the paper's, for reasons not measured here: the GLOW is about "
+            f"{nf['size_vs_paper'][1]:.0f} times cheaper per image and trained for minutes (the budget), fewer "
+            "samples raise FID, and the real images here are quantized to the models' n_bits where the authors "
+            "compare with 8-bit images (the protocol above).")
 
 
 def remove_section(path, heading):

@@ -28,3 +28,25 @@ def test_anchor_gap_without_stored_anchors_gives_no_number(tmp_path):
     other = tmp_path / "other.json"
     write_json(str(other), {"rows": {}}, "some_other_benchmark")  # another benchmark's file is not read as anchors
     assert "bits/dim behind" not in bench.anchor_gap_text(str(other))
+
+
+def test_training_text_reads_the_cards_settings():
+    settings = {"decay": "cosine", "final_learning_rate_fraction": 0.0, "learning_rate": 0.001, "warmup_steps": 100,
+                "global_clipnorm": 5.0}
+    results = {"nf": {"train_settings": settings}, "nif": {"train_settings": dict(settings)}}
+    assert bench.training_text(results) == ("peak rate 0.001, cosine decay to 0, a 100-step warm-up, gradients "
+                                            "clipped to global norm 5")
+    results["nif"]["train_settings"]["warmup_steps"] = 0  # cards that disagree are both named
+    assert bench.training_text(results).count("cosine decay") == 2
+
+
+def test_cache_note_counts_the_images_a_cold_run_would_add():
+    class Cache:
+        reused, computed, reused_images = ["a", "b"], ["c"], {"a": 10000, "b": 1000}
+
+    assert bench.cache_note(Cache()).endswith("2 of the 3 Inception feature sets were read from this machine's cache "
+                                              "of earlier runs on byte-identical images (see the module docstring), "
+                                              "so a cold run takes longer: it also passes those 11,000 images "
+                                              "through the Inception")
+    Cache.reused = []
+    assert bench.cache_note(Cache()) == ""

@@ -142,3 +142,4 @@ def test_feature_cache_keys_on_the_images_and_the_extractor(tmp_path, monkeypatc
     common.FeatureCache(str(tmp_path), inception=None, extractor="float32")("set", lambda: images)
     assert calls == [3, 3, 3]
     assert cache.computed == ["set", "set"] and cache.reused == ["set"]  # what a result's wall time must disclose
+    assert cache.reused_images == {"set": 3}  # the images a cold run would pass through the Inception
