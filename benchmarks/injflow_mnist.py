@@ -137,7 +137,7 @@ def run_unit(label, seed, args, cache, test, test_features):
     record["pictures"] = {"test_images": _hex_images(test[:PICTURE_COUNT]),
                           "reconstructions": _hex_images(model.reconstruct(test[:PICTURE_COUNT])),
                           "gmm_samples": _hex_images(model.sample(PICTURE_COUNT, seed=100, prior="gmm"))}
-    record["machine"] = machine_description()
+    record["machine"], record["date"] = machine_description(), time.strftime("%Y-%m-%d")
     record["wall_seconds"] = time.time() - start
     return record
 
