@@ -153,7 +153,7 @@ def run_vector(name, args):
     generate = manifolds.sin_curve if name == "sin" else manifolds.s_curve
     data = generate(20000, seed=0)
     test = generate(2000, seed=1)
-    steps, lr = (10000, 1e-2) if name == "sin" else (20000, 5e-3)
+    steps, lr = VECTOR_STEPS[name], (1e-2 if name == "sin" else 5e-3)
     steps = args.steps or steps
     results = {"experiment": name, "n_train": len(data.data), "batch_size": 100}
     models = {}
@@ -456,6 +456,8 @@ def _fmt(values, digits=3):
     return ", ".join(f"{v:.{digits}g}" for v in values)
 
 
+VECTOR_STEPS = {"sin": 10000, "scurve": 20000}  # the default steps of each vector experiment
+
 # The paper's result and training length for sections 7.1-7.3 (section 7.1; appendices C.3, C.4).
 PAPER_VECTOR = {"sin": (1, "10k"), "scurve": (2, "200k"), "fading_square": (1, "20k")}
 
@@ -517,7 +519,13 @@ def section(results):
         for name in ("sin", "scurve"):
             if name in results:
                 lines.append(f"![{name}]({os.path.relpath(os.path.join(REPO_ROOT, results[name]['figure']), os.path.join(REPO_ROOT, 'docs'))})")
-        lines += ["", f"Command: `{SCRIPT} --experiments sin,scurve`. Sample distance: sin, |x2 - sin(2 x1)| of "
+        full = all(results[name][preset]["steps"] == VECTOR_STEPS[name] for name in ("sin", "scurve")
+                   if name in results for preset in (f"spread_{name}", f"nf_spread_{name}"))
+        lines += ["", f"Command: `{SCRIPT} --experiments sin,scurve`"
+                  + (" (every model ran its steps inside the default 120 s budget; on a slower machine "
+                     "`--budget_seconds 100000` keeps the budget from cutting them short)" if full else
+                     " (stopped on the 120 s budget: the steps depend on the machine)")
+                  + ". Sample distance: sin, |x2 - sin(2 x1)| of "
                   "2000 samples; S-curve, distance to the nearest of 200k noise-free S-curve points. Spread samples "
                   "are drawn from the degenerate prior (noise_scale s = 0).", ""]
     if "fading_square" in results:
