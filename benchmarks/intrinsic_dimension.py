@@ -612,12 +612,22 @@ def _facts(r, record=None):
     with the eigenvalue counts taken from what the run stored before its spectra were rounded to 4 digits for the
     committed file (a recount of rounded values can move an eigenvalue onto the threshold)."""
     final = record is None or record.get("step") == r["steps"]
-    facts = _gap_facts((r if record is None else record)["eigenvalues"], r["true_dimension"], r["spread_variance"])
-    for key in ("count_above_10_floor", "count_above_3_floor"):
+    eigenvalues = (r if record is None else record)["eigenvalues"]
+    facts = _gap_facts(eigenvalues, r["true_dimension"], r["spread_variance"])
+    for key, factor in (("count_above_10_floor", 10), ("count_above_3_floor", 3)):
         stored = (r if final else record).get(key)
         if stored is not None:
             facts[key] = int(stored)
+        else:  # counted from rounded values: one rounded onto the threshold may have been above it
+            facts[key + "_unsure"] = int(np.sum(np.isclose(eigenvalues, factor * r["spread_variance"],
+                                                           rtol=5e-4, atol=0)))
     return facts
+
+
+def _count(facts, key):
+    """A count for the tables: "50-51" where rounded values sit on the threshold, so the stored digits cannot say."""
+    unsure = facts.get(key + "_unsure", 0)
+    return f"{facts[key]}-{facts[key] + unsure}" if unsure else str(facts[key])
 
 
 def _trace_rows(r, count=8):
@@ -630,8 +640,8 @@ def _trace_rows(r, count=8):
         facts = _facts(r, record)
         e = record["eigenvalues"]
         ratio = f"{facts['ratio_at_true_dimension']:.2f}" if d is not None else "-"
-        rows.append(f"| {record['step']} | {record['data_noise']:.3f} | {facts['count_above_10_floor']} | "
-                    f"{facts['count_above_3_floor']} | {facts['largest_gap_in_top30']} | {ratio} | "
+        rows.append(f"| {record['step']} | {record['data_noise']:.3f} | {_count(facts, 'count_above_10_floor')} | "
+                    f"{_count(facts, 'count_above_3_floor')} | {facts['largest_gap_in_top30']} | {ratio} | "
                     + ", ".join(f"{e[rank - 1]:.3g}" if rank <= len(e) else "n/a"
                                 for rank in (1, d or 10, (d or 10) + 1, 50, 100)) + " |")
     return rows

@@ -117,3 +117,13 @@ def test_one_verdict_on_the_paper_from_both_sections():
         bench.paper_verdict(vector, images))
     vector["scurve"]["spread_scurve"]["intrinsic_dimension"] = 3
     assert "7.1-7.4): not reproduced: " in bench.paper_verdict(vector, images)
+
+
+def test_a_count_from_rounded_values_on_the_threshold_is_shown_as_a_range():
+    run = _run(5, 24000, gap=16.0)
+    middle = [0.1] * 5 + [10 * FLOOR] + [FLOOR / 2] * 250  # one value rounded onto 10 sigma_Z^2: 5 or 6 above it
+    run["trace"].insert(1, {"step": 12000, "data_noise": 0.02, "eigenvalues": middle})
+    rows = bench._trace_rows(run)
+    assert rows[1].startswith("| 12000 | 0.020 | 5-6 | 6 |")
+    run["trace"][1]["count_above_10_floor"] = 6  # stored before rounding: exact
+    assert bench._trace_rows(run)[1].startswith("| 12000 | 0.020 | 6 | 6 |")
