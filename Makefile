@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: demo test benchmark venv clean fashion-mnist
+.PHONY: demo test benchmark venv clean fashion-mnist device-bundle
 
 venv: $(STAMP)
 
@@ -34,6 +34,17 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
+
+# What benchmarks/gpu_train.py needs beside the project on a GPU machine with JAX but no TensorFlow and no network
+# (docs/BENCHMARKS.md, "GPU-ready training run"): Fashion-MNIST as 3-bit levels (~10 MiB) and the Keras wheel with
+# the two dependencies such an image may lack, built for its Python (DEVICE_PYTHON).
+DEVICE_PYTHON ?= 3.12
+device-bundle: $(STAMP) fashion-mnist
+	$(PY) benchmarks/gpu_train.py --pack_data .device
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(DEVICE_PYTHON) \
+	  --platform manylinux_2_28_x86_64 -d .device \
+	  keras==$$($(PY) -c "import importlib.metadata as m; print(m.version('keras'))") namex optree
+	du -sh .device
 
 clean:
 	rm -rf runs .pytest_cache

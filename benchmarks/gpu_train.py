@@ -20,10 +20,14 @@ bfloat16, every density term in float32; docs/ARCHITECTURE.md); the FLOP count i
 the float32 step (the same operations), and the MFU is then best read against the measured
 bfloat16 peak.
 
-Usage (the data: ``--data_dir`` with Fashion-MNIST's idx files, or the loaders' search path):
+Usage (the data: ``--data_dir`` with Fashion-MNIST's idx files, the loaders' search path, or ``--data_npz`` with
+the file of ``--pack_data``):
 
     KERAS_BACKEND=jax python benchmarks/gpu_train.py --steps 300 --out /tmp/gpu_train
     python benchmarks/gpu_train.py --write_doc /tmp/gpu_train/gpu_train.json   # into docs/BENCHMARKS.md
+    python benchmarks/gpu_train.py --pack_data .device   # 3-bit levels, ~10 MiB (`make device-bundle`)
+
+README.md ("Running on another backend") gives the command for a machine without network.
 
 Prints and writes ``OUT/gpu_train.json``.
 """
@@ -89,6 +93,68 @@ def _cpu_model():
         return platform.processor() or "unknown"
 
 
+PACKED_NAME = "fashion_mnist_{n_bits}bit.npz"
+
+
+def pack_data(directory, data_dir=None, n_bits=3):
+    """Writes DIRECTORY/fashion_mnist_<n>bit.npz: both splits as n_bits levels (uint8 in [0, 2^n_bits)).
+
+    A model trained at ``n_bits`` sees exactly these levels (it quantizes 8-bit images the same way), and the file is
+    about a third of the 8-bit idx files (the 3-bit set: ~11 MB against ~31 MB), so the project, the data and a Keras
+    wheel travel together to a machine without network under its 64 MiB limit. ``read_packed`` refuses the file for
+    a model of another n_bits.
+    """
+    sys.path.insert(0, REPO_ROOT)
+    import numpy as np
+
+    import zoo
+    from zoo import files
+
+    if not 1 <= n_bits <= 8:
+        raise SystemExit(f"--n_bits must be in [1, 8]; received {n_bits}.")
+    arrays = {}
+    for split in ("train", "test"):
+        images, labels = zoo.datasets.load("fashion_mnist", split, data_dir=data_dir)
+        arrays[f"{split}_levels"] = (np.asarray(images) >> (8 - n_bits)).astype(np.uint8)
+        arrays[f"{split}_labels"] = np.asarray(labels).astype(np.uint8)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, PACKED_NAME.format(n_bits=n_bits))
+    with files.staged_file(path, overwrite=True, recognize=_is_packed) as staged:
+        with open(staged, "wb") as f:
+            np.savez_compressed(f, n_bits=np.array(n_bits), dataset=np.array("fashion_mnist"), **arrays)
+    print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
+    return path
+
+
+def _is_packed(path):
+    import numpy as np
+
+    try:
+        with np.load(path) as packed:
+            return str(packed["dataset"]) == "fashion_mnist" and "n_bits" in packed
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def read_packed(path, model):
+    """(train, test) 8-bit images from ``pack_data``'s file, for ``model`` (a preset name) of the same n_bits."""
+    import numpy as np
+
+    from zoo.presets import registry
+
+    model_bits = registry.preset(model).kwargs.get("n_bits", 8)
+    if not _is_packed(path):
+        raise SystemExit(f"{path} is not a file of `gpu_train.py --pack_data` (no 'dataset' / 'n_bits' in it).")
+    with np.load(path) as packed:
+        n_bits = int(packed["n_bits"])
+        if n_bits != model_bits:
+            raise SystemExit(f"{path} holds {n_bits}-bit levels but {model} models {model_bits}-bit images; pack the "
+                             f"data with --pack_data DIR --n_bits {model_bits}, or pass --data_dir with the idx files.")
+        # level k -> the 8-bit value k * 2^(8 - n): the model's own quantization maps it back to k
+        return tuple((packed[f"{split}_levels"].astype(np.uint8) << (8 - n_bits)).astype(np.uint8)
+                     for split in ("train", "test"))
+
+
 def run(args):
     sys.meta_path.insert(0, _BlockTensorFlow())
     os.environ["KERAS_BACKEND"] = "jax"
@@ -106,8 +172,11 @@ def run(args):
     kind = devices[0].device_kind
     strategy = "data_parallel" if len(devices) > 1 else "default"
     global_batch = args.batch_size * len(devices)
-    train, _ = zoo.datasets.load("fashion_mnist", "train", data_dir=args.data_dir)
-    test, _ = zoo.datasets.load("fashion_mnist", "test", data_dir=args.data_dir)
+    if args.data_npz:
+        train, test = read_packed(args.data_npz, args.model)
+    else:
+        train, _ = zoo.datasets.load("fashion_mnist", "train", data_dir=args.data_dir)
+        test, _ = zoo.datasets.load("fashion_mnist", "test", data_dir=args.data_dir)
     needed = args.steps * global_batch
     if needed > len(train):
         raise SystemExit(f"{args.steps} steps of {global_batch} need {needed} images; the split has {len(train)}.")
@@ -216,6 +285,10 @@ def main():
     parser.add_argument("--eval_examples", type=int, default=10000)
     parser.add_argument("--dtype_policy", default="float32")
     parser.add_argument("--data_dir", default=None, help="Fashion-MNIST idx files (else the loaders' search path)")
+    parser.add_argument("--data_npz", default=None, help="the file of --pack_data instead of the idx files")
+    parser.add_argument("--pack_data", default=None, metavar="DIR",
+                        help="only write DIR/fashion_mnist_<n_bits>bit.npz (from --data_dir or the search path)")
+    parser.add_argument("--n_bits", type=int, default=3, help="--pack_data: the levels to keep (the model's n_bits)")
     parser.add_argument("--out", default=None, help="writes OUT/gpu_train.json (and the run under OUT/run)")
     parser.add_argument("--write_doc", default=None, metavar="JSON", help="only write docs/BENCHMARKS.md from JSON")
     parser.add_argument("--doc", default=None, help="the markdown file --write_doc writes (default docs/BENCHMARKS.md)")
@@ -223,6 +296,11 @@ def main():
     if args.write_doc:
         write_doc(args.write_doc, args.doc)
         return
+    if args.pack_data:
+        pack_data(args.pack_data, args.data_dir, args.n_bits)
+        return
+    if args.data_npz and args.data_dir:
+        parser.error("give --data_npz or --data_dir, not both")
     if args.steps <= args.warmup_steps + 1:
         parser.error("--steps must exceed --warmup_steps + 1 (the timed steps)")
     run(args)
