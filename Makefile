@@ -41,9 +41,11 @@ benchmark: $(STAMP)
 DEVICE_PYTHON ?= 3.12
 device-bundle: $(STAMP) fashion-mnist
 	$(PY) benchmarks/gpu_train.py --pack_data .device
+	rm -f .device/*.whl
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(DEVICE_PYTHON) \
-	  --platform manylinux_2_28_x86_64 -d .device \
-	  keras==$$($(PY) -c "import importlib.metadata as m; print(m.version('keras'))") namex optree
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .device $$($(PY) -c "import importlib.metadata as m; \
+	    print(' '.join(f'{p}=={m.version(p)}' for p in ('keras', 'namex', 'optree')))")
 	du -sh .device
 
 clean:

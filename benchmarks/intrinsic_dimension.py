@@ -581,8 +581,7 @@ def paper_verdict(vector, images):
     elif all(w != "not reproduced" for w in words.values()):
         word = "reproduced qualitatively"
     else:
-        word = ("not reproduced as a whole" if any(w != "not reproduced" for w in words.values())
-                else "not reproduced")
+        word = "not reproduced"
     return (f"Verdict on the latent-space paper (sections 7.1-7.4): {word}: "
             + "; ".join(f"{part} {w}" for part, w in words.items())
             + " (the two verdicts above give the numbers and, for 7.4, what limits them).")
@@ -619,8 +618,9 @@ def _facts(r, record=None):
         if stored is not None:
             facts[key] = int(stored)
         else:  # counted from rounded values: one rounded onto the threshold may have been above it
-            facts[key + "_unsure"] = int(np.sum(np.isclose(eigenvalues, factor * r["spread_variance"],
-                                                           rtol=5e-4, atol=0)))
+            # stored to 4 significant digits: only a value equal to the rounded threshold may have been above it
+            threshold = float(f"{factor * r['spread_variance']:.4g}")
+            facts[key + "_unsure"] = int(np.sum(np.asarray(eigenvalues) == threshold))
     return facts
 
 
@@ -738,25 +738,31 @@ def steps_text(judged, described, names):
     parts = []
     for r in judged:
         steps, ratios = _ratio_trend(r)
-        rising = len(ratios) > 1 and all(b > a * 1.01 for a, b in zip(ratios, ratios[1:]))
-        last = ratios[-1] / ratios[-2] - 1 if len(ratios) > 1 else 0.0
+        if len(ratios) < 2:
+            trend = "one record only: no trend"
+        else:
+            last = ratios[-1] / ratios[-2] - 1
+            trend = (f"still rising ({last:+.1%} over the last {steps[-1] - steps[-2]} steps), so more steps of the "
+                     "same run may widen it: the budget may limit this number" if last > 0.01 else
+                     f"flattening ({last:+.1%} over the last {steps[-1] - steps[-2]} steps)" if last > 0 else
+                     "not rising when the run ended")
         parts.append(f"d = {r['true_dimension']}: lambda_d / lambda_d+1 of `{names[id(r)]}` was "
-                     f"{', '.join(f'{v:.2f}' for v in ratios)} at steps {', '.join(map(str, steps))}, "
-                     + ("still rising when the run ended, so more steps of the same run may widen it: here the "
-                        "budget limits the number" if rising else
-                        f"flattening ({last:+.1%} over the last {steps[-1] - steps[-2]} steps): more steps of this "
-                        "run would move it little" if last > 0 else "not rising when the run ended"))
-    settings = ("true_dimension", "image_size", "conditioner_activation", "vae_epochs", "vae_learning_rate",
-                "learning_rate", "weight_decay")
+                     f"{', '.join(f'{v:.2f}' for v in ratios)} at steps {', '.join(map(str, steps))}, {trend}")
+    def setting(r):  # everything but the steps, with the defaults of runs stored before a key was recorded
+        return (r["true_dimension"], r["image_size"], _activation(r), r.get("vae_epochs"), _vae_learning_rate(r),
+                _learning_rate(r), _weight_decay(r))
+
     for a in described:
         for b in described:
-            if b["steps"] > a["steps"] and all(a.get(k) == b.get(k) for k in settings):
+            if b["steps"] > a["steps"] and setting(a) == setting(b):
                 before, after = _facts(a)["ratio_at_true_dimension"], _facts(b)["ratio_at_true_dimension"]
-                parts.append(f"{b['steps'] / a['steps']:.1f}x the steps (the schedules stretched to them), everything else equal (`{names[id(b)]}` "
-                             f"against `{names[id(a)]}`, d = {a['true_dimension']}), took lambda_d / lambda_d+1 "
-                             f"from {before:.2f} to {after:.2f}"
-                             + (": more steps alone did not open the gap at that setting" if after < 10 and
-                                after < before * 1.1 else ""))
+                stretched = all(r.get("expected_steps") == r["steps"] for r in (a, b))
+                parts.append(f"{b['steps'] / a['steps']:.1f}x the steps"
+                             + (" (the schedules stretched to them)" if stretched else "")
+                             + f", everything else equal (`{names[id(b)]}` against `{names[id(a)]}`, d = "
+                             f"{a['true_dimension']}), took lambda_d / lambda_d+1 from {before:.2f} to {after:.2f}"
+                             + (": more steps alone did not open the gap at that setting"
+                                if after < 10 and after < before * 1.1 else ""))
     return (" Budget or method: " + "; ".join(parts) + ".") if parts else ""
 
 

@@ -111,14 +111,15 @@ def _verdict(per_seed, timing, epochs, recipe):
         clear = False
         dnf_text = f"one seed: DNF TV {tv_dnf[0]:.3f} vs M-flow {tv_mflow[0]:.3f}"
         dnf_verdict = "not measured (one seed)"
-    # "M-flow fails to learn the density" has no threshold in the paper: say where M-flow sits between the two.
-    tv_nf, mflow_mass = values("NF", "total_variation"), values("M-flow", "learned_mass")
-    m, lo, hi = tv_mflow.mean(), tv_dnf.mean(), tv_nf.mean()
-    mflow_text = (f"Whether M-flow \"fails\" has no threshold in the paper: its TV of {m:.3f} (mass "
-                  f"{mflow_mass.mean():.2g} of 1) against the DNF's {lo:.3f} and the NF's {hi:.3g}"
-                  + (", between the two, so here it learns the density worse than the DNF, not as badly as the NF."
-                     if lo < m < hi else ", no better than the NF's, so here it fails as the NF does." if m >= hi
-                     else ", no worse than the DNF's, so here it does not fail."))
+    # "M-flow fails to learn the density" has no threshold in the paper; the NF's TV is not comparable (its density
+    # along the curve has units of 1 / length), so M-flow is judged against the DNF and the seed spread only.
+    mflow_mass = values("M-flow", "learned_mass")
+    mflow_text = (f"Whether M-flow \"fails\" has no threshold in the paper: here it learns a density on the curve of "
+                  f"mass {mflow_mass.mean():.2g} of 1 with TV {tv_mflow.mean():.3f}, {tv_mflow.mean() / tv_dnf.mean():.1f} "
+                  f"times the DNF's {tv_dnf.mean():.3f}"
+                  + ("; that difference holds over the seeds (above)" if clear else
+                     "; over these seeds that difference is not established")
+                  + ", so what is measured is the ranking, not an absolute failure.")
     recipe_text = ("the authors' released training set-up (AdamW, cosine annealing, clipping, 90% of the points, "
                    f"M-flow {epochs // 2} + {epochs - epochs // 2} epochs)" if recipe == "reference" else
                    "Adam at a constant rate on all points (M-flow: that many epochs in each phase), not the authors' "

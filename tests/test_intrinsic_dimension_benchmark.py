@@ -113,7 +113,7 @@ def test_one_verdict_on_the_paper_from_both_sections():
         "Verdict on the latent-space paper (sections 7.1-7.4): reproduced: sections 7.1-7.3 reproduced; section 7.4 "
         "reproduced")
     images["ten"] = _run(10, 24000, gap=1.3, **paper)
-    assert ": not reproduced as a whole: sections 7.1-7.3 reproduced; section 7.4 not reproduced" in (
+    assert ": not reproduced: sections 7.1-7.3 reproduced; section 7.4 not reproduced" in (
         bench.paper_verdict(vector, images))
     vector["scurve"]["spread_scurve"]["intrinsic_dimension"] = 3
     assert "7.1-7.4): not reproduced: " in bench.paper_verdict(vector, images)
@@ -127,3 +127,35 @@ def test_a_count_from_rounded_values_on_the_threshold_is_shown_as_a_range():
     assert rows[1].startswith("| 12000 | 0.020 | 5-6 | 6 |")
     run["trace"][1]["count_above_10_floor"] = 6  # stored before rounding: exact
     assert bench._trace_rows(run)[1].startswith("| 12000 | 0.020 | 6 | 6 |")
+
+
+def _with_trace(run, ratios):
+    """``run`` with trace records at 70%, 85% and 100% of its steps whose lambda_d / lambda_d+1 are ``ratios``."""
+    d, size = run["true_dimension"], len(run["eigenvalues"])
+    run["trace"] = [{"step": 0, "data_noise": 0.05, "eigenvalues": [1.0] * size}] + [
+        {"step": int(fraction * run["steps"]), "data_noise": 0.01,
+         "eigenvalues": [0.1] * d + [0.1 / ratio] * (size - d)} for fraction, ratio in zip((0.7, 0.85, 1.0), ratios)]
+    return run
+
+
+def test_budget_or_method_reads_the_trend_at_the_end_of_each_judged_run():
+    names = {}
+    rising = _with_trace(_run(5, 20000, gap=6.0), [5.0, 5.02, 6.0])
+    flat = _with_trace(_run(10, 20000, gap=1.31), [1.30, 1.305, 1.31])
+    falling = _with_trace(_run(10, 20000, gap=1.2), [1.4, 1.3, 1.2])
+    for name, run in (("rising", rising), ("flat", flat), ("falling", falling)):
+        names[id(run)] = name
+    text = bench.steps_text([rising, flat, falling], [rising, flat, falling], names)
+    assert "`rising` was 5.00, 5.02, 6.00 at steps 14000, 17000, 20000, still rising (+19.5% over the last 3000" in text
+    assert "`flat` was 1.30, 1.30, 1.31 at steps 14000, 17000, 20000, flattening (+0.4% over the last 3000 steps)" in text
+    assert "`falling` was 1.40, 1.30, 1.20 at steps 14000, 17000, 20000, not rising when the run ended" in text
+
+
+def test_more_steps_compares_only_runs_that_differ_in_their_steps():
+    short, long = _run(10, 24000, gap=1.41), _run(10, 60000, gap=1.36)
+    names = {id(short): "short", id(long): "long"}
+    text = bench.steps_text([], [short, long], names)
+    assert ("2.5x the steps (the schedules stretched to them), everything else equal (`long` against `short`, "
+            "d = 10), took lambda_d / lambda_d+1 from 1.41 to 1.36: more steps alone did not open the gap") in text
+    long["learning_rate"] = 1e-3  # another setting: not a steps comparison
+    assert bench.steps_text([], [short, long], names) == ""
