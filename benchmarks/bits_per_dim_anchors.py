@@ -121,7 +121,8 @@ def main():
     lines.append("")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        write_json(args.json, {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine,
+        write_json(args.json, {"command": command, "preset": args.preset, "epochs": args.epochs,
+                               "date": time.strftime("%Y-%m-%d"), "machine": machine,
                                "published_mnist": dict(PUBLISHED_MNIST), "rows": rows}, "bits_per_dim_anchors")
     write_section(args.doc, SECTION_HEADING, "\n".join(lines))
     print("\n".join(lines))

@@ -292,7 +292,8 @@ def write_results(results, args, parser, machine, wall_seconds, subsample_count,
                                                 else ""), f"{row['test_fid'][row['s_star']]:.1f}"]
         else:
             cells = ["n/a (no noise)", f"{row['test_fid'][None]:.1f} (its samples)"]
-        lines.append(f"| `{name}` | {row['parameters']:,} | {row['epochs']} ({row['train_seconds']:.0f}, "
+        train_seconds = "not recorded" if row.get("train_seconds") is None else f"{row['train_seconds']:.0f}"
+        lines.append(f"| `{name}` | {row['parameters']:,} | {row['epochs']} ({train_seconds}, "
                      f"{row.get('train_machine', 'not recorded')}) | "
                      f"{bpd['value']:.3f} ± "
                      f"{bpd['standard_error']:.3f} | {paper_bpd} | " + " | ".join(cells) + f" | {paper_fid} |")
@@ -343,7 +344,9 @@ def anchor_gap_text(path=os.path.join(REPO_ROOT, "benchmarks", "results", "bits_
     if not record or "mnist" not in record.get("rows", {}):
         return "for the same small GLOW against the published Glow on 8-bit MNIST see the anchors section"
     gap = record["rows"]["mnist"]["bits_per_dim"]["value"] - record["published_mnist"]["Glow (Kingma & Dhariwal 2018)"]
-    return (f"the same small GLOW is {gap:.2f} bits/dim behind the published Glow on 8-bit MNIST, "
+    model = ("the same small GLOW" if record.get("preset", "nf_fmnist_small") == "nf_fmnist_small"
+             else f"the GLOW of `{record['preset']}`")
+    return (f"{model} is {gap:.2f} bits/dim behind the published Glow on 8-bit MNIST, "
             f"{os.path.relpath(path, REPO_ROOT)}, see the anchors section")
 
 

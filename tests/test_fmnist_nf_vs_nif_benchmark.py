@@ -20,6 +20,9 @@ def test_anchor_gap_comes_from_the_stored_anchors(tmp_path):
     assert bench.anchor_gap_text(str(path)).startswith("the same small GLOW is 0.63 bits/dim behind the published")
     _anchors(path, 1.50)  # a rerun moves the number in the text
     assert bench.anchor_gap_text(str(path)).startswith("the same small GLOW is 0.45 bits/dim behind")
+    write_json(str(path), {"preset": "nf_fmnist", "rows": {"mnist": {"bits_per_dim": {"value": 1.2}}},
+                           "published_mnist": {"Glow (Kingma & Dhariwal 2018)": 1.05}}, "bits_per_dim_anchors")
+    assert bench.anchor_gap_text(str(path)).startswith("the GLOW of `nf_fmnist` is 0.15 bits/dim behind")
 
 
 def test_anchor_gap_without_stored_anchors_gives_no_number(tmp_path):
