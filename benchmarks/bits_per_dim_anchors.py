@@ -18,8 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import (REPO_ROOT, check_json_target, machine_description, write_json,  # noqa: E402
-                               write_section)
+from benchmarks.common import (REPO_ROOT, add_json_argument, check_json_target, machine_description,  # noqa: E402
+                               write_json, write_section)
 
 SECTION_HEADING = "## Bits/dim anchors: GLOW at 8 bits"
 # Published test bits/dim on MNIST at 8 bits (uniform dequantization), as collected in the FFJORD paper's table 2.
@@ -37,9 +37,7 @@ def main():
     parser.add_argument("--resume", action="store_true", help="continue runs found under --out")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "runs", "bits_per_dim_anchors"))
     parser.add_argument("--doc", default=os.path.join(REPO_ROOT, "docs", "RESULTS.md"))
-    parser.add_argument("--json", default=os.path.join(REPO_ROOT, "benchmarks", "results", "bits_per_dim_anchors",
-                                                       "bits_per_dim_anchors.json"),
-                        help="the raw numbers of the section ('' to skip)")
+    add_json_argument(parser, "bits_per_dim_anchors")
     args = parser.parse_args()
     if args.json:
         check_json_target(args.json, "bits_per_dim_anchors")  # before the training, not after
@@ -120,7 +118,6 @@ def main():
                      if gap > 0.02 else "the published number is reached.")]
     lines.append("")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, {"command": command, "preset": args.preset, "epochs": args.epochs,
                                "date": time.strftime("%Y-%m-%d"), "machine": machine,
                                "published_mnist": dict(PUBLISHED_MNIST), "rows": rows}, "bits_per_dim_anchors")

@@ -76,8 +76,17 @@ def write_json(path, payload, benchmark):
     """
     import json
 
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with files.staged_file(path, overwrite=True, recognize=_written_by(benchmark)) as staged, open(staged, "w") as f:
         json.dump({"benchmark": benchmark, **payload}, f, indent=1)
+
+
+def add_json_argument(parser, benchmark):
+    """``--json``: where ``benchmark`` writes its raw numbers, by default
+    benchmarks/results/<benchmark>/<benchmark>.json (committed, so its section can be checked); '' for none."""
+    parser.add_argument("--json", default=os.path.join(REPO_ROOT, "benchmarks", "results", benchmark,
+                                                       f"{benchmark}.json"),
+                        help="where the raw numbers of the section go (committed, so it can be checked); '' for none")
 
 
 class FeatureCache:

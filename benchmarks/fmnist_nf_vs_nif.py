@@ -34,8 +34,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import (REPO_ROOT, FeatureCache, check_json_target, machine_description, read_json,  # noqa: E402
-                               write_json, write_section)
+from benchmarks.common import (REPO_ROOT, FeatureCache, add_json_argument, check_json_target,  # noqa: E402
+                               machine_description, read_json, write_json, write_section)
 from zoo import files  # noqa: E402
 
 SECTION_HEADING = "## NIF vs NF on Fashion-MNIST (NIF paper, tables 1 and 2)"
@@ -85,9 +85,7 @@ def main():
     parser.add_argument("--sweep_units", choices=("std", "variance"), default="std",
                         help="std: the grid is a standard-deviation factor as in the authors' sampler (noise_scale = "
                              "value^2); variance: the grid is noise_scale itself (the paper's text)")
-    parser.add_argument("--json", default=os.path.join(REPO_ROOT, "benchmarks", "results", "fmnist_nf_vs_nif",
-                                                     "fmnist_nf_vs_nif.json"),
-                        help="where the raw numbers go (committed); '' for none")
+    add_json_argument(parser, "fmnist_nf_vs_nif")
     parser.add_argument("--seed", type=int, default=0, help="training subsample and sweep samples: seed; test "
                                                             "samples: seed + 1")
     parser.add_argument("--inception_dtype", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"))
@@ -168,7 +166,6 @@ def main():
     machine = machine_description()
     wall = time.time() - wall_start
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, {"arguments": {k: v for k, v in vars(args).items()}, "machine": machine,
                                "wall_seconds": wall, "date": time.strftime("%Y-%m-%d"),
                                "features_reused": cache.reused,

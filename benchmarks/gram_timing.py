@@ -20,7 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import REPO_ROOT, check_json_target, machine_description, write_json, write_section  # noqa: E402
+from benchmarks.common import (REPO_ROOT, add_json_argument, check_json_target, machine_description,  # noqa: E402
+                               write_json, write_section)
 
 SECTION_HEADING = "## M-flow's Gram determinant vs DNF as d grows"
 ARCHITECTURE = dict(num_levels=2, steps_per_level=2, hidden_channels=32, n_bits=8, latent_flow_couplings=2,
@@ -40,9 +41,7 @@ def main():
     parser.add_argument("--points", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--doc", default=os.path.join(REPO_ROOT, "docs", "RESULTS.md"))
-    parser.add_argument("--json", default=os.path.join(REPO_ROOT, "benchmarks", "results", "gram_timing",
-                                                       "gram_timing.json"),
-                        help="the raw numbers of the section ('' to skip)")
+    add_json_argument(parser, "gram_timing")
     args = parser.parse_args()
     if args.json:
         check_json_target(args.json, "gram_timing")  # before the timings, not after
@@ -102,9 +101,9 @@ def main():
               "passes for 500 spiral points, so that figure measures that implementation; the cost the Gram determinant itself implies, d forward-mode products, "
               "is the one in this table.", ""]
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine,
-                               "load_average_1min": [before, after], "wall_seconds": wall, "points": len(images), "repeats": args.repeats,
+                               "load_average_1min": [before, after], "wall_seconds": wall,
+                               "points": len(images), "repeats": args.repeats,
                                "architecture": ARCHITECTURE, "rows": [dict(timing, d=d) for d, timing in rows]},
                    "gram_timing")
     write_section(args.doc, SECTION_HEADING, "\n".join(lines))

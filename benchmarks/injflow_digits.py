@@ -33,7 +33,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import REPO_ROOT, check_json_target, machine_description, write_json, write_section  # noqa: E402
+from benchmarks.common import (REPO_ROOT, add_json_argument, check_json_target, machine_description,  # noqa: E402
+                               write_json, write_section)
 
 SECTION_HEADING = "## InjFlow vs autoencoders on 8x8 digits (a proxy, not the paper's protocol)"
 COLLAPSE_KL = 0.1  # nats per image: below this a VAE's encoder is (all but) ignored
@@ -88,9 +89,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--doc", default=os.path.join(REPO_ROOT, "docs", "RESULTS.md"))
     parser.add_argument("--figure", default=os.path.join(REPO_ROOT, "docs", "figures", "injflow_digits.png"))
-    parser.add_argument("--json", default=os.path.join(REPO_ROOT, "benchmarks", "results", "injflow_digits",
-                                                       "injflow_digits.json"),
-                        help="the raw numbers of the section ('' to skip)")
+    add_json_argument(parser, "injflow_digits")
     args = parser.parse_args()
     if args.json:
         check_json_target(args.json, "injflow_digits")  # before the training, not after
@@ -199,7 +198,6 @@ def main():
                   "decoder sigma^2 = 1 on pixels scaled to [0, 1] the reconstruction term (at most D / 2 = 32 nats) "
                   "cannot pay for much KL (the beta-VAE, sigma = 0.1, weighs reconstruction 100 times more: see its KL column)."]
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine,
                                "wall_seconds": total, "classifier_train_accuracy": float(accuracy),
                                "floor_frechet_distance": float(floor),

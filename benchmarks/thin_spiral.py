@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import (REPO_ROOT, check_json_target, machine_description, read_json,  # noqa: E402
+from benchmarks.common import (REPO_ROOT, add_json_argument, check_json_target, machine_description, read_json,  # noqa: E402
                                write_json, write_section)
 
 SECTION_HEADING = "## Thin spiral: NF, M-flow, DNF, PIE"
@@ -169,9 +169,7 @@ def main():
     parser.add_argument("--timing_points", type=int, default=500)
     parser.add_argument("--figure", default=os.path.join(REPO_ROOT, "docs", "figures", "thin_spiral.png"))
     parser.add_argument("--doc", default=os.path.join(REPO_ROOT, "docs", "RESULTS.md"))
-    parser.add_argument("--json", default=os.path.join(REPO_ROOT, "benchmarks", "results", "thin_spiral",
-                                                     "thin_spiral.json"),
-                        help="where the raw numbers go (committed, so the section can be checked); '' for none")
+    add_json_argument(parser, "thin_spiral")
     args = parser.parse_args()
 
     if args.json:
@@ -227,7 +225,6 @@ def main():
     wall = time.perf_counter() - start
     metrics, timing = results["metrics"], results["timing"]
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, {"arguments": vars(args), "metrics": metrics, "per_seed": dict(zip(seeds, per_seed)),
                                "reused_seeds": reused, "first_seed_matched_stored": first_check,
                                "timing": timing, "digits_timing": digits_timing, "wall_seconds": wall,
