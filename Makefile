@@ -41,7 +41,7 @@ benchmark: $(STAMP)
 DEVICE_PYTHON ?= 3.12
 device-bundle: $(STAMP) fashion-mnist
 	$(PY) benchmarks/gpu_train.py --pack_data .device
-	rm -f .device/*.whl
+	rm -f .device/keras-*.whl .device/namex-*.whl .device/optree-*.whl  # only the wheels this target downloads
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(DEVICE_PYTHON) \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 	  -d .device $$($(PY) -c "import importlib.metadata as m; \
