@@ -14,6 +14,16 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS_DOC = os.path.join(REPO_ROOT, "docs", "BENCHMARKS.md")
 
 
+def bf16_units():
+    """The bfloat16 instruction sets this CPU lists in /proc/cpuinfo (``avx512_bf16``, ``amx_bf16``, ``amx_tile``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return [name for name in ("avx512_bf16", "amx_bf16", "amx_tile") if name in flags]
+
+
 def write_section(path, heading, section):
     """Replaces the ``heading`` section of the markdown file ``path`` (or appends it), keeping the rest."""
     text = ""

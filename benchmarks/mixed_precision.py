@@ -35,15 +35,6 @@ from zoo.training.data import epoch_dataset  # noqa: E402
 SECTION_HEADING = "## Mixed precision (bfloat16) vs float32"
 
 
-def _bf16_units():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return [name for name in ("avx512_bf16", "amx_bf16", "amx_tile") if name in flags]
-
-
 def accuracy_rows(examples):
     """Each shipped preset's card check metric (the first ``examples`` test examples) under both policies."""
     from zoo.presets import publish, shipped
@@ -132,7 +123,7 @@ def main():
             rates[policy].append(len(images) / (time.perf_counter() - start))
     fp32, bf16 = (statistics.median(rates[p]) for p in ("float32", "mixed_bfloat16"))
     machine = common.machine_description()
-    units = _bf16_units()
+    units = common.bf16_units()
     section = "\n".join([
         SECTION_HEADING, "",
         f"`python benchmarks/mixed_precision.py {shlex.join(sys.argv[1:])}`".replace(" `", "`"),

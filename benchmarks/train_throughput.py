@@ -20,6 +20,11 @@ Usage (from the repository root)::
         --hidden_channels 256 --batch_size 64 --steps 10     # a bigger one
     python benchmarks/train_throughput.py --no_write         # print only
 
+In the same rounds the project's model also trains under Keras's
+``mixed_bfloat16`` policy (``--no_bf16`` skips it); its images/second are
+put against a bfloat16 matmul peak of the same run and against the float32
+one (issue 17, part 6: utilization in fp32 and, where supported, bf16).
+
 Flags ``--jit_compile`` (``auto``: each library's default, which on a
 CPU-only machine is no XLA for both; ``true``/``false``: force XLA on/off for
 both) and ``--steps_per_execution`` (project model only) let one explore the
@@ -87,6 +92,9 @@ def parse_args(argv=None):
                    help="TensorFlow's inter-op thread pool size (independent ops run at once); 0: TensorFlow's default")
     p.add_argument("--intra_op_threads", type=int, default=0,
                    help="threads one op may use; 0: TensorFlow's default")
+    p.add_argument("--no_bf16", action="store_true",
+                   help="skip the project's model under Keras's mixed_bfloat16 policy (timed in the same rounds, "
+                        "its utilization against a bfloat16 matmul peak of the same run)")
     return p.parse_args(argv)
 
 
@@ -150,21 +158,27 @@ def n_params(variables):
     return int(sum(int(np.prod(v.shape)) for v in variables))
 
 
-def build_ours(args):
-    model = zoo.make_glow(
-        image_shape=(args.height, args.width, args.channels),
-        num_levels=args.levels,
-        steps_per_level=args.steps_per_level,
-        hidden_channels=args.hidden_channels,
-        n_bits=8,
-        seed=args.seed,
-    )
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        jit_compile=jit,
-        steps_per_execution=args.steps_per_execution,
-    )
+def build_ours(args, policy="float32"):
+    """The project's GLOW, compiled; built under the Keras dtype ``policy`` (the global policy is restored after)."""
+    previous = keras.config.dtype_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = zoo.make_glow(
+            image_shape=(args.height, args.width, args.channels),
+            num_levels=args.levels,
+            steps_per_level=args.steps_per_level,
+            hidden_channels=args.hidden_channels,
+            n_bits=8,
+            seed=args.seed,
+        )
+        jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.learning_rate),
+            jit_compile=jit,
+            steps_per_execution=args.steps_per_execution,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return model
 
 
@@ -326,6 +340,7 @@ def render_section(result):
         "process during each round: it is less sensitive than wall time to other processes "
         "sharing the machine (not immune: contention also inflates CPU time).",
         "",
+        *bf16_lines(r, a),
         "**Where the project's step time goes** (`tf.profiler` trace of 10 calls of the same "
         f"`train_step` graph after the rounds, op time per type summed over TensorFlow's compute threads): "
         f"{r['profile_wall_ms']:.0f} ms wall per step of {a.batch_size} images, {r['profile_busy_ms']:.0f} "
@@ -409,6 +424,38 @@ def render_section(result):
     return "\n".join(lines)
 
 
+def bf16_lines(r, a):
+    """The project's step under ``mixed_bfloat16`` (timed in the same rounds) against both matmul peaks."""
+    if "bf16" not in r:
+        return []
+    h = r["bf16"]
+    fmt = lambda values: ", ".join(f"{v:.0f}" for v in values)  # noqa: E731
+    peak_text = lambda peaks: (f"{max(peaks) / 1e9:.0f} (largest of {len(peaks)}, range "  # noqa: E731
+                               f"{min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f})")
+    units = ", ".join(h["units"]) if h["units"] else "none (bfloat16 is emulated: expect no gain)"
+    return [
+        "**Mixed precision in the same rounds** (the project's model built under Keras's "
+        "`mixed_bfloat16` policy: coupling conditioners compute in bfloat16, everything that carries the density "
+        f"in float32; issue 17 part 4). bfloat16 units in /proc/cpuinfo: {units}. The model FLOPs are the same "
+        "count; each policy's utilization is against the matmul peak of its own dtype (1024^2, sampled every "
+        "round), and the bfloat16 step is also put against the float32 peak.",
+        "",
+        "| policy | images/s, median | per round | vs float32 | matmul peak of its dtype, GFLOP/s | "
+        "utilization vs that peak | vs the fp32 peak | final loss, bits/dim |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| float32 | {r['ours_median']:.1f} | {fmt(r['ours_rounds'])} | 1.00x | {peak_text(r['matmul_peaks'])} | "
+        f"{100 * r['mfu_ours']:.1f}% | {100 * r['mfu_ours']:.1f}% | {r['ours_loss']:.3f} |",
+        f"| mixed_bfloat16 | {h['median']:.1f} | {fmt(h['rounds'])} | {h['median'] / r['ours_median']:.2f}x | "
+        f"{peak_text(h['peaks'])} | {100 * h['mfu_own_peak']:.1f}% | {100 * h['mfu_fp32_peak']:.1f}% | "
+        f"{h['loss']:.3f} |",
+        "",
+        f"The {100 * MFU_TARGET:.0f}% target above is judged on the float32 step (the issue's \"fp32 peak\"); the "
+        "bfloat16 row says how much faster the same model trains where the CPU has bfloat16 units, not that "
+        "the float32 kernels got more efficient.",
+        "",
+    ]
+
+
 def heavy_op_paragraph(r, a):
     h = r["heavy_ops"]
     if not h["rows"]:
@@ -458,9 +505,9 @@ def model_flops(args):
     return counted["train_flops_per_example"] + counted["train_flops_per_step_fixed"] / args.batch_size
 
 
-def matmul_peak(size=1024, repeats=7):
-    """float32 FLOP/s of a ``size x size`` TensorFlow matmul on this machine, median of ``repeats``."""
-    a = tf.random.normal((size, size))
+def matmul_peak(size=1024, repeats=7, dtype=tf.float32):
+    """FLOP/s of a ``size x size`` TensorFlow matmul in ``dtype`` on this machine, median of ``repeats``."""
+    a = tf.cast(tf.random.normal((size, size)), dtype)
     matmul = tf.function(lambda x: tf.matmul(x, x))
     matmul(a).numpy()
     times = []
@@ -639,6 +686,12 @@ def main(argv=None):
     model.fit(warm_images, batch_size=b, epochs=1, verbose=0)
     print(f"ours: built + warm-up fit in {time.perf_counter() - t0:.1f}s")
     ours_params = ours_param_counts(model)
+    bf16_model = None
+    if not args.no_bf16:  # the same model under Keras's mixed_bfloat16 policy, timed in the same rounds
+        t0 = time.perf_counter()
+        bf16_model = build_ours(args, "mixed_bfloat16")
+        bf16_model.fit(warm_images, batch_size=b, epochs=1, verbose=0)
+        print(f"ours (mixed_bfloat16): built + warm-up fit in {time.perf_counter() - t0:.1f}s")
 
     # TFP: build, first call (act-norm init, variables), warm-up steps (tracing, slots).
     t0 = time.perf_counter()
@@ -656,9 +709,9 @@ def main(argv=None):
     # cheapest way to feed it (tf.data iteration was measured to add stalls).
     tfp_batches = [tf.constant(images[i * b:(i + 1) * b]) for i in range(args.steps)]
 
-    ours_rounds, ours_epoch_rounds, tfp_rounds = [], [], []
+    ours_rounds, ours_epoch_rounds, tfp_rounds, bf16_rounds, bf16_peaks = [], [], [], [], []
     ours_cpu_rounds, tfp_cpu_rounds = [], []  # images per CPU-second of this process
-    ours_loss = tfp_loss = float("nan")
+    ours_loss = tfp_loss = bf16_loss = float("nan")
     n_images = args.steps * b
     load_before = load_average()
     peak_before = matmul_peak()
@@ -667,18 +720,25 @@ def main(argv=None):
         for rnd in range(args.rounds):
             if rnd:
                 peaks.append(matmul_peak())  # the peak moves with the host's load and clocks: sample it throughout
+            if bf16_model is not None:
+                bf16_peaks.append(matmul_peak(dtype=tf.bfloat16))
             cpu = process_cpu_seconds()
             wall, epoch, ours_loss = time_ours(model, images, b)
             ours_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
             ours_rounds.append(n_images / wall)
             ours_epoch_rounds.append(n_images / epoch)
+            bf16_text = ""
+            if bf16_model is not None:
+                wall16, _, bf16_loss = time_ours(bf16_model, images, b)
+                bf16_rounds.append(n_images / wall16)
+                bf16_text = f" | ours bf16 {bf16_rounds[-1]:.1f} img/s (loss {bf16_loss:.3f})"
             cpu = process_cpu_seconds()
             seconds, tfp_loss = time_tfp(train_step, tfp_batches)
             tfp_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
             tfp_rounds.append(n_images / seconds)
             print(
                 f"round {rnd + 1}/{args.rounds}: ours {ours_rounds[-1]:.1f} img/s (fit {wall:.2f}s, "
-                f"epoch {epoch:.2f}s, loss {ours_loss:.3f}) | tfp {tfp_rounds[-1]:.1f} img/s "
+                f"epoch {epoch:.2f}s, loss {ours_loss:.3f}){bf16_text} | tfp {tfp_rounds[-1]:.1f} img/s "
                 f"({seconds:.2f}s, loss {tfp_loss:.3f}) | load {load_average()}",
                 flush=True,
             )
@@ -720,6 +780,13 @@ def main(argv=None):
     result["matmul_peak"] = max(result["matmul_peaks"])  # the conservative choice: utilization against the best
     result["mfu_ours"] = result["flops_per_image"] * result["ours_median"] / result["matmul_peak"]
     result["mfu_tfp_at_our_count"] = result["flops_per_image"] * result["tfp_median"] / result["matmul_peak"]
+    if bf16_model is not None:
+        bf16_peaks.append(matmul_peak(dtype=tf.bfloat16))
+        bf16 = {"rounds": bf16_rounds, "median": statistics.median(bf16_rounds), "loss": bf16_loss,
+                "peaks": bf16_peaks, "peak": max(bf16_peaks), "units": common.bf16_units()}
+        bf16["mfu_own_peak"] = result["flops_per_image"] * bf16["median"] / bf16["peak"]
+        bf16["mfu_fp32_peak"] = result["flops_per_image"] * bf16["median"] / result["matmul_peak"]
+        result["bf16"] = bf16
     result["ours_cpu_median"] = statistics.median(ours_cpu_rounds)
     result["tfp_cpu_median"] = statistics.median(tfp_cpu_rounds)
     result["ratio_cpu"] = result["ours_cpu_median"] / result["tfp_cpu_median"]
@@ -749,6 +816,11 @@ def main(argv=None):
           f"{result['matmul_peak'] / 1e9:.0f} GFLOP/s (before {result['matmul_peak_before'] / 1e9:.0f}, after "
           f"{result['matmul_peak_after'] / 1e9:.0f}); utilization ours {100 * result['mfu_ours']:.1f}%, tfp at our "
           f"count {100 * result['mfu_tfp_at_our_count']:.1f}%")
+    if "bf16" in result:
+        bf16 = result["bf16"]
+        print(f"mixed_bfloat16: ours {bf16['median']:.1f} img/s ({bf16['median'] / result['ours_median']:.2f}x float32); "
+              f"bf16 matmul peak {bf16['peak'] / 1e9:.0f} GFLOP/s; utilization {100 * bf16['mfu_own_peak']:.1f}% of the "
+              f"bf16 peak, {100 * bf16['mfu_fp32_peak']:.1f}% of the fp32 peak; bf16 units: {bf16['units'] or 'none'}")
     print(heavy_op_paragraph(result, args))
     if not args.no_write:
         common.write_section(args.doc, SECTION_HEADING, render_section(result))
