@@ -153,11 +153,28 @@ def load_units(results_dir):
     return units
 
 
-def estimated_minutes(label, units):
-    """The longest finished unit of ``label``, else the mean of all finished units, else a default."""
-    times = [r["wall_seconds"] / 60 for (lab, _), r in units.items() if lab == label]
-    others = [r["wall_seconds"] / 60 for r in units.values()]
-    return max(times) if times else float(np.mean(others)) if others else DEFAULT_UNIT_MINUTES
+def estimated_minutes(label, units, cpu_model=None):
+    """Wall minutes a unit of ``label`` will take on the CPU ``cpu_model`` (None: whatever CPU), from the finished units.
+
+    Units finished on that CPU decide where there are any (units move between machines, and one CPU ran them
+    2x faster than another): the longest of ``label``'s there; else this CPU's mean unit time, scaled by how
+    ``label``'s longest unit elsewhere compared with the mean unit there; with nothing finished on this CPU, the
+    longest of ``label``'s, else the mean of all, else ``DEFAULT_UNIT_MINUTES``.
+    """
+    minutes = lambda records: [r["wall_seconds"] / 60 for r in records]  # noqa: E731
+    here = [r for r in units.values() if cpu_model and r.get("machine", {}).get("cpu_model") == cpu_model]
+    elsewhere = [r for r in units.values() if r not in here]
+    own_here = minutes(r for r in here if r["label"] == label)
+    if own_here:
+        return max(own_here)
+    own_elsewhere = minutes(r for r in elsewhere if r["label"] == label)
+    if here:
+        mean_here = float(np.mean(minutes(here)))
+        return mean_here * max(own_elsewhere) / float(np.mean(minutes(elsewhere))) if own_elsewhere else mean_here
+    if own_elsewhere:
+        return max(own_elsewhere)
+    others = minutes(units.values())
+    return float(np.mean(others)) if others else DEFAULT_UNIT_MINUTES
 
 
 def _stats(values):
@@ -359,11 +376,13 @@ def main():
         cache = FeatureCache(os.path.join(args.out, "features"), inception, extractor=args.inception_dtype)
         test = zoo.datasets.load_mnist("test")[0][: args.test_images]
         test_features = None
+        cpu_model = machine_description()["cpu_model"]
         for label, seed in pending:
             left = args.budget_minutes - (time.time() - start) / 60
-            if estimated_minutes(label, units) > left:
-                print(f"skipping {label} seed {seed}: about {estimated_minutes(label, units):.0f} min, "
-                      f"{left:.0f} min of the budget left", flush=True)
+            estimate = estimated_minutes(label, units, cpu_model)
+            if estimate > left:
+                print(f"skipping {label} seed {seed}: about {estimate:.0f} min, {left:.0f} min of the budget left",
+                      flush=True)
                 continue
             if test_features is None:
                 test_features = cache("test", lambda: test)

@@ -143,3 +143,19 @@ def test_feature_cache_keys_on_the_images_and_the_extractor(tmp_path, monkeypatc
     assert calls == [3, 3, 3]
     assert cache.computed == ["set", "set"] and cache.reused == ["set"]  # what a result's wall time must disclose
     assert cache.reused_images == {"set": 3}  # the images a cold run would pass through the Inception
+
+
+def test_unit_estimates_prefer_units_finished_on_the_same_cpu():
+    def unit(label, seed, minutes, cpu):
+        return (label, seed), {"label": label, "seed": seed, "wall_seconds": 60 * minutes,
+                               "machine": {"cpu_model": cpu}}
+
+    units = dict([unit("InjFlow", 0, 40, "AMD EPYC"), unit("AE", 0, 20, "AMD EPYC"),
+                  unit("AE+L2", 0, 15, "Intel Xeon"), unit("AE", 1, 10, "Intel Xeon")])
+    assert bench.estimated_minutes("AE", units, "Intel Xeon") == 10  # its own unit on this CPU
+    # InjFlow ran only elsewhere: this CPU's mean (12.5) x InjFlow's there (40) over the mean there (30)
+    assert bench.estimated_minutes("InjFlow", units, "Intel Xeon") == pytest.approx(12.5 * 40 / 30)
+    assert bench.estimated_minutes("CAE", units, "Intel Xeon") == pytest.approx(12.5)  # no CAE yet: this CPU's mean
+    assert bench.estimated_minutes("InjFlow", units, "Some other CPU") == 40  # nothing ran here: the label's longest
+    assert bench.estimated_minutes("InjFlow", units) == 40
+    assert bench.estimated_minutes("CAE", {}) == bench.DEFAULT_UNIT_MINUTES
