@@ -57,6 +57,7 @@ import tf_keras  # noqa: E402
 from benchmarks import common  # noqa: E402
 import layers as flow_layers  # noqa: E402
 import zoo  # noqa: E402
+from zoo.training.data import epoch_dataset  # noqa: E402
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -262,11 +263,12 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def time_ours(model, images, batch_size):
-    """One fit() epoch over `images`; returns (fit wall seconds, epoch seconds, loss)."""
+def time_ours(model, make_input, batch_size=None):
+    """One fit() epoch over ``make_input()`` (built inside the timed call, as each epoch of ``zoo.train`` builds
+    its input); returns (fit wall seconds, epoch seconds, loss)."""
     timer = _EpochTimer()
     start = time.perf_counter()
-    history = model.fit(images, batch_size=batch_size, epochs=1, verbose=0, callbacks=[timer])
+    history = model.fit(make_input(), batch_size=batch_size, epochs=1, verbose=0, callbacks=[timer])
     wall = time.perf_counter() - start
     return wall, timer.seconds, float(history.history["loss"][-1])
 
@@ -327,13 +329,20 @@ def render_section(result):
         f"{100 * r['mfu_ours']:.1f}% | {100 * r['mfu_tfp_at_our_count']:.1f}% (at our count) | |",
         "",
         f"Median of the per-round ratios (each pair ran back to back): {r['ratio_paired']:.2f}. "
-        f"Project figures time the whole `model.fit(...)` call (one epoch of {a.steps} steps; a "
-        f"{a.warmup}-step warm-up `fit` before the first round traced the step and ran the act-norm "
+        f"Project figures time the whole `model.fit(...)` call, one epoch of {a.steps} steps on the input "
+        "`zoo.train` builds for each epoch (`zoo.training.epoch_dataset`: the epoch's (seed, epoch) order, "
+        "built inside the timed call; warm-up `fit`s before the first round traced the step and ran the act-norm "
         f"init); timing the epoch alone (fit's setup and teardown excluded) gives "
-        f"{r['ours_epoch_median']:.1f} images/s (ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}); the "
-        "difference is `fit`'s per-call cost of building a tf.data pipeline from the NumPy array and "
-        "tearing its iterator down (usually a few tenths of a second, now and then about 2 s), which "
-        "long epochs amortize. "
+        f"{r['ours_epoch_median']:.1f} images/s (ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}). "
+        + (f"The same model fed the NumPy array (Keras's array adapter; its tf.data pipeline keeps autotuning "
+           f"on) ran at {r['array_median']:.1f} images/s per `fit` call, {r['array_epoch_median']:.1f} for the "
+           "epoch alone (per round: " + fmt(r["array_rounds"]) + "): with tf.data's autotuning on, dropping the "
+           "iterator at the end of `fit` can stall (in a separate measurement `fit` calls whose epoch took 2.1-3.2 s "
+           "returned only 2.6 s or 5.1 s after they started; with autotuning off, within 5 ms of the epoch's end), "
+           "which is why `zoo.training` turns autotuning off for its one-epoch datasets (`short_lived`). "
+           if "array_median" in r
+           else "")
+        +
         f"TFP figures time {a.steps} calls of its `tf.function` step on pre-built batch tensors after "
         f"{a.warmup} warm-up calls (act-norm init, tracing, optimizer slots). Rounds alternate "
         "project / TFP. The CPU-second row divides images by the user + system CPU time of the "
@@ -684,13 +693,14 @@ def main(argv=None):
     t0 = time.perf_counter()
     model = build_ours(args)
     model.fit(warm_images, batch_size=b, epochs=1, verbose=0)
+    model.fit(epoch_dataset(warm_images, 0, b, args.seed), epochs=1, verbose=0)  # traces the epoch input too
     print(f"ours: built + warm-up fit in {time.perf_counter() - t0:.1f}s")
     ours_params = ours_param_counts(model)
     bf16_model = None
     if not args.no_bf16:  # the same model under Keras's mixed_bfloat16 policy, timed in the same rounds
         t0 = time.perf_counter()
         bf16_model = build_ours(args, "mixed_bfloat16")
-        bf16_model.fit(warm_images, batch_size=b, epochs=1, verbose=0)
+        bf16_model.fit(epoch_dataset(warm_images, 0, b, args.seed), epochs=1, verbose=0)
         print(f"ours (mixed_bfloat16): built + warm-up fit in {time.perf_counter() - t0:.1f}s")
 
     # TFP: build, first call (act-norm init, variables), warm-up steps (tracing, slots).
@@ -710,6 +720,7 @@ def main(argv=None):
     tfp_batches = [tf.constant(images[i * b:(i + 1) * b]) for i in range(args.steps)]
 
     ours_rounds, ours_epoch_rounds, tfp_rounds, bf16_rounds, bf16_peaks = [], [], [], [], []
+    array_rounds, array_epoch_rounds = [], []  # the same model fed the NumPy array (Keras's array adapter)
     ours_cpu_rounds, tfp_cpu_rounds = [], []  # images per CPU-second of this process
     ours_loss = tfp_loss = bf16_loss = float("nan")
     n_images = args.steps * b
@@ -723,15 +734,19 @@ def main(argv=None):
             if bf16_model is not None:
                 bf16_peaks.append(matmul_peak(dtype=tf.bfloat16))
             cpu = process_cpu_seconds()
-            wall, epoch, ours_loss = time_ours(model, images, b)
+            # zoo.train's input: the epoch's (seed, epoch) order through zoo.training.epoch_dataset
+            wall, epoch, ours_loss = time_ours(model, lambda: epoch_dataset(images, rnd + 1, b, args.seed))
             ours_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
             ours_rounds.append(n_images / wall)
             ours_epoch_rounds.append(n_images / epoch)
             bf16_text = ""
             if bf16_model is not None:
-                wall16, _, bf16_loss = time_ours(bf16_model, images, b)
+                wall16, _, bf16_loss = time_ours(bf16_model, lambda: epoch_dataset(images, rnd + 1, b, args.seed))
                 bf16_rounds.append(n_images / wall16)
                 bf16_text = f" | ours bf16 {bf16_rounds[-1]:.1f} img/s (loss {bf16_loss:.3f})"
+            wall_array, epoch_array, _ = time_ours(model, lambda: images, b)
+            array_rounds.append(n_images / wall_array)
+            array_epoch_rounds.append(n_images / epoch_array)
             cpu = process_cpu_seconds()
             seconds, tfp_loss = time_tfp(train_step, tfp_batches)
             tfp_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
@@ -750,6 +765,9 @@ def main(argv=None):
         "tfp_rounds": tfp_rounds,
         "ours_median": statistics.median(ours_rounds),
         "ours_epoch_median": statistics.median(ours_epoch_rounds),
+        "array_rounds": array_rounds,
+        "array_median": statistics.median(array_rounds),
+        "array_epoch_median": statistics.median(array_epoch_rounds),
         "tfp_median": statistics.median(tfp_rounds),
         "ours_params": ours_params,
         "tfp_params": tfp_params,

@@ -54,6 +54,7 @@ def test_records_round_trip_and_a_deterministic_epoch_order(digits, png_folder, 
     np.testing.assert_array_equal(_epoch(records, 1), first)  # a function of (seed, epoch) only
     np.testing.assert_array_equal(_epoch(records, 1, skip=3), first[3 * 32:])  # resume mid-epoch
     assert not np.array_equal(_epoch(records, 2), first) and not np.array_equal(_epoch(records, 1, seed=1), first)
+    assert records.epoch_dataset(1, 32, 0).options().autotune.enabled is False  # one epoch per dataset (short_lived)
     # An epoch draws without replacement: no image more often than the data holds it.
     seen, held = Counter(image.tobytes() for image in first), Counter(image.tobytes() for image in digits)
     assert all(count <= held[key] for key, count in seen.items())

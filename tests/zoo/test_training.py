@@ -205,6 +205,9 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     np.testing.assert_array_equal(first[40:], again)
     other = np.concatenate([b.numpy() for b in training.epoch_dataset(data, 4, 10, seed=7)])
     assert not np.array_equal(first, other) and sorted(first[:, 0]) == list(range(100))
+    # One dataset per epoch: tf.data's autotuning model is off, else dropping the iterator at the epoch's end waits
+    # for the autotuning thread's next (doubling) wake-up (zoo.training.data.short_lived).
+    assert training.epoch_dataset(data, 3, 10, seed=7).options().autotune.enabled is False
 
 
 def test_bad_arguments_get_clear_errors(tmp_path):

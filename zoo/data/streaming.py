@@ -91,6 +91,7 @@ def _finish(dataset, batch_size, convert, drop_remainder, take=None, skip=0, len
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True
+    options.autotune.enabled = False  # one epoch per dataset: see zoo.training.data.short_lived
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

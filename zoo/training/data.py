@@ -35,6 +35,25 @@ def load_training_data(dataset, split="train", num_examples=None, seed=0, labels
     return images, np.asarray(loaded[1][:len(images)]).astype(np.int32)
 
 
+def short_lived(dataset):
+    """``dataset`` with tf.data's autotuning model off: for pipelines iterated once and dropped (one epoch).
+
+    ``zoo.train`` calls ``fit`` once per epoch on a fresh dataset (the order of each epoch is ``(seed, epoch)``'s, so
+    resume is exact). With autotuning on, dropping the iterator at the epoch's end can stall: measured with
+    TensorFlow 2.21 on 2 CPU cores, ``fit`` calls whose epoch took 2.1-3.2 s returned only 2.6 s or 5.1 s after they
+    started (up to 2 s after the epoch ended, in about half the calls), and within 5 ms of the epoch's end with the
+    autotuning model off. Those return times fit a background thread that sleeps 10 ms, 20, 40, ... (doubling) and is
+    waited for (our reading, not checked in TensorFlow's source). Without the model, ``AUTOTUNE`` map parallelism is
+    the thread-pool size and ``prefetch`` keeps its own buffer tuning, which is what a pipeline of in-memory gathers
+    needs.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def epoch_order(num_examples, epoch, global_batch_size, seed):
     """Example indices of epoch ``epoch``, ``(steps, global_batch_size)``: a permutation seeded by ``(seed, epoch)``
     (full global batches only; the last ``num_examples % global_batch_size`` of the permutation are left out)."""
@@ -68,7 +87,7 @@ def epoch_dataset(data, epoch, global_batch_size, seed, skip_batches=0, convert=
     if labels is not None:
         label_batches = tf.data.Dataset.from_tensor_slices(np.asarray(labels)[indices])
         batches = tf.data.Dataset.zip((batches, label_batches))
-    return batches.prefetch(2)
+    return short_lived(batches.prefetch(2))
 
 
 class EpochBatches(keras.utils.PyDataset):

@@ -54,7 +54,7 @@ from zoo.presets import registry
 from zoo.training.callbacks import BestModelExport, SampleGrid, TrainingState
 from zoo.training.checkpoints import CheckpointManager
 from zoo.data import streaming
-from zoo.training.data import EpochBatches, SequentialBatches, epoch_dataset, epoch_order, load_training_data
+from zoo.training.data import EpochBatches, SequentialBatches, epoch_dataset, epoch_order, load_training_data, short_lived
 from zoo.training.optimizers import make_optimizer, training_settings
 from zoo.training.strategies import JaxStrategy, is_chief, make_strategy
 
@@ -319,7 +319,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         val = SequentialBatches(val_data, global_batch, labels=val_labels)
     elif val_data is not None:
         val = tf.data.Dataset.from_tensor_slices(val_data if val_labels is None else (val_data, val_labels))
-        val = val.batch(global_batch)
+        val = short_lived(val.batch(global_batch))  # fit iterates it once per epoch
     started = time.time()
     while state["epoch"] < int(epochs) and not tracker.diverged:
         epoch, skip = state["epoch"], state["step_in_epoch"]
