@@ -336,10 +336,11 @@ def render_section(result):
         f"{r['ours_epoch_median']:.1f} images/s (ratio {r['ours_epoch_median'] / r['tfp_median']:.2f}). "
         + (f"The same model fed the NumPy array (Keras's array adapter; its tf.data pipeline keeps autotuning "
            f"on) ran at {r['array_median']:.1f} images/s per `fit` call, {r['array_epoch_median']:.1f} for the "
-           "epoch alone (per round: " + fmt(r["array_rounds"]) + "): with tf.data's autotuning on, dropping the "
-           "iterator at the end of `fit` can stall (in a separate measurement `fit` calls whose epoch took 2.1-3.2 s "
-           "returned only 2.6 s or 5.1 s after they started; with autotuning off, within 5 ms of the epoch's end), "
-           "which is why `zoo.training` turns autotuning off for its one-epoch datasets (`short_lived`). "
+           "epoch alone (per round: " + fmt(r["array_rounds"]) + "). Time each `fit` call spent outside its epoch "
+           "(set-up before, teardown after), per round: array-fed " + ", ".join(f"{v:.2f}" for v in r["array_after_epoch"])
+           + " s; on zoo.train's input " + ", ".join(f"{v:.2f}" for v in r["ours_after_epoch"]) + " s. With "
+           "tf.data's autotuning on (Keras's array adapter), dropping the iterator at the end of `fit` can stall; "
+           "`zoo.training` turns autotuning off for its one-epoch datasets (`short_lived`). "
            if "array_median" in r
            else "")
         +
@@ -721,6 +722,7 @@ def main(argv=None):
 
     ours_rounds, ours_epoch_rounds, tfp_rounds, bf16_rounds, bf16_peaks = [], [], [], [], []
     array_rounds, array_epoch_rounds = [], []  # the same model fed the NumPy array (Keras's array adapter)
+    ours_after_epoch, array_after_epoch = [], []  # seconds of each fit call outside its epoch
     ours_cpu_rounds, tfp_cpu_rounds = [], []  # images per CPU-second of this process
     ours_loss = tfp_loss = bf16_loss = float("nan")
     n_images = args.steps * b
@@ -739,6 +741,7 @@ def main(argv=None):
             ours_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
             ours_rounds.append(n_images / wall)
             ours_epoch_rounds.append(n_images / epoch)
+            ours_after_epoch.append(wall - epoch)
             bf16_text = ""
             if bf16_model is not None:
                 wall16, _, bf16_loss = time_ours(bf16_model, lambda: epoch_dataset(images, rnd + 1, b, args.seed))
@@ -747,6 +750,7 @@ def main(argv=None):
             wall_array, epoch_array, _ = time_ours(model, lambda: images, b)
             array_rounds.append(n_images / wall_array)
             array_epoch_rounds.append(n_images / epoch_array)
+            array_after_epoch.append(wall_array - epoch_array)
             cpu = process_cpu_seconds()
             seconds, tfp_loss = time_tfp(train_step, tfp_batches)
             tfp_cpu_rounds.append(n_images / (process_cpu_seconds() - cpu))
@@ -768,6 +772,8 @@ def main(argv=None):
         "array_rounds": array_rounds,
         "array_median": statistics.median(array_rounds),
         "array_epoch_median": statistics.median(array_epoch_rounds),
+        "ours_after_epoch": ours_after_epoch,
+        "array_after_epoch": array_after_epoch,
         "tfp_median": statistics.median(tfp_rounds),
         "ours_params": ours_params,
         "tfp_params": tfp_params,
