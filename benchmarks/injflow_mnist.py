@@ -162,8 +162,9 @@ def estimated_minutes(label, units, cpu_model=None):
     longest of ``label``'s, else the mean of all, else ``DEFAULT_UNIT_MINUTES``.
     """
     minutes = lambda records: [r["wall_seconds"] / 60 for r in records]  # noqa: E731
-    here = [r for r in units.values() if cpu_model and r.get("machine", {}).get("cpu_model") == cpu_model]
-    elsewhere = [r for r in units.values() if r not in here]
+    on_cpu = lambda r: cpu_model is not None and r.get("machine", {}).get("cpu_model") == cpu_model  # noqa: E731
+    here = [r for r in units.values() if on_cpu(r)]
+    elsewhere = [r for r in units.values() if not on_cpu(r)]
     own_here = minutes(r for r in here if r["label"] == label)
     if own_here:
         return max(own_here)

@@ -40,9 +40,9 @@ def short_lived(dataset):
 
     ``zoo.train`` calls ``fit`` once per epoch on a fresh dataset (the order of each epoch is ``(seed, epoch)``'s, so
     resume is exact). With autotuning on, dropping the iterator at the epoch's end can stall: measured with
-    TensorFlow 2.21 on 2 CPU cores, ``fit`` calls whose epoch took 2.1-3.2 s returned only 2.6 s or 5.1 s after they
-    started (up to 2 s after the epoch ended, in about half the calls), and within 5 ms of the epoch's end with the
-    autotuning model off. Those return times fit a background thread that sleeps 10 ms, 20, 40, ... (doubling) and is
+    TensorFlow 2.21 on 2 CPU cores, ``fit`` calls whose epoch took 2.0-3.3 s returned only 2.6 s or 5.1 s after they
+    started (0.4-2.1 s after the epoch ended, in 3 to 6 of the 7-8 calls of a run), and within 5 ms of the epoch's end
+    with the autotuning model off. Those return times fit a background thread that sleeps 10 ms, 20, 40, ... (doubling) and is
     waited for (our reading, not checked in TensorFlow's source). Without the model, ``AUTOTUNE`` map parallelism is
     the thread-pool size and ``prefetch`` keeps its own buffer tuning, which is what a pipeline of in-memory gathers
     needs.

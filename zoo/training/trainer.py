@@ -54,7 +54,8 @@ from zoo.presets import registry
 from zoo.training.callbacks import BestModelExport, SampleGrid, TrainingState
 from zoo.training.checkpoints import CheckpointManager
 from zoo.data import streaming
-from zoo.training.data import EpochBatches, SequentialBatches, epoch_dataset, epoch_order, load_training_data, short_lived
+from zoo.training.data import (EpochBatches, SequentialBatches, epoch_dataset, epoch_order, load_training_data,
+                               short_lived)
 from zoo.training.optimizers import make_optimizer, training_settings
 from zoo.training.strategies import JaxStrategy, is_chief, make_strategy
 
