@@ -101,7 +101,9 @@ def main():
     lines = [SECTION_HEADING, "",
              f"`{command.strip()}`: {len(images)} {what}, batch {args.batch_size}, median of {args.repeats} "
              f"interleaved rounds of one epoch each. Model `{args.model}` "
-             f"({model.count_params():,} parameters) trained by `fit` from in-memory arrays. Machine: "
+             f"({model.count_params():,} parameters) trained by `fit` from in-memory arrays. Every source is read "
+             "through `zoo.training.epoch_dataset`, the pipeline `zoo.train` builds for an epoch (tf.data's "
+             "autotuning off: `zoo.training.data.short_lived`). Machine: "
              f"{machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, TensorFlow {machine['tensorflow']}, "
              f"Keras {machine['keras']}; load average {os.getloadavg()[0]:.1f} at the end (other work on the "
              "machine lowers both rates alike; compare the ratio).", "",
