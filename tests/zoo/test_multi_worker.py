@@ -63,7 +63,8 @@ def test_two_workers_train_like_one_process_and_resume_after_a_kill(tmp_path):
                             timeout=600)
     assert single.returncode == 0, single.stderr[-4000:]
 
-    stdout = _finish(_workers(tmp_path / "two"))
+    processes = _workers(tmp_path / "two")
+    stdout = _finish(processes)
     assert all("global batch 32 on 2 replica(s)" in s for s in stdout), stdout
     for a, b in zip(_weights(tmp_path / "single"), _weights(tmp_path / "two")):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # same global batch: the same run up to rounding
@@ -72,6 +73,9 @@ def test_two_workers_train_like_one_process_and_resume_after_a_kill(tmp_path):
     # Only the chief writes: one checkpoint series, no staging folders left by the other worker.
     assert not [n for n in os.listdir(tmp_path / "two") if "staging" in n]
     assert not [n for n in os.listdir(tmp_path / "two" / "checkpoints") if "staging" in n]
+    # TensorBoard's event files name the writing process: all of them are the chief's (worker 0).
+    events = [n for _, _, names in os.walk(tmp_path / "two" / "logs") for n in names if n.startswith("events.")]
+    assert events and all(f".{processes[0].pid}." in n for n in events), (processes[0].pid, events)
 
     # Kill a worker mid-run (the other then waits on a collective: stop it too), restart both with --resume.
     out = tmp_path / "killed"

@@ -157,6 +157,18 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, poison):
     assert not (tmp_path / "run" / "final").exists()
 
 
+def test_checkpoint_pruning_keeps_the_newest_and_touches_only_its_own_checkpoints(tmp_path):
+    manager = training.CheckpointManager(str(tmp_path), keep=2)
+    (tmp_path / "ckpt-mine").mkdir()  # a user's folder that only looks like a checkpoint
+    (tmp_path / "ckpt-000000000").mkdir()  # the checkpoint name, but not a written checkpoint (no state.json)
+    arrays = {"v0": np.zeros(3, np.float32)}
+    for step in (1, 2, 3):
+        manager.save(arrays, {"global_step": step})
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-000000000", "ckpt-000000002", "ckpt-000000003", "ckpt-mine",
+                                            "latest"]
+    assert manager.latest().endswith("ckpt-000000003")
+
+
 def test_training_settings_layering_and_schedule():
     settings = training.training_settings("nf_digits", {"global_clipnorm": 1.0})
     assert settings["learning_rate"] == 1e-3 and settings["warmup_steps"] == 100  # the preset's

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import keras
@@ -10,6 +11,7 @@ import numpy as np
 from zoo import files
 
 CHECKPOINT_FORMAT = 1
+_CHECKPOINT_NAME = re.compile(r"ckpt-\d{9}")  # what save() writes; pruning touches nothing else
 
 
 def _variables(model):
@@ -77,7 +79,8 @@ class CheckpointManager:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_pointer, self.pointer)
-        kept = sorted(d for d in os.listdir(self.directory) if d.startswith("ckpt-") and not d.endswith(".partial"))
+        kept = sorted(d for d in os.listdir(self.directory) if _CHECKPOINT_NAME.fullmatch(d)
+                      and os.path.isfile(os.path.join(self.directory, d, "state.json")))
         for old in kept[: -self.keep]:
             if old != name:
                 shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)

@@ -286,7 +286,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
 
     os.makedirs(out, exist_ok=True)
-    if command:  # replaces only a command file of an earlier zoo.train run
+    if command and chief:  # replaces only a command file of an earlier zoo.train run
         with files.staged_file(os.path.join(out, "command.txt"), overwrite=True,
                                recognize=_is_command_file) as staging:
             with open(staging, "w") as f:
@@ -300,7 +300,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         if validation:
             run_callbacks.append(BestModelExport(os.path.join(out, "best"), monitor=net.monitor, best_value=best_so_far,
                                                  metadata={"dataset": dataset, "preset": model}))
-    if tensorboard:
+    if tensorboard and chief:  # other workers would add a second event stream to the same folder
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
     run_callbacks += list(callbacks or [])
 

@@ -30,7 +30,7 @@ def _register_presets():
         dict(image_shape=(8, 8, 1), num_levels=2, steps_per_level=8, hidden_channels=64, n_bits=5),
         family="nf", dataset="digits", paper=GLOW_PAPER, input_shape=(8, 8, 1),
         description="Small CPU preset (not in the paper): GLOW 2 levels x 8 steps x 64 channels on 8x8 digits, "
-                    "n_bits=5 (the demo's model).",
+                    "n_bits=5.",
         training=SMALL_PRESET_TRAINING,
     )
     registry.register(
