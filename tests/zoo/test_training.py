@@ -167,6 +167,10 @@ def test_checkpoint_pruning_keeps_the_newest_and_touches_only_its_own_checkpoint
     assert sorted(os.listdir(tmp_path)) == ["ckpt-000000000", "ckpt-000000002", "ckpt-000000003", "ckpt-mine",
                                             "latest"]
     assert manager.latest().endswith("ckpt-000000003")
+    for step in (999_999_999, 1_000_000_000):  # past 9 digits the names no longer sort as text: by step
+        manager.save(arrays, {"global_step": step})
+    assert [n for n in sorted(os.listdir(tmp_path)) if n[5:].isdigit() and n != "ckpt-000000000"] == [
+        "ckpt-1000000000", "ckpt-999999999"]
 
 
 def test_training_settings_layering_and_schedule():

@@ -11,7 +11,7 @@ import numpy as np
 from zoo import files
 
 CHECKPOINT_FORMAT = 1
-_CHECKPOINT_NAME = re.compile(r"ckpt-\d{9}")  # what save() writes; pruning touches nothing else
+_CHECKPOINT_NAME = re.compile(r"ckpt-(\d{9,})")  # what save() writes; pruning touches nothing else
 
 
 def _variables(model):
@@ -79,8 +79,9 @@ class CheckpointManager:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_pointer, self.pointer)
-        kept = sorted(d for d in os.listdir(self.directory) if _CHECKPOINT_NAME.fullmatch(d)
-                      and os.path.isfile(os.path.join(self.directory, d, "state.json")))
+        kept = sorted((d for d in os.listdir(self.directory) if _CHECKPOINT_NAME.fullmatch(d)
+                       and os.path.isfile(os.path.join(self.directory, d, "state.json"))),
+                      key=lambda d: int(_CHECKPOINT_NAME.fullmatch(d).group(1)))  # by step, past 9 digits too
         for old in kept[: -self.keep]:
             if old != name:
                 shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
