@@ -175,7 +175,7 @@ def main(argv=None):
     port_feats, resize_err, port_seconds = [], 0.0, 0.0
     for (_, images), resized in zip(groups, ref_resized):
         start = time.perf_counter()
-        port_feats.append(fid_inception.inception_features(model, images, batch_size=8))
+        port_feats.append(fid_inception.inception_features(model, images, batch_size=8, value_range=(0, 255)))
         port_seconds += time.perf_counter() - start
         mine = keras.ops.convert_to_numpy(preprocess(images.astype(np.float32))) * 128.0 + 128.0
         gray = resized if resized.shape[-1] == 3 else np.repeat(resized, 3, -1)

@@ -124,7 +124,8 @@ def test_fid_sweeps_noise_scale_for_noisy_injective_models(nif, digits, monkeypa
     # The Inception port has its own tests (test_fid_inception.py); here a cheap stand-in feature map.
     monkeypatch.setattr(fid_inception, "load_inception_for_fid", lambda *a, **k: "stand-in")
     monkeypatch.setattr(fid_inception, "inception_features",
-                        lambda model, x, batch_size=50: np.asarray(x, np.float64).reshape(len(x), -1)[:, ::4])
+                        lambda model, x, batch_size=50, value_range=None:
+                        np.asarray(x, np.float64).reshape(len(x), -1)[:, ::4])
     images = digits[0]
     result = zoo.evaluation.fid(nif, images, 100, noise_scales=(0.0, 1.0))
     assert [r["noise_scale"] for r in result["sweep"]] == [0.0, 1.0]
@@ -132,3 +133,29 @@ def test_fid_sweeps_noise_scale_for_noisy_injective_models(nif, digits, monkeypa
     flow = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
     flow.initialize(images)
     assert len(zoo.evaluation.fid(flow, images, 100)["sweep"]) == 1  # no observation noise: one point
+
+
+def test_fid_shows_float_image_models_to_the_inception_as_pixels(monkeypatch):
+    from zoo.evaluation import fid_inception
+
+    seen = []
+
+    class StandIn:  # records what the network is fed; features: the first pixels, repeated
+        def predict_on_batch(self, batch):
+            seen.append(np.asarray(batch))
+            flat = np.asarray(batch, np.float64).reshape(len(batch), -1)[:, :16]
+            return np.tile(flat, (1, fid_inception.FEATURE_DIM // 16))
+
+    monkeypatch.setattr(fid_inception, "load_inception_for_fid", lambda *a, **k: StandIn())
+    model = zoo.get("nf_spread_fading_square")  # float images in [0, 1]
+    pixels = zoo.manifolds.GENERATORS["fading_square"](64).data
+    images = model.as_model_input(pixels)
+    assert images.dtype == np.float32 and images.max() <= 1.0
+    zoo.evaluation.fid(model, images, 32)
+    # The real images reach the network as the pixels they came from (they were fed as [0, 1] before: FID could not
+    # tell the data from black images); the samples are on the same scale.
+    np.testing.assert_allclose(seen[0][..., 0], pixels[:32].reshape(seen[0].shape[:3]).astype(np.float32), atol=1e-3)
+    assert seen[1].max() > 50
+    vectors = zoo.get("nf_spiral")
+    with pytest.raises(ValueError, match="FID compares images"):
+        zoo.evaluation.fid(vectors, np.zeros((4, 2), np.float32), 4)

@@ -291,7 +291,7 @@ def test_converted_model_features(fid_model):
     assert any(f.endswith(".npz") for f in os.listdir(cache))  # converted once, cached
 
     images = _pinned_images()
-    feats = fid_inception.inception_features(model, images)
+    feats = fid_inception.inception_features(model, images, value_range=(0, 255))
     assert feats.shape == (2, fid_inception.FEATURE_DIM) and feats.dtype == np.float32
     assert np.all(np.isfinite(feats)) and np.all(feats >= 0)  # post-ReLU means
     for row, (index, values, total) in zip(feats, PINNED):
@@ -306,6 +306,10 @@ def test_converted_model_features(fid_model):
     np.testing.assert_allclose(fid_inception.inception_features(model, noise, batch_size=2), first,
                                rtol=1e-5, atol=1e-6)  # independent of the batching
     assert np.all(np.isfinite(first))
+
+    # Float images in [0, 1] declare their range and give the features of the same pixels.
+    np.testing.assert_allclose(fid_inception.inception_features(model, noise / 255.0, value_range=(0, 1)), first,
+                               rtol=1e-5, atol=1e-6)
 
     gray = noise[:2, :, :, :1]
     np.testing.assert_allclose(fid_inception.inception_features(model, gray[..., 0]),
@@ -346,9 +350,9 @@ def test_mixed_bfloat16_runs_the_trunk_in_bfloat16_and_keeps_float32_features(fi
     assert {layer.compute_dtype for layer in trunk} == {"float32"}  # dtype= overrides the global policy
 
     images = _pinned_images()
-    np.testing.assert_allclose(fid_inception.inception_features(pinned_fp32, images)[0][PINNED[0][0]],
-                               PINNED[0][1], rtol=1e-4)
-    feats = fid_inception.inception_features(mixed, images)
+    pinned = fid_inception.inception_features(pinned_fp32, images, value_range=(0, 255))
+    np.testing.assert_allclose(pinned[0][PINNED[0][0]], PINNED[0][1], rtol=1e-4)
+    feats = fid_inception.inception_features(mixed, images, value_range=(0, 255))
     assert feats.dtype == np.float32 and np.all(np.isfinite(feats))
     for row, (index, values, total) in zip(feats, PINNED):
         # bfloat16 keeps 8 significant bits: features within a few percent of the float32 ones
@@ -357,3 +361,17 @@ def test_mixed_bfloat16_runs_the_trunk_in_bfloat16_and_keeps_float32_features(fi
         np.testing.assert_allclose(row.sum(), total, rtol=0.03)
     assert fid_inception.trunk_policy().name == "float32"
     assert fid_inception.trunk_policy("mixed_bfloat16").compute_dtype == "bfloat16"
+
+
+def test_inception_features_refuses_float_images_of_unstated_range():
+    # Refused before the network runs (no weights needed): [0, 1] floats read as [0, 255] pixels are nearly black.
+    images = np.full((2, 8, 8, 3), 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"value_range=\(0, 255\) or value_range=\(0, 1\)"):
+        fid_inception.inception_features(None, images)
+    with pytest.raises(ValueError, match=r"must be \(0, 255\) or \(0, 1\)"):
+        fid_inception.inception_features(None, images, value_range=(-1, 1))
+    with pytest.raises(ValueError, match="uint8 images are pixels in \\[0, 255\\]"):
+        fid_inception.inception_features(None, images.astype(np.uint8), value_range=(0, 1))
+    assert fid_inception._pixel_scale(np.dtype(np.float32), (0, 1)) == 255.0
+    assert fid_inception._pixel_scale(np.dtype(np.float64), (0, 255)) == 1.0
+    assert fid_inception._pixel_scale(np.dtype(np.uint8), None) == 1.0

