@@ -101,10 +101,23 @@ def test_decode_checks_the_latent(glow):
     (dict(num_samples=2, temperature=float("nan")), "`temperature` must be a finite number >= 0"),
     (dict(num_samples=2, noise_scale=0.5), "no observation noise"),
     (dict(num_samples=2, output="png"), "`output` must be 'uint8' or 'float'"),
+    # Eager tensors are read, whatever their rank: a one-element tensor once skipped the check (NaN gave black images).
+    (dict(num_samples=2, temperature=keras.ops.convert_to_tensor([-1.0])), "`temperature` must be a finite number >= 0"),
+    (dict(num_samples=2, temperature=keras.ops.convert_to_tensor([float("nan")])),
+     "`temperature` must be a finite number >= 0"),
+    (dict(num_samples=2, temperature=keras.ops.convert_to_tensor([[float("inf")]])),
+     "`temperature` must be a finite number >= 0"),
+    (dict(num_samples=2, temperature=keras.ops.convert_to_tensor([1.0, 1.0])),
+     r"`temperature` must be one number for the whole batch; received a tensor of shape \(2,\)"),
 ])
 def test_sample_refuses_bad_arguments(glow, kwargs, message):
     with pytest.raises(ValueError, match=message):
         glow.sample(**kwargs)
+
+
+def test_one_element_temperature_tensors_are_read_as_their_number(glow):
+    one = np.asarray(glow.sample(2, temperature=keras.ops.convert_to_tensor([0.5]), seed=3))
+    np.testing.assert_array_equal(one, np.asarray(glow.sample(2, temperature=0.5, seed=3)))
 
 
 def test_generate_and_encode_refuse_what_they_cannot_honour(glow):

@@ -53,13 +53,53 @@ def test_truncated_or_wrong_files_are_reported(tmp_path):
 
 def test_missing_data_lists_every_place_looked(tmp_path, monkeypatch):
     monkeypatch.setitem(datasets.KNOWN_PLACES, "fashion_mnist", [str(tmp_path / "nowhere")])
-    monkeypatch.setenv("FLOW_ZOO_FASHION_MNIST_DIR", str(tmp_path / "env_dir"))
+    monkeypatch.delenv("FLOW_ZOO_FASHION_MNIST_DIR", raising=False)
+    monkeypatch.setenv("FLOW_ZOO_DATA_DIR", str(tmp_path / "data_root"))
     with pytest.raises(datasets.DatasetNotFoundError) as error:
-        datasets.load_fashion_mnist("train", data_dir=str(tmp_path / "arg_dir"))
+        datasets.load_fashion_mnist("train")
     message = str(error.value)
-    for place in ("arg_dir (data_dir argument)", "env_dir (FLOW_ZOO_FASHION_MNIST_DIR)", "nowhere (known place)",
-                  "tensorflow-datasets", "apt-get install -y dataset-fashion-mnist"):
+    for place in ("data_root/fashion_mnist (FLOW_ZOO_DATA_DIR)", "nowhere (known place)",
+                  "tensorflow-datasets", "apt-get install -y dataset-fashion-mnist", "FLOW_ZOO_FASHION_MNIST_DIR"):
         assert place in message, message
+
+
+@pytest.mark.parametrize("named_by", ["argument", "environment"])
+@pytest.mark.parametrize("place", ["empty", "missing"])
+def test_a_named_data_folder_without_the_files_is_refused_not_swapped_for_another_copy(tmp_path, monkeypatch,
+                                                                                       named_by, place):
+    copy = tmp_path / "another_copy"  # a complete copy in a known place: it must not be loaded instead
+    copy.mkdir()
+    _write_idx(copy / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28), np.uint8), False)
+    _write_idx(copy / "t10k-labels-idx1-ubyte", np.zeros(10000, np.uint8), False)
+    monkeypatch.setitem(datasets.KNOWN_PLACES, "fashion_mnist", [str(copy)])
+    monkeypatch.delenv("FLOW_ZOO_FASHION_MNIST_DIR", raising=False)
+    assert datasets.load_fashion_mnist("test")[0].shape == (10000, 28, 28, 1)  # nothing named: the known place
+    named = tmp_path / "my_copy"
+    if place == "empty":
+        named.mkdir()
+    if named_by == "argument":
+        call = lambda: datasets.load_fashion_mnist("test", data_dir=str(named))  # noqa: E731
+        source = "the data_dir argument"
+    else:
+        monkeypatch.setenv("FLOW_ZOO_FASHION_MNIST_DIR", str(named))
+        call = lambda: datasets.load_fashion_mnist("test")  # noqa: E731
+        source = "the FLOW_ZOO_FASHION_MNIST_DIR"
+    with pytest.raises(datasets.DatasetNotFoundError) as error:
+        call()
+    message = str(error.value)
+    assert f"{named} ({source})" in message and "used alone, never swapped for another copy" in message
+    assert ("does not exist" if place == "missing" else "holds none of t10k-images-idx3-ubyte") in message
+
+
+def test_quantize_takes_uint8_pixels_and_n_bits_in_1_to_8():
+    np.testing.assert_array_equal(datasets.quantize(np.array([0, 31, 32, 255], np.uint8), 3), [0, 0, 32, 224])
+    np.testing.assert_array_equal(datasets.quantize(np.array([7, 255], np.uint8), 8), [7, 255])
+    for bad in (np.full(2, 0.9, np.float32), np.full(2, 300, np.int32), np.full(2, -1, np.int64)):
+        with pytest.raises(ValueError, match=f"quantize takes uint8 pixels in \\[0, 255\\]; received dtype {bad.dtype}"):
+            datasets.quantize(bad, 3)
+    for bits in (0, 9, 3.0, True):
+        with pytest.raises(ValueError, match="`n_bits` must be an int in \\[1, 8\\]"):
+            datasets.quantize(np.zeros(2, np.uint8), bits)
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="shared/data/mnist is not beside this checkout")

@@ -83,11 +83,30 @@ def _find_dir(name, data_dir, filenames, subdirs=("",)):
 
     Search order: ``data_dir``, ``FLOW_ZOO_<NAME>_DIR``, ``FLOW_ZOO_DATA_DIR/<name>``, the
     known local places. Returns ``(directory or None, list of the places looked at)``.
+
+    A place named for this dataset (the ``data_dir`` argument, else
+    ``FLOW_ZOO_<NAME>_DIR``) is the only one used: when it lacks the files,
+    ``DatasetNotFoundError`` names it rather than another copy being loaded
+    in silence (a mistyped path, or a folder meant to hold a private copy).
     """
-    candidates = [("data_dir argument", data_dir)] if data_dir else []
     env_name = f"FLOW_ZOO_{name.upper()}_DIR"
-    if os.environ.get(env_name):
-        candidates.append((env_name, os.environ[env_name]))
+    named = [("data_dir argument", data_dir)] if data_dir else (
+        [(env_name, os.environ[env_name])] if os.environ.get(env_name) else [])
+    for source, directory in named:
+        for sub in subdirs:
+            root = os.path.join(directory, sub) if sub else directory
+            if any(os.path.exists(os.path.join(root, f)) for f in filenames):
+                return root, []
+        where = "it does not exist" if not os.path.isdir(directory) else (
+            "it holds none of " + ", ".join(filenames) + (f" (also looked in its subfolder(s) "
+                                                          f"{', '.join(s for s in subdirs if s)})"
+                                                          if any(subdirs) else ""))
+        raise DatasetNotFoundError(
+            f"{name}: {directory} (the {source}) was named as the place of the data, but {where}. A named place is "
+            f"used alone, never swapped for another copy: fix the path, or leave it unset to search "
+            f"FLOW_ZOO_DATA_DIR and the known places. To supply it: {HOW_TO_SUPPLY.get(name, 'see the README')}, "
+            f"or set {env_name}.")
+    candidates = []
     if os.environ.get("FLOW_ZOO_DATA_DIR"):
         candidates.append(("FLOW_ZOO_DATA_DIR", os.path.join(os.environ["FLOW_ZOO_DATA_DIR"], name)))
     candidates += [("known place", p) for p in KNOWN_PLACES.get(name, [])]
@@ -275,9 +294,20 @@ def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None
 
 
 def quantize(images, n_bits):
-    """Reduces uint8 images to ``n_bits`` (as the NIF reference does: 3 bits), kept on the 8-bit scale."""
+    """Reduces uint8 images to ``n_bits`` (as the NIF reference does: 3 bits), kept on the 8-bit scale.
+
+    Only uint8 pixels are taken: other dtypes would be cast to uint8 (wrapping
+    300 to 44, turning [0, 1] floats black), so they are refused.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"quantize takes uint8 pixels in [0, 255]; received dtype {images.dtype}. Convert first "
+                         "(floats in [0, 1]: `np.round(x * 255).astype('uint8')`; whole numbers already in 0..255: "
+                         "`x.astype('uint8')`).")
+    if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or not 1 <= n_bits <= 8:
+        raise ValueError(f"`n_bits` must be an int in [1, 8]; received {n_bits!r}.")
     shift = 8 - int(n_bits)
-    return ((np.asarray(images, np.uint8) >> shift) << shift).astype(np.uint8)
+    return ((images >> shift) << shift).astype(np.uint8)
 
 
 LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist, "fmnist": load_fashion_mnist,

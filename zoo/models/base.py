@@ -836,10 +836,22 @@ class _LabelledBatches(keras.utils.PyDataset):
 
 
 def _check_nonnegative(value, name, owner, caller):
-    """Eager scalars must be finite and >= 0 (graph tensors are checked by the signatures that take them)."""
-    if _is_symbolic(value) or (ops.is_tensor(value) and len(ops.shape(value)) > 0):
+    """Eager values must be one finite number >= 0 (graph tensors are checked by the signatures that take them).
+
+    An eager tensor of one element (any rank, e.g. shape ``(1,)``) is read as
+    its number; a tensor of several is refused (one value applies to the
+    whole batch).
+    """
+    if _is_symbolic(value):
         return
-    number = float(ops.convert_to_numpy(value)) if ops.is_tensor(value) else value
+    if ops.is_tensor(value):
+        array = np.asarray(ops.convert_to_numpy(value))
+        if array.size != 1:
+            raise ValueError(f"{owner}.{caller}: `{name}` must be one number for the whole batch; received a tensor "
+                             f"of shape {tuple(array.shape)}.")
+        number = array.reshape(()).item()
+    else:
+        number = value
     if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)):
         raise ValueError(f"{owner}.{caller}: `{name}` must be a number; received {value!r}.")
     if not math.isfinite(number) or number < 0:
