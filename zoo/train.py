@@ -98,6 +98,14 @@ def main(argv):
         raise app.UsageError("--saved_model needs TensorFlow (KERAS_BACKEND=tensorflow): train under JAX without "
                              "it, then export OUT/final from a TensorFlow process (`python -m export`).")
 
+    if saved:  # refused now, not after the whole run: the export replaces only a SavedModel this project wrote
+        from zoo import files
+
+        target = os.path.join(FLAGS.out, "saved_model", "1")
+        if (os.path.isfile(target) or (os.path.isdir(target) and os.listdir(target)
+                                       and files.written_by_project(target) not in ("saved_model", "unknown"))):
+            raise app.UsageError(f"{target} holds something flow-zoo did not write; the run exports its SavedModel "
+                                 "there. Move it away, choose another --out, or pass --nosaved_model.")
     try:
         overrides = json.loads(FLAGS.overrides)
     except json.JSONDecodeError as error:

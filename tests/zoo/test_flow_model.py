@@ -62,7 +62,14 @@ def test_fit_on_digits_lowers_nll_and_bits_per_dim_is_sane(digits):
     keras.utils.set_random_seed(1)
     model = _small_glow()
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    history = model.fit(images, labels, batch_size=64, epochs=3, verbose=0)  # labels are ignored
+    # An unconditional model refuses labels rather than ignoring them (num_classes= was likely forgotten).
+    with pytest.raises(ValueError, match="this model is unconditional, so `y` would be ignored"):
+        model.fit(images, labels, batch_size=64, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="labels in `validation_data` would be ignored"):
+        model.fit(images, batch_size=64, epochs=1, verbose=0, validation_data=(images[:64], labels[:64]))
+    with pytest.raises(ValueError, match="glow.evaluate: this model is unconditional"):
+        model.evaluate(images[:64], labels[:64], verbose=0)
+    history = model.fit(images, batch_size=64, epochs=3, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < losses[0] - 0.2, losses
     bpd = np.asarray(model.bits_per_dim(images[:512]))

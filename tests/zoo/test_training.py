@@ -234,6 +234,42 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="fewer than one global batch"):
         training.train(model="nf_spiral", dataset="spiral", num_examples=10, batch_size=64, out=str(tmp_path),
                        verbose=0)
+    # Counts are checked before anything is built or written (epochs=0 once wrote an untrained out/final;
+    # num_examples=0 meant 10,000 manifold points, -5 dropped the last 5 images; batch_size=0 divided by zero).
+    for name, value, rule in (("epochs", 0, ">= 1"), ("epochs", -1, ">= 1"), ("epochs", 2.0, ">= 1"),
+                              ("batch_size", 0, ">= 1"), ("num_examples", 0, ">= 1 or None"),
+                              ("num_examples", -5, ">= 1 or None"), ("checkpoint_every", -1, ">= 0"),
+                              ("sample_every", True, ">= 0")):
+        out = tmp_path / f"{name}_{value}"
+        with pytest.raises(ValueError, match=f"`{name}` must be an int {rule}"):
+            training.train(model="nf_spiral", dataset="spiral", out=str(out), verbose=0, **{name: value})
+        assert not out.exists()
+    with pytest.raises(ValueError, match="`num_examples` must be None"):
+        training.load_training_data("spiral", num_examples=0)
+
+
+def test_user_files_at_a_runs_output_paths_are_refused_before_training(tmp_path):
+    kwargs = dict(model="nf_spiral", dataset="spiral", epochs=1, batch_size=100, num_examples=300,
+                  model_overrides={"num_couplings": 2, "hidden_units": 8}, verbose=0, sample_every=0,
+                  tensorboard=False)
+    for name in ("final", "best"):
+        out = tmp_path / name
+        (out / name).mkdir(parents=True)
+        (out / name / "thesis.tex").write_text("mine")
+        with pytest.raises(FileExistsError, match=f"{name} holds files flow-zoo did not write"):
+            training.train(out=str(out), **kwargs)
+        assert (out / name / "thesis.tex").read_text() == "mine" and not (out / "checkpoints").exists()
+    out = tmp_path / "history"
+    out.mkdir()
+    (out / "history.json").write_text('{"my": "notes"}')
+    with pytest.raises(FileExistsError, match="history.json is not a history this project wrote"):
+        training.train(out=str(out), **kwargs)
+    assert (out / "history.json").read_text() == '{"my": "notes"}' and not (out / "checkpoints").exists()
+    # The project's own outputs are replaced: a finished run, run again with resume, rewrites its history.
+    (out / "history.json").unlink()
+    training.train(out=str(out), **kwargs)
+    assert training.trainer._is_history_file(str(out / "history.json"))
+    training.train(out=str(out), resume=True, **kwargs)
 
 
 def test_continuous_models_refuse_integer_data_and_train_scales_uint8_images(tmp_path):
@@ -248,3 +284,13 @@ def test_continuous_models_refuse_integer_data_and_train_scales_uint8_images(tmp
                             verbose=0, sample_every=1, tensorboard=False, validation=False)
     assert np.isfinite(result.history[0]["loss"])
     assert os.path.getsize(tmp_path / "samples" / "epoch_0001.png") > 100  # float images drawn as a grid
+
+
+def test_cli_refuses_a_foreign_saved_model_folder_before_training(tmp_path):
+    target = tmp_path / "run" / "saved_model" / "1"
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    result = subprocess.run(_cli(tmp_path / "run", "--saved_model"), capture_output=True, text=True, env=_env(),
+                            cwd=ROOT, timeout=600)
+    assert result.returncode != 0 and "holds something flow-zoo did not write" in result.stderr, result.stderr[-2000:]
+    assert (target / "notes.txt").read_text() == "mine" and not (tmp_path / "run" / "checkpoints").exists()

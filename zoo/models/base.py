@@ -697,8 +697,14 @@ class GenerativeModel(keras.Model):
         A class-conditional model trains ``p(x | y)`` on ``fit(images, labels)``
         (or a ``tf.data.Dataset`` of ``(images, labels)`` pairs) and sets its
         class prior ``p(y)`` to the label frequencies of that data; an
-        unconditional model ignores ``y``.
+        unconditional model refuses ``y`` (and labelled ``validation_data``)
+        rather than ignoring it.
         """
+        self._refuse_labels(y, "fit")
+        validation = kwargs.get("validation_data")
+        if (self.num_classes is None and isinstance(validation, (tuple, list)) and len(validation) >= 2
+                and validation[1] is not None):
+            self._refuse_labels(validation[1], "fit", what="labels in `validation_data`")
         self.check_dataset(x)
         if not self.is_initialized:
             self.initialize(first_batch(x, batch_size))
@@ -711,6 +717,12 @@ class GenerativeModel(keras.Model):
                 self.class_counts.assign(ops.cast(counts, self.class_counts.dtype))
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
+    def _refuse_labels(self, y, caller, what="`y`"):
+        """An unconditional model has no use for labels: refused, not ignored (a missing ``num_classes=`` is likely)."""
+        if y is not None and self.num_classes is None:
+            raise ValueError(f"{self.name}.{caller}: this model is unconditional, so {what} would be ignored; call "
+                             f"{caller}(x) without labels (to model p(x | y), build it with num_classes=K).")
+
     def _conditional_validation(self, data):
         if hasattr(data, "element_spec") or isinstance(data, keras.utils.PyDataset):
             return self._conditional_data(data, None, "fit")[0]
@@ -721,6 +733,7 @@ class GenerativeModel(keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate``; a class-conditional model takes ``evaluate(images, labels)``."""
+        self._refuse_labels(y, "evaluate")
         if self.num_classes is not None and not kwargs.get("_use_cached_eval_dataset"):
             x, _ = self._conditional_data(x, y, "evaluate")
             y = None

@@ -16,6 +16,9 @@ def load_training_data(dataset, split="train", num_examples=None, seed=0, labels
     from zoo.data import datasets
     from zoo.data import manifolds
 
+    if num_examples is not None and (isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer))
+                                     or num_examples < 1):
+        raise ValueError(f"`num_examples` must be None (all) or an int >= 1; received {num_examples!r}.")
     if dataset in manifolds.GENERATORS:
         if labels:
             raise ValueError(f"{dataset!r} is a synthetic manifold without class labels; a class-conditional model "

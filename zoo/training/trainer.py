@@ -149,6 +149,12 @@ def train(model="nf_digits", dataset="digits", epochs=10, batch_size=64, out="ru
             batch held NaN); the last good checkpoint is kept and named.
         FileExistsError: ``out`` holds a checkpoint and ``resume`` is False.
     """
+    _check_count("epochs", epochs, 1)
+    _check_count("batch_size", batch_size, 1)
+    _check_count("num_examples", num_examples, 1, allow_none=True)
+    _check_count("checkpoint_every", checkpoint_every, 0)
+    _check_count("sample_every", sample_every, 0)
+    _check_outputs(out)
     if isinstance(strategy, str):
         strategy = make_strategy(strategy, devices=devices, tpu_address=tpu_address)
     jax_path = isinstance(strategy, JaxStrategy)
@@ -341,12 +347,55 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         net.save_to_preset(os.path.join(out, "final"), overwrite=True,
                            metadata={"dataset": dataset, "preset": model, "epochs": int(epochs),
                                      "history": state["history"][-1:]})
-        with open(os.path.join(out, "history.json"), "w") as f:
+        with files.staged_file(os.path.join(out, "history.json"), overwrite=True,
+                               recognize=_is_history_file) as staging, open(staging, "w") as f:
             json.dump({"arguments": arguments, "history": state["history"], "global_batch_size": global_batch,
                        "steps_per_epoch": steps_per_epoch, "resumed_from_step": resumed_from,
                        "validation_examples": None if val_data is None else len(val_data),
                        "seconds_this_run": time.time() - started, "prior_fit": prior_fit}, f, indent=1)
     return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from, prior_fit)
+
+
+def _check_count(name, value, minimum, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"zoo.train: `{name}` must be an int >= {minimum}" + (" or None" if allow_none else "")
+                         + f"; received {value!r}.")
+
+
+HISTORY_KEYS = {"arguments", "history", "global_batch_size", "steps_per_epoch"}
+
+
+def _is_history_file(path):
+    """True for a ``history.json`` that ``train`` wrote (its top-level keys)."""
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and HISTORY_KEYS <= set(content)
+
+
+def _check_outputs(out):
+    """Refuses, before any training, a run folder whose outputs would replace something the project did not write.
+
+    ``final/`` and ``best/`` are replaced at the end of a run (and of every
+    improving epoch); ``history.json`` at the end. A user's folder or file at
+    one of those paths would otherwise be found only after the whole run.
+    """
+    for name in ("final", "best"):
+        path = os.path.join(out, name)
+        if os.path.isdir(path) and os.listdir(path) and files.written_by_project(path) not in ("preset", "unknown"):
+            raise FileExistsError(f"{path} holds files flow-zoo did not write; a run writes its {name} model there. "
+                                  "Move them away or choose another --out.")
+        if os.path.isfile(path):
+            raise FileExistsError(f"{path} is a file; a run writes its {name} model directory there. Move it away "
+                                  "or choose another --out.")
+    history = os.path.join(out, "history.json")
+    if os.path.exists(history) and not _is_history_file(history):
+        raise FileExistsError(f"{history} is not a history this project wrote; a run writes its history there. "
+                              "Move it away or choose another --out.")
 
 
 def _is_command_file(path):

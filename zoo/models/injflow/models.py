@@ -70,7 +70,7 @@ class Autoencoder(GenerativeModel):
     model returns the per-example objective terms (fresh random draws when
     training, draws from ``eval_seed`` otherwise) and the diagnostic
     ``reconstruction_mse``, so ``compile(optimizer)`` + ``fit(images)`` trains
-    it and ``evaluate`` reports both; labels are ignored.
+    it and ``evaluate`` reports both; labels are refused unless the model is class-conditional.
 
     Args:
         image_shape: ``(H, W, C)``.
