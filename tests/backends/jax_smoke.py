@@ -102,3 +102,21 @@ for bad in (labels + 1, labels.astype("float32")):
     else:
         raise AssertionError("bad labels were not refused under JAX")
 print("jax smoke test passed")
+
+# In-memory float data with bad values is read before the first step (a JAX trace cannot read values).
+vectors = zoo.make_realnvp(2, num_couplings=2, hidden_units=8)
+vectors.compile(optimizer=keras.optimizers.Adam(1e-3))
+vectors.initialize(np.zeros((64, 2), "float32"))
+bad = np.zeros((64, 2), "float32")
+bad[5, 0] = np.nan
+before = [np.asarray(w) for w in vectors.trainable_weights]
+for call in (lambda: vectors.fit(bad, batch_size=32, epochs=1, verbose=0), lambda: vectors.evaluate(bad, verbose=0)):
+    try:
+        call()
+    except ValueError as error:
+        assert "break the data contract" in str(error) and "NaN or infinite" in str(error), error
+    else:
+        raise AssertionError("NaN data was not refused under JAX")
+for b, a in zip(before, [np.asarray(w) for w in vectors.trainable_weights]):
+    np.testing.assert_array_equal(a, b)
+print("bad values refused under JAX")

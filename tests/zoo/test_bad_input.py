@@ -86,6 +86,27 @@ def test_bad_vectors_inside_fit_fail_the_step_with_the_message(vector_model):
         np.testing.assert_array_equal(a, b)  # nothing was learned from the bad batch
 
 
+def test_in_memory_float_data_with_bad_values_is_refused_before_the_first_step(vector_model):
+    # Read eagerly on every backend (inside a JAX trace values cannot be read; tests/backends/jax_smoke.py repeats it).
+    bad = np.zeros((64, 2), "float32")
+    bad[5, 0] = np.nan
+    vector_model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vector_model.initialize(np.zeros((64, 2), "float32"))
+    before = [np.asarray(w) for w in vector_model.trainable_weights]
+    with pytest.raises(ValueError, match=r"fit: rows 0..63 of the data break the data contract .*1 NaN or infinite"):
+        vector_model.fit(bad, batch_size=32, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"fit: rows 0..63 of the data break the data contract"):
+        vector_model.fit(np.zeros((64, 2), "float32"), batch_size=32, epochs=1, verbose=0, validation_data=(bad,))
+    with pytest.raises(ValueError, match=r"evaluate: rows 0..63 of the data break the data contract"):
+        vector_model.evaluate(bad, verbose=0)
+    for b, a in zip(before, [np.asarray(w) for w in vector_model.trainable_weights]):
+        np.testing.assert_array_equal(a, b)  # nothing was learned
+    images = zoo.get("nf_spread_fading_square")  # float images in [0, 1]
+    pixels = zoo.manifolds.GENERATORS["fading_square"](64).data.astype("float32")  # forgot the / 255
+    with pytest.raises(ValueError, match=r"evaluate: rows 0..63 .*must lie in \[0, 1\]"):
+        images.evaluate(pixels, verbose=0)
+
+
 def test_decode_checks_the_latent(glow):
     with pytest.raises(ValueError, match=r"`latent` must have shape \(batch, 64\)"):
         glow.decode(np.zeros((2, 63), "float32"))

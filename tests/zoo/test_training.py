@@ -145,6 +145,12 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, poison):
     order = np.random.default_rng([0, 0]).permutation(len(data))  # epoch 0's order (epoch_dataset)
     row = order[5 * 32]  # first row of the 6th batch: checkpoints after steps 2 and 4 come first
     data[row] = np.nan if poison == "nan_input" else 1e30
+    if poison == "nan_input":  # in-memory data is read before the first step: refused, nothing trained or written
+        with pytest.raises(ValueError, match=r"nf_spiral.fit: rows 0..319 of the data break the data contract "
+                                             r"\(refused before the first step\).*2 NaN or infinite value"):
+            training.train(**_spiral_run(tmp_path, data))
+        assert not (tmp_path / "run" / "checkpoints").exists() or not os.listdir(tmp_path / "run" / "checkpoints")
+        return
     with pytest.raises(training.TrainingDivergedError, match="last good checkpoint is kept") as caught:
         training.train(**_spiral_run(tmp_path, data))
     assert "--resume" in str(caught.value)

@@ -302,8 +302,12 @@ class GenerativeModel(keras.Model):
             return data.astype(np.float32) / 255.0
         return data
 
-    def check_dataset(self, data):
-        """Refuses training / evaluation data whose dtype breaks the contract (before the first step)."""
+    def check_dataset(self, data, caller="fit"):
+        """Refuses training / evaluation data that breaks the contract, before the first step.
+
+        The dtype and example shape always; the values (finite, within
+        ``value_range``) of in-memory float data (arrays, eager tensors).
+        """
         if data is None:
             return
         if hasattr(data, "element_spec"):
@@ -321,15 +325,36 @@ class GenerativeModel(keras.Model):
             dtype = _dtype_name(element)
             shape = np.shape(element)
         if getattr(shape, "rank", 0) is not None:  # a batch of examples of the model's shape (traced steps see less)
-            check_example_shape(types.SimpleNamespace(shape=tuple(shape)), self.example_shape, "x", f"{self.name}.fit")
+            check_example_shape(types.SimpleNamespace(shape=tuple(shape)), self.example_shape, "x",
+                                f"{self.name}.{caller}")
         ok = dtype == "uint8" if self.data_kind == "pixels" else dtype.startswith(("float", "bfloat"))
         if not ok:
             raise ValueError(
-                f"{self.name}.fit: the training data has dtype {dtype}, but this model takes "
+                f"{self.name}.{caller}: the {'training ' if caller == 'fit' else ''}data has dtype {dtype}, but this "
+                "model takes "
                 + ("uint8 pixels (convert with `x.astype('uint8')` after scaling to 0..255)."
                    if self.data_kind == "pixels" else
                    "float data (uint8 images: `model.as_model_input(images)` or `x.astype('float32') / 255`).")
             )
+        if self.data_kind == "float" and not hasattr(data, "element_spec"):
+            self._check_values(element, caller)
+
+    def _check_values(self, data, caller, chunk=4096):
+        """In-memory float data: finite and within ``value_range``, read now, on every backend.
+
+        Inside a JAX trace values cannot be read, and inside a TensorFlow graph
+        a bad batch is found only when its step runs; arrays and eager tensors
+        are checked here, before the first step. (uint8 pixels always hold
+        whole numbers in [0, 255].)
+        """
+        if _is_symbolic(data) or not (isinstance(data, np.ndarray) or ops.is_tensor(data)):
+            return
+        for start in range(0, len(data), chunk):
+            try:
+                self.validate(data[start:start + chunk])
+            except ValueError as error:
+                raise ValueError(f"{self.name}.{caller}: rows {start}..{min(start + chunk, len(data)) - 1} of the "
+                                 f"data break the data contract (refused before the first step): {error}") from None
 
     # ------------------------------------------------- class conditioning
     @property
@@ -706,6 +731,8 @@ class GenerativeModel(keras.Model):
                 and validation[1] is not None):
             self._refuse_labels(validation[1], "fit", what="labels in `validation_data`")
         self.check_dataset(x)
+        if validation is not None:  # checked now, not after the first epoch
+            self.check_dataset(validation[0] if isinstance(validation, (tuple, list)) else validation)
         if not self.is_initialized:
             self.initialize(first_batch(x, batch_size))
         if self.num_classes is not None:
@@ -734,6 +761,7 @@ class GenerativeModel(keras.Model):
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate``; a class-conditional model takes ``evaluate(images, labels)``."""
         self._refuse_labels(y, "evaluate")
+        self.check_dataset(x, caller="evaluate")
         if self.num_classes is not None and not kwargs.get("_use_cached_eval_dataset"):
             x, _ = self._conditional_data(x, y, "evaluate")
             y = None
