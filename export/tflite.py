@@ -84,6 +84,43 @@ def _is_flatbuffer(path):
         return f.read(8)[4:8] == b"TFL3"
 
 
+SIGNATURES = ("generate", "sample")
+OUTPUTS = ({"images", "images_float"}, {"samples"})
+"""What ``tflite_sampler`` writes: exactly these signatures, ``generate`` taking ``latent_noise``, ``sample``
+taking ``seed``, both returning one of these output sets."""
+
+
+def _interpreter(path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the optional LiteRT package; TensorFlow's own (deprecated) interpreter reads the same file
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=path)
+
+
+def is_project_sampler(path):
+    """True for a LiteRT sampler this project wrote: a flatbuffer with exactly ``tflite_sampler``'s signatures.
+
+    A user's own ``.tflite`` (other signature names, inputs or outputs, or none) is not replaced.
+    """
+    if not _is_flatbuffer(path):
+        return False
+    try:
+        signatures = _interpreter(path).get_signature_list()
+    except Exception:  # noqa: BLE001 -- any file the interpreter cannot open is not one this project wrote
+        return False
+    if set(signatures) != set(SIGNATURES):
+        return False
+    generate, sample = signatures["generate"], signatures["sample"]
+    outputs = set(generate.get("outputs", ()))
+    return ("latent_noise" in generate.get("inputs", ()) and "seed" in sample.get("inputs", ())
+            and outputs == set(sample.get("outputs", ())) and outputs in OUTPUTS)
+
+
+NOT_OURS = (f"flow-zoo's samplers are LiteRT flatbuffers with exactly the signatures {' and '.join(SIGNATURES)}, "
+            "generate taking latent_noise and sample taking seed")
+
+
 def tflite_sampler(model, path, batch_size=16, overwrite=False):
     """Writes a LiteRT sampler flatbuffer for ``model`` (see the module docstring).
 
@@ -91,7 +128,8 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
         model: a built ``zoo.FlowModel``.
         path: target ``.tflite`` file.
         batch_size: number of samples per call (fixed in the graph).
-        overwrite: replace an existing file.
+        overwrite: replace an existing sampler this project wrote (``is_project_sampler``); any
+            other existing file is refused, with or without it.
 
     Returns:
         dict with ``path``, ``bytes`` (file size) and ``signatures``.
@@ -101,9 +139,9 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
     path = os.path.abspath(path)
     if os.path.isdir(path):
         raise FileExistsError(f"{path} is a directory; give the path of the .tflite file to write.")
-    if os.path.isfile(path) and not _is_flatbuffer(path):
-        raise FileExistsError(f"{path} is not a LiteRT flatbuffer this project wrote; refusing to replace it even "
-                              "with overwrite=True. Choose another path.")
+    if os.path.isfile(path) and not is_project_sampler(path):
+        raise FileExistsError(f"{path} is not a LiteRT sampler this project wrote ({NOT_OURS}); refusing to replace "
+                              "it even with overwrite=True. Move it away, or choose another path.")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -172,10 +210,11 @@ def tflite_sampler(model, path, batch_size=16, overwrite=False):
     with tempfile.TemporaryDirectory(prefix="flow-zoo-tflite-") as scratch:
         archive.write_out(os.path.join(scratch, "saved_model"), verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            os.path.join(scratch, "saved_model"), signature_keys=["generate", "sample"])
+            os.path.join(scratch, "saved_model"), signature_keys=list(SIGNATURES))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         flatbuffer = converter.convert()
-    with files.staged_file(path, overwrite=overwrite, recognize=_is_flatbuffer) as staged:
+    with files.staged_file(path, overwrite=overwrite, recognize=is_project_sampler,
+                           how=NOT_OURS) as staged:
         with open(staged, "wb") as f:
             f.write(flatbuffer)
-    return {"path": path, "bytes": os.path.getsize(path), "signatures": ["generate", "sample"]}
+    return {"path": path, "bytes": os.path.getsize(path), "signatures": list(SIGNATURES)}

@@ -24,7 +24,9 @@ The story, on the weights shipped with the package (no training from scratch):
    code); its bits/dim must match the model's.
 
 Writes ``metrics.json`` (every number with its protocol) and prints where
-everything went. Needs Fashion-MNIST (``apt-get install -y dataset-fashion-mnist``
+everything went. Rerunning into the same ``--out`` replaces the demo's own
+files; a file of the same name that the demo did not write (``metrics.json``,
+the two pictures, ``sampler.tflite``) is refused before any work. Needs Fashion-MNIST (``apt-get install -y dataset-fashion-mnist``
 or ``FLOW_ZOO_FASHION_MNIST_DIR``); about 3 minutes on 2 CPU cores.
 """
 
@@ -32,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app, flags
@@ -95,20 +98,55 @@ def _labelled_rows(rows, labels, scale=3):
 
 
 def _serve_in_fresh_process(saved_model_dir, tflite_path, images, out):
-    """Runs SERVE_SCRIPT in a new interpreter (TensorFlow and LiteRT only); returns its arrays and the modules seen."""
+    """Runs SERVE_SCRIPT in a new interpreter (TensorFlow and LiteRT only); returns its arrays and the modules seen.
+
+    The request and the answer pass through a temporary folder (never files in ``out``, which may hold a user's).
+    """
     import numpy as np
 
-    request = os.path.join(out, "serve_request.npz")
-    answer = os.path.join(out, "serve_answer.npz")
-    np.savez(request, x=images)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, saved_model_dir, tflite_path, request, answer],
-                          capture_output=True, text=True, env=env, cwd=out)
-    if done.returncode:
-        raise RuntimeError(f"serving in a fresh process failed:\n{done.stderr[-3000:]}")
-    seen = json.loads(done.stdout.strip().splitlines()[-1])["modules"]
-    with np.load(answer) as served:
-        return {k: served[k] for k in served.files}, seen
+    with tempfile.TemporaryDirectory(prefix="flow-zoo-serve-") as scratch:
+        request = os.path.join(scratch, "serve_request.npz")
+        answer = os.path.join(scratch, "serve_answer.npz")
+        np.savez(request, x=images)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, saved_model_dir, tflite_path, request, answer],
+                              capture_output=True, text=True, env=env, cwd=out)
+        if done.returncode:
+            raise RuntimeError(f"serving in a fresh process failed:\n{done.stderr[-3000:]}")
+        seen = json.loads(done.stdout.strip().splitlines()[-1])["modules"]
+        with np.load(answer) as served:
+            return {k: served[k] for k in served.files}, seen
+
+
+METRICS_FILE = "metrics.json"
+METRICS_KEYS = ("model", "baseline", "held_out", "fine_tune", "sampling", "served")
+"""Keys every metrics.json the demo writes has: an existing metrics.json is replaced only if it has them."""
+METRICS_HOW = f"the demo's metrics.json is a JSON object with the keys {', '.join(METRICS_KEYS)}"
+PICTURES = ("samples.png", "served_samples.png")
+TFLITE_FILE = "sampler.tflite"
+
+
+def is_metrics(path):
+    """True for a ``metrics.json`` the demo wrote (a JSON object with ``METRICS_KEYS``)."""
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and all(key in metrics for key in METRICS_KEYS)
+
+
+def refuse_foreign_outputs(out):
+    """Raises ``FileExistsError`` before any work if ``out`` holds, under a name the demo writes, a file it did not
+    write (the demo replaces only its own files there)."""
+    from export import tflite
+    from zoo import files
+    from zoo.evaluation import pictures
+
+    files.refuse_unless_replaceable_file(os.path.join(out, METRICS_FILE), True, is_metrics, METRICS_HOW)
+    pictures.refuse_foreign_pictures(os.path.join(out, name) for name in PICTURES)
+    files.refuse_unless_replaceable_file(os.path.join(out, TFLITE_FILE), True, tflite.is_project_sampler,
+                                         tflite.NOT_OURS)
 
 
 def run(out, model_name="nif_fmnist_small_64", baseline_name="nf_fmnist_small", test_examples=10000,
@@ -119,10 +157,12 @@ def run(out, model_name="nif_fmnist_small_64", baseline_name="nf_fmnist_small", 
 
     import export
     import zoo
+    from zoo import files
     from zoo.evaluation import model_metrics, pictures
     from zoo.presets import shipped
 
     out = os.path.abspath(out)  # the serving process runs in `out`: every path it gets must be absolute
+    refuse_foreign_outputs(out)  # before the minutes of work, not after them
     os.makedirs(out, exist_ok=True)
     temperatures = [float(t) for t in temperatures]
     started = time.time()
@@ -163,10 +203,10 @@ def run(out, model_name="nif_fmnist_small_64", baseline_name="nf_fmnist_small", 
     for t in temperatures:
         rows.append(list(np.asarray(baseline.sample(samples_per_row, temperature=t, seed=seed, output="uint8"))))
         labels.append(f"NF t={t:g}")
-    samples_path = pictures.save_png(_labelled_rows(rows, labels), os.path.join(out, "samples.png"))
+    samples_path = pictures.save_png(_labelled_rows(rows, labels), os.path.join(out, PICTURES[0]))
 
     saved_model_dir = export.saved_model(model, os.path.join(out, "saved_model"), version=1, overwrite=True)
-    tflite = export.tflite_sampler(model, os.path.join(out, "sampler.tflite"), batch_size=8, overwrite=True)
+    tflite = export.tflite_sampler(model, os.path.join(out, TFLITE_FILE), batch_size=8, overwrite=True)
     request = test[:8]
     served, seen = _serve_in_fresh_process(saved_model_dir, tflite["path"], request, out)
     expected = np.asarray(model.bits_per_dim(request))
@@ -175,7 +215,7 @@ def run(out, model_name="nif_fmnist_small_64", baseline_name="nf_fmnist_small", 
                            f"{expected}; project modules imported while serving: {seen}).")
     served_path = pictures.save_png(pictures.tile_images(
         [list(served["saved_model_samples"]), list(served["tflite_samples"])], scale=3),
-        os.path.join(out, "served_samples.png"))
+        os.path.join(out, PICTURES[1]))
 
     metrics = {
         "model": model_name, "baseline": baseline_name, "n_bits": model.n_bits,
@@ -190,9 +230,10 @@ def run(out, model_name="nif_fmnist_small_64", baseline_name="nf_fmnist_small", 
                    "tflite_bytes": tflite["bytes"]},
         "seconds": round(time.time() - started, 1),
     }
-    metrics_path = os.path.join(out, "metrics.json")
-    with open(metrics_path, "w") as f:
-        json.dump(metrics, f, indent=2)
+    metrics_path = os.path.join(out, METRICS_FILE)
+    with files.staged_file(metrics_path, overwrite=True, recognize=is_metrics, how=METRICS_HOW) as staged:
+        with open(staged, "w") as f:
+            json.dump(metrics, f, indent=2)
     return {"samples": samples_path, "served_samples": served_path, "saved_model": saved_model_dir,
             "tflite": tflite["path"], "metrics": metrics_path, **metrics}
 

@@ -10,31 +10,52 @@ holds the marker file ``.flow_zoo.json`` (written into every directory made
 here) or is recognisably one of our formats from before the marker existed (a
 preset directory, or a directory holding nothing but a SavedModel). Any other
 non-empty target is refused, whatever ``overwrite`` says: the working folder,
-a thesis, a data folder are never deleted.
+a thesis, a data folder are never deleted. Nor is anything added to one of our
+directories later: the marker lists the top-level entries written there
+(``"entries"``; for markers from before that list, the entries the directory's
+kind ever holds, ``KIND_ENTRIES``), and a directory holding any other entry is
+refused too (replacing it would delete that entry).
 """
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 
 MARKER = ".flow_zoo.json"
 SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", MARKER}
 PRESET_ENTRIES = {"config.json", "model.weights.h5", "metadata.json", MARKER}
+CHECKPOINT_ENTRIES = {"variables.npz", "state.json", MARKER}
+_RECORDS_SHARD = re.compile(r"part-\d{5,}\.tfrecord")
+
+KIND_ENTRIES = {
+    "preset": PRESET_ENTRIES.__contains__,
+    "saved_model": SAVED_MODEL_ENTRIES.__contains__,
+    "checkpoint": CHECKPOINT_ENTRIES.__contains__,
+    "records": lambda name: name in ("records.json", MARKER) or bool(_RECORDS_SHARD.fullmatch(name)),
+}
+"""Per kind: whether a top-level entry name is one the project writes there (markers without ``"entries"``)."""
+
+
+def _read_marker(path):
+    """The marker of directory ``path`` as a dict, or None (no marker, or an unreadable one)."""
+    try:
+        with open(os.path.join(path, MARKER)) as f:
+            marker = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
 
 
 def written_by_project(path):
     """The kind of project directory ``path`` is (``"preset"``, ``"saved_model"``, ...), or None."""
     if not os.path.isdir(path):
         return None
-    marker = os.path.join(path, MARKER)
-    if os.path.isfile(marker):
-        try:
-            with open(marker) as f:
-                return json.load(f).get("kind") or "unknown"
-        except (OSError, ValueError):
-            return None
+    if os.path.isfile(os.path.join(path, MARKER)):
+        marker = _read_marker(path)
+        return None if marker is None else marker.get("kind") or "unknown"
     entries = set(os.listdir(path))
     if entries and entries <= PRESET_ENTRIES and {"config.json", "metadata.json"} <= entries:
         return "preset"
@@ -59,6 +80,39 @@ def _refuse_unless_replaceable(target, kinds, overwrite):
             f"export or preset directory of this project); refusing to replace it even with overwrite=True. "
             "Choose a new path (a subdirectory, e.g. path/model), or move its contents away first."
         )
+    foreign = foreign_entries(target)
+    if foreign is None:
+        raise FileExistsError(
+            f"{target} carries a flow-zoo marker ({MARKER}) of kind {kind!r} that does not list the entries written "
+            "there, so flow-zoo cannot tell its own files from ones added later; refusing to replace it even with "
+            "overwrite=True. Move what you want to keep out of it and delete it, or choose another path."
+        )
+    if foreign:
+        shown = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+        raise FileExistsError(
+            f"{target} is a {kind} directory flow-zoo wrote, but it also holds {shown}, which flow-zoo did not write "
+            "there; refusing to replace it even with overwrite=True (that would delete them). Move those entries out "
+            "of it, or choose another path."
+        )
+
+
+def foreign_entries(path):
+    """Sorted top-level entries of project directory ``path`` that the project did not write there.
+
+    Read from the marker's ``"entries"``; for a marker without them (written
+    before the list existed) or a pre-marker directory, from the entries its
+    kind ever holds (``KIND_ENTRIES``). None when neither says (a marker of an
+    unknown kind without a list): nothing can be told apart.
+    """
+    marker = _read_marker(path) if os.path.isfile(os.path.join(path, MARKER)) else None
+    names = sorted(os.listdir(path))
+    if marker is not None and isinstance(marker.get("entries"), list):
+        written = set(marker["entries"]) | {MARKER}
+        return [name for name in names if name not in written]
+    known = KIND_ENTRIES.get(written_by_project(path))
+    if known is None:
+        return None
+    return [name for name in names if not known(name)]
 
 
 @contextlib.contextmanager
@@ -70,12 +124,14 @@ def staged_directory(target, kind, overwrite=False, fsync=False):
         kind: what the project writes there (``"preset"``, ``"saved_model"``,
             ``"checkpoint"``); recorded in the marker file.
         overwrite: replace an existing non-empty ``target``, which must be a
-            directory this project wrote (of the same ``kind``).
+            directory this project wrote (of the same ``kind``) holding only
+            entries the project wrote there.
         fsync: flush the files to disk before the rename (checkpoints).
 
     Raises:
         FileExistsError: ``target`` is non-empty and ``overwrite`` is False, or
-            it is not a project directory of this kind.
+            it is not a project directory of this kind, or it holds entries the
+            project did not write there.
     """
     target = os.path.abspath(target)
     _refuse_unless_replaceable(target, (kind,), overwrite)
@@ -84,8 +140,9 @@ def staged_directory(target, kind, overwrite=False, fsync=False):
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.staging-", dir=parent)
     try:
         yield staging
+        entries = sorted(set(os.listdir(staging)) | {MARKER})
         with open(os.path.join(staging, MARKER), "w") as f:
-            json.dump({"kind": kind, "written_by": "flow-zoo"}, f)
+            json.dump({"kind": kind, "written_by": "flow-zoo", "entries": entries}, f)
         if fsync:
             _fsync_tree(staging)
         _replace(staging, target)
@@ -93,22 +150,34 @@ def staged_directory(target, kind, overwrite=False, fsync=False):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def refuse_unless_replaceable_file(target, overwrite=False, recognize=None, how=None):
+    """Raises ``FileExistsError`` unless ``staged_file`` may write ``target`` (the same checks, nothing written).
+
+    Lets a command refuse before hours of work rather than at its end. ``how``
+    says how the project's own files are recognised (shown in the refusal).
+    """
+    target = os.path.abspath(target)
+    if not os.path.exists(target):
+        return
+    if os.path.isdir(target):
+        raise FileExistsError(f"{target} is a directory; give the path of the file to write.")
+    if recognize is not None and not recognize(target):
+        raise FileExistsError(f"{target} is not a file this project wrote{f' ({how})' if how else ''}; refusing to "
+                              "replace it even with overwrite=True. Move it away, or choose another path.")
+    if not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
+
+
 @contextlib.contextmanager
-def staged_file(target, overwrite=False, recognize=None):
+def staged_file(target, overwrite=False, recognize=None, how=None):
     """Yields a staging file path beside ``target``; on normal exit it is renamed onto ``target``.
 
     ``recognize(path) -> bool`` says whether an existing ``target`` is a file
-    this project wrote (only such a file is replaced with ``overwrite``).
+    this project wrote (only such a file is replaced with ``overwrite``);
+    ``how`` says how it tells (shown when it refuses).
     """
     target = os.path.abspath(target)
-    if os.path.exists(target):
-        if os.path.isdir(target):
-            raise FileExistsError(f"{target} is a directory; give the path of the file to write.")
-        if recognize is not None and not recognize(target):
-            raise FileExistsError(f"{target} is not a file this project wrote; refusing to replace it even with "
-                                  "overwrite=True. Choose another path.")
-        if not overwrite:
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
+    refuse_unless_replaceable_file(target, overwrite, recognize, how)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.staging-", dir=parent)

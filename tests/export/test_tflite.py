@@ -90,6 +90,25 @@ def test_tflite_refuses_existing_file_and_bad_batch(tmp_path):
         export.tflite_sampler(model, str(tmp_path / "t.tflite"), batch_size=0)
 
 
+def test_overwrite_replaces_only_a_sampler_this_project_wrote(tmp_path):
+    model = _model("nf_digits")
+    # A user's own LiteRT model (a trivial function, no project signatures): refused even with overwrite=True.
+    double = tf.function(lambda x: {"y": 2.0 * x}, input_signature=[tf.TensorSpec((2,), tf.float32, name="x")])
+    theirs = tf.lite.TFLiteConverter.from_concrete_functions([double.get_concrete_function()], double).convert()
+    path = tmp_path / "s.tflite"
+    path.write_bytes(theirs)
+    with pytest.raises(FileExistsError, match="is not a LiteRT sampler this project wrote .*Move it away"):
+        export.tflite_sampler(model, str(path), batch_size=2, overwrite=True)
+    assert path.read_bytes() == theirs
+    ours = tmp_path / "ours.tflite"
+    export.tflite_sampler(model, str(ours), batch_size=2)
+    before = ours.read_bytes()
+    export.tflite_sampler(model, str(ours), batch_size=1, overwrite=True)  # its own file: replaced
+    assert ours.read_bytes() != before
+    assert Interpreter(model_path=str(ours)).get_signature_runner("sample")(
+        temperature=np.float32(0.7), seed=np.int32(1))["images"].shape[0] == 1
+
+
 def test_command_line_exports_both_formats(tmp_path):
     model = _model("nif_digits_16")
     preset = model.save_to_preset(str(tmp_path / "preset"))

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import zoo
@@ -35,3 +36,15 @@ def test_demo_fetches_measures_fine_tunes_samples_exports_and_serves(tmp_path, m
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["served"]["bits_per_dim"] and metrics["held_out"] == held
+    demo.refuse_foreign_outputs(out)  # a rerun into the same folder replaces the demo's own files
+
+
+def test_demo_refuses_a_users_file_before_any_work(tmp_path):
+    for name, content in (("metrics.json", b'{"my": "numbers"}'), ("samples.png", b"my photo"),
+                          ("sampler.tflite", b"1234TFL3 my own model")):
+        out = tmp_path / name.replace(".", "_")
+        out.mkdir()
+        (out / name).write_bytes(content)
+        with pytest.raises(FileExistsError, match=f"{name} is not a .*this project wrote .*Move it away"):
+            demo.run(str(out))
+        assert (out / name).read_bytes() == content and os.listdir(out) == [name]

@@ -118,6 +118,39 @@ def test_evaluate_on_a_synthetic_manifold(tmp_path):
     assert {"density", "samples"} <= set(report["pictures"])
 
 
+def test_evaluate_replaces_its_own_files_and_refuses_a_users(tmp_path):
+    model = zoo.get("nif_spiral_1", num_couplings=2, hidden_units=8)
+    model.initialize(zoo.manifolds.thin_spiral(256).data)
+
+    def run():
+        return zoo.evaluation.evaluate(model, "spiral", str(tmp_path), metrics=("bpd",), max_examples=100,
+                                       num_samples=100, progress=False)
+
+    report = run()
+    assert all(zoo.evaluation.pictures.is_project_png(p) for p in report["pictures"].values())
+    run()  # a rerun into the same folder replaces the project's own report and pictures
+    mine = Image.new("L", (4, 4))
+    for name in ("samples.png", "report.json"):
+        original = tmp_path / f"{name}.ours"
+        os.replace(tmp_path / name, original)
+        if name.endswith(".png"):
+            mine.save(tmp_path / name)  # a real PNG, but not one flow-zoo wrote
+        else:
+            (tmp_path / name).write_text('{"my": "previous report"}')
+        before = (tmp_path / name).read_bytes()
+        with pytest.raises(FileExistsError, match=f"{name} is not a file this project wrote .*Move it away"):
+            run()
+        assert (tmp_path / name).read_bytes() == before
+        os.replace(original, tmp_path / name)
+    photo = tmp_path / "photo.png"
+    mine.save(photo)
+    with pytest.raises(FileExistsError, match="flow_zoo"):
+        zoo.evaluation.pictures.save_png(np.zeros((2, 2), np.uint8), str(photo))
+    with pytest.raises(FileExistsError, match="flow_zoo"):
+        zoo.evaluation.pictures.metric_curve([{"temperature": 1.0, "noise_scale": 0.0, "value": 1.0}], str(photo), "m")
+    assert np.asarray(Image.open(photo)).shape == (4, 4)
+
+
 def test_fid_sweeps_noise_scale_for_noisy_injective_models(nif, digits, monkeypatch):
     from zoo.evaluation import fid_inception
 

@@ -173,10 +173,30 @@ def test_checkpoint_pruning_keeps_the_newest_and_touches_only_its_own_checkpoint
     assert sorted(os.listdir(tmp_path)) == ["ckpt-000000000", "ckpt-000000002", "ckpt-000000003", "ckpt-mine",
                                             "latest"]
     assert manager.latest().endswith("ckpt-000000003")
+    (tmp_path / "ckpt-000000002" / "notes.txt").write_text("mine")  # a user's file in a checkpoint: never pruned
     for step in (999_999_999, 1_000_000_000):  # past 9 digits the names no longer sort as text: by step
         manager.save(arrays, {"global_step": step})
     assert [n for n in sorted(os.listdir(tmp_path)) if n[5:].isdigit() and n != "ckpt-000000000"] == [
-        "ckpt-1000000000", "ckpt-999999999"]
+        "ckpt-000000002", "ckpt-1000000000", "ckpt-999999999"]
+    assert (tmp_path / "ckpt-000000002" / "notes.txt").read_text() == "mine"
+
+
+def test_sample_grid_replaces_its_own_pictures_and_refuses_a_users(tmp_path):
+    from PIL import Image
+
+    model = zoo.get("nf_digits", steps_per_level=1, hidden_channels=8)
+    model.initialize(zoo.load_digits_images()[0][:64])
+    grid = training.SampleGrid(str(tmp_path), columns=2)
+    grid.set_model(model)
+    model.stop_training = False  # as fit sets it
+    grid.on_epoch_end(0)
+    grid.on_epoch_end(0)  # its own epoch_0001.png (a resumed epoch): replaced
+    Image.new("L", (4, 4)).save(tmp_path / "epoch_0002.png")  # a user's picture under the name of the next grid
+    before = (tmp_path / "epoch_0002.png").read_bytes()
+    with pytest.raises(FileExistsError, match="epoch_0002.png is not a file this project wrote"):
+        grid.on_epoch_end(1)
+    assert (tmp_path / "epoch_0002.png").read_bytes() == before
+    assert zoo.evaluation.pictures.is_project_png(str(tmp_path / "epoch_0001.png"))
 
 
 def test_training_settings_layering_and_schedule():

@@ -80,6 +80,12 @@ def test_preset_directory_round_trip_and_zip_url(trained, images, tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         model.save_to_preset(directory)
     model.save_to_preset(directory, overwrite=True)
+    notes = os.path.join(directory, "my_notes.txt")  # a user's file added to the preset: never deleted
+    pathlib.Path(notes).write_text("irreplaceable")
+    with pytest.raises(FileExistsError, match="also holds my_notes.txt, which flow-zoo did not write"):
+        model.save_to_preset(directory, overwrite=True)
+    assert pathlib.Path(notes).read_text() == "irreplaceable"
+    os.remove(notes)
 
     archive = tmp_path / "preset.zip"
     with zipfile.ZipFile(archive, "w") as z:

@@ -1,6 +1,42 @@
-"""Pictures: sample grids, reconstructions, interpolations, curves, embeddings, 2-D densities (PNG)."""
+"""Pictures: sample grids, reconstructions, interpolations, curves, embeddings, 2-D densities (PNG).
+
+Every PNG is written through ``zoo.files.staged_file`` and carries a text
+chunk ``flow_zoo`` (``PNG_KEY``): an existing file at the target is replaced
+only if it carries it too (a picture this project wrote); any other file (a
+user's photo, a PNG from elsewhere or from a flow-zoo release before the tag)
+is refused with ``FileExistsError``.
+"""
 
 import numpy as np
+
+from zoo import files
+
+PNG_KEY = "flow_zoo"
+PNG_VALUE = "written by flow-zoo"
+PNG_HOW = (f"flow-zoo's pictures carry a PNG text chunk {PNG_KEY!r}; this one does not (if an older flow-zoo wrote "
+           "it, delete it)")
+
+
+def is_project_png(path):
+    """True for a PNG this project wrote (it carries the ``flow_zoo`` text chunk)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and PNG_KEY in image.text
+    except (OSError, ValueError, SyntaxError):  # not an image PIL reads: not ours
+        return False
+
+
+def writing_png(path):
+    """``staged_file`` for a picture: yields a staging path; replaces only a PNG this project wrote."""
+    return files.staged_file(path, overwrite=True, recognize=is_project_png, how=PNG_HOW)
+
+
+def refuse_foreign_pictures(paths):
+    """Raises ``FileExistsError`` before any work if one of ``paths`` exists and is not a picture this project wrote."""
+    for path in paths:
+        files.refuse_unless_replaceable_file(path, True, is_project_png, PNG_HOW)
 
 
 # ------------------------------------------------------------------ pictures
@@ -29,9 +65,14 @@ def tile_images(rows, scale, pad=2):
 
 
 def save_png(array, path):
+    """Writes uint8 ``array`` as a PNG tagged as this project's (see the module docstring); returns ``path``."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
-    Image.fromarray(array).save(path)
+    info = PngInfo()
+    info.add_text(PNG_KEY, PNG_VALUE)
+    with writing_png(path) as staged:
+        Image.fromarray(array).save(staged, format="PNG", pnginfo=info)
     return path
 
 
@@ -97,10 +138,13 @@ def figure(path, draw, size=(5, 4)):
     import matplotlib.pyplot as plt
 
     figure = plt.figure(figsize=size, dpi=100)
-    draw(figure)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    try:
+        draw(figure)
+        figure.tight_layout()
+        with writing_png(path) as staged:
+            figure.savefig(staged, format="png", metadata={PNG_KEY: PNG_VALUE})
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -18,11 +18,33 @@ import time
 import keras
 import numpy as np
 
+from zoo import files
 from zoo.evaluation import model_metrics, pictures
 
 METRICS = ("bpd", "recon", "fd_classifier", "fid", "id", "classify", "sample_accuracy")
 CONDITIONAL_METRICS = ("classify", "sample_accuracy")
 """Metrics of class-conditional models only (``model.classify`` and samples of a requested class)."""
+
+REPORT_FILE = "report.json"
+REPORT_KEYS = ("model", "dataset", "split", "metrics", "pictures")
+"""Keys every report.json this project writes has: an existing report.json is replaced only if it has them."""
+PICTURE_FILES = ("samples_t_rows_s_columns.png", "reconstructions.png", "interpolation.png", "mean_intensity_vs_s.png",
+                 "umap.png", "fid_vs_s.png", "density.png", "samples.png")
+"""Every picture ``evaluate`` may write into ``out`` (checked before any work: only the project's own are replaced)."""
+
+
+def is_report(path):
+    """True for a ``report.json`` this project wrote (a JSON object with ``REPORT_KEYS``)."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and all(key in report for key in REPORT_KEYS)
+
+
+REPORT_HOW = f"flow-zoo's report.json is a JSON object with the keys {', '.join(REPORT_KEYS)}"
+
 
 
 
@@ -58,6 +80,12 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
 
     Returns:
         The report dict (also written as JSON).
+
+    Raises:
+        FileExistsError: before any work, when ``out`` holds a ``report.json``
+            or one of the pictures' file names that this project did not write
+            (it replaces only its own files; move the others away or choose
+            another ``out``).
     """
     from zoo.data import datasets, manifolds
 
@@ -73,6 +101,8 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
         raise ValueError(f"{model.name} is class-conditional; the synthetic manifold {dataset!r} has no labels. "
                          "Evaluate it on a labelled dataset (digits, mnist, fashion_mnist).")
 
+    files.refuse_unless_replaceable_file(os.path.join(out, REPORT_FILE), True, is_report, REPORT_HOW)
+    pictures.refuse_foreign_pictures(os.path.join(out, name) for name in PICTURE_FILES)
     os.makedirs(out, exist_ok=True)
     manifold = None
     if dataset in manifolds.GENERATORS:
@@ -152,8 +182,10 @@ def evaluate(model, dataset, out, metrics=("bpd", "recon"), split="test", max_ex
             if len(np.unique(labels)) > 1 and len(images) >= 50:
                 shown["umap"] = pictures.umap_embedding(model, images[:1000], labels[:1000], os.path.join(out, "umap.png"), seed)
         bar.add(1)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    with files.staged_file(os.path.join(out, REPORT_FILE), overwrite=True, recognize=is_report,
+                           how=REPORT_HOW) as staged:
+        with open(staged, "w") as f:
+            json.dump(report, f, indent=1)
     return report
 
 

@@ -83,7 +83,9 @@ class CheckpointManager:
                        and os.path.isfile(os.path.join(self.directory, d, "state.json"))),
                       key=lambda d: int(_CHECKPOINT_NAME.fullmatch(d).group(1)))  # by step, past 9 digits too
         for old in kept[: -self.keep]:
-            if old != name:
+            # Only a checkpoint holding nothing but what was written there: a file a user added is never deleted
+            # (such a folder is left in place; `latest` never points to it again).
+            if old != name and files.foreign_entries(os.path.join(self.directory, old)) == []:
                 shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
         return final
 
