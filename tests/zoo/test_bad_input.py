@@ -206,3 +206,15 @@ def test_plain_keras_load_model_needs_only_import_zoo(vector_model, tmp_path):
     with_zoo = subprocess.run([sys.executable, "-c", script.format("import zoo\n"), path], env=env, capture_output=True,
                               text=True)
     assert with_zoo.returncode == 0 and "loaded FlowModel" in with_zoo.stdout, with_zoo.stderr[-2000:]
+
+
+def test_metrics_and_priors_refuse_an_empty_set(vector_model):
+    from zoo.evaluation import model_metrics
+
+    with pytest.raises(ValueError, match="bits_per_dim: `images` holds no examples"):
+        model_metrics.bits_per_dim(vector_model, np.zeros((0, 2), "float32"))
+    one = model_metrics.bits_per_dim(vector_model, np.zeros((1, 2), "float32"))
+    assert one["examples"] == 1 and one["standard_error"] is None  # not NaN (which is not JSON)
+    autoencoder = zoo.get("ae_digits_8")
+    with pytest.raises(ValueError, match="fit_priors: `images` holds no examples"):
+        autoencoder.fit_priors(zoo.load_digits_images()[0][:0])

@@ -224,3 +224,22 @@ def test_celeba_with_the_nif_preprocessing(tmp_path):
     np.testing.assert_array_equal(datasets.quantize(np.array([0, 31, 32, 255], np.uint8), 3), [0, 0, 32, 224])
     with pytest.raises(datasets.DatasetNotFoundError, match="FLOW_ZOO_CELEBA_DIR"):
         datasets.load("celeba", "train", data_dir=str(tmp_path / "missing"))
+
+
+def test_incomplete_or_foreign_idx_sets_and_empty_celeba_splits_are_named(tmp_path):
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28), np.uint8), False)
+    with pytest.raises(datasets.DatasetCorruptError, match="holds the test images but not their labels"):
+        datasets.load_fashion_mnist("test", data_dir=str(tmp_path))
+    labels = np.zeros(10000, np.uint8)
+    labels[5] = 200  # not a Fashion-MNIST class
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels, False)
+    with pytest.raises(datasets.DatasetCorruptError, match="the test labels hold 200; fashion_mnist has the classes"):
+        datasets.load_fashion_mnist("test", data_dir=str(tmp_path))
+    from PIL import Image
+
+    folder = tmp_path / "celeba"
+    folder.mkdir()
+    for i in range(3):  # 80 / 10 / 10 of three names leaves the validation split empty
+        Image.new("RGB", (178, 218)).save(folder / f"{i + 1:06d}.jpg")
+    with pytest.raises(datasets.DatasetNotFoundError, match=r"celeba \(validation\): .* holds no images of that split"):
+        datasets.load_celeba("validation", data_dir=str(folder))

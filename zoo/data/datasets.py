@@ -138,6 +138,9 @@ def _load_idx_dataset(name, split, data_dir, checksums=None):
     for stem in stems:
         path = os.path.join(directory, stem) if os.path.exists(os.path.join(directory, stem)) else \
             os.path.join(directory, stem + ".gz")
+        if not os.path.exists(path):
+            raise DatasetCorruptError(f"{directory}: holds the {split} images but not their labels ({stem} or "
+                                      f"{stem}.gz); copy the complete set of four idx files there.")
         array, raw = read_idx(path)
         if checksums and hashlib.md5(raw).hexdigest() != checksums[stem]:
             raise DatasetCorruptError(f"{path}: md5 of the content is {hashlib.md5(raw).hexdigest()}, expected "
@@ -149,6 +152,9 @@ def _load_idx_dataset(name, split, data_dir, checksums=None):
             f"{directory}: {len(images)} images and {len(labels)} labels for the {split} split "
             f"(expected {IDX_COUNTS[split]} of each)."
         )
+    if labels.size and labels.max() >= 10:
+        raise DatasetCorruptError(f"{directory}: the {split} labels hold {int(labels.max())}; {name} has the classes "
+                                  "0..9, so the labels file is corrupt or of another dataset.")
     return images[..., None], labels.astype(np.int64)
 
 
@@ -276,6 +282,10 @@ def load_celeba(split="train", data_dir=None, nif_preprocessing=True, limit=None
         cut1, cut2 = int(0.8 * len(names)), int(0.9 * len(names))
         names = {"train": names[:cut1], "validation": names[cut1:cut2], "test": names[cut2:]}[split]
     names = names[:limit] if limit else names
+    if not names:
+        raise DatasetNotFoundError(f"celeba ({split}): {directory} holds no images of that split (partition file "
+                                   "list_eval_partition.txt, or without it an 80 / 10 / 10 split of the sorted .jpg "
+                                   "names); supply the aligned CelebA images there.")
     if streaming:
         from zoo.data.streaming import ImageFolder
 

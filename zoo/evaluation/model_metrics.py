@@ -29,12 +29,15 @@ def bits_per_dim(model, images, batch_size=256, labels=None):
     A class-conditional model needs ``labels`` (one per example): its bits/dim
     are those of ``p(x | y)`` at the examples' own classes.
     """
+    if len(images) == 0:
+        raise ValueError("bits_per_dim: `images` holds no examples; pass at least one (two for a standard error).")
     labels = _checked_labels(model, images, labels, "bits_per_dim")
     values = np.concatenate([
         np.asarray(model.bits_per_dim(images[i:i + batch_size]) if labels is None
                    else model.bits_per_dim(images[i:i + batch_size], labels=labels[i:i + batch_size]))
         for i in range(0, len(images), batch_size)])
-    return {"value": float(values.mean()), "standard_error": float(values.std(ddof=1) / math.sqrt(len(values))),
+    return {"value": float(values.mean()),
+            "standard_error": float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None,
             "median": float(np.median(values)), "worst": float(values.max()),
             "n_bits": model.n_bits, "examples": int(len(values)), "density": model.density,
             "how": "mean of -log p / (D ln 2) (model.bits_per_dim; pixel models: fixed-seed uniform dequantization)"

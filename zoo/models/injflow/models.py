@@ -251,6 +251,9 @@ class Autoencoder(GenerativeModel):
         if self.num_classes is not None and labels is None:
             raise ValueError(f"{self.name}.fit_priors: this model is class-conditional ({self.num_classes} classes); "
                              "pass the images' labels: `fit_priors(images, labels=labels)`.")
+        if len(images) == 0:
+            raise ValueError(f"{self.name}.fit_priors: `images` holds no examples; the priors are fitted to the "
+                             "encodings of the training images (pass them, e.g. the data given to fit).")
         latents = self.encode_dataset(images, batch_size)
         return {"gaussian": self.gaussian_prior.fit(latents, seed=seed, labels=labels),
                 "gmm": self.gmm_prior.fit(latents, seed=seed, labels=labels)}
