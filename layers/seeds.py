@@ -1,6 +1,7 @@
 """Seed streams shared by every sampler, in Python and inside exported graphs."""
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -14,6 +15,10 @@ def derive_seed(seed, stream):
     """
     if seed is None or isinstance(seed, keras.random.SeedGenerator):
         return seed
+    if isinstance(seed, np.integer):
+        seed = int(seed)
+    if isinstance(seed, bool) or isinstance(seed, (float, str, bytes, np.floating, np.bool_)):
+        raise ValueError(f"`seed` must be an int (or None); received {seed!r}.")
     if isinstance(seed, int):
         return (seed * 1_000_003 + 7919 * (stream + 1)) % (2**31 - 1)
     seed = ops.cast(seed, "int64")

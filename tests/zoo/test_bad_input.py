@@ -218,3 +218,11 @@ def test_metrics_and_priors_refuse_an_empty_set(vector_model):
     autoencoder = zoo.get("ae_digits_8")
     with pytest.raises(ValueError, match="fit_priors: `images` holds no examples"):
         autoencoder.fit_priors(zoo.load_digits_images()[0][:0])
+
+
+def test_seeds_must_be_ints(vector_model):
+    np.testing.assert_array_equal(np.asarray(vector_model.sample(2, seed=np.int64(3))),
+                                  np.asarray(vector_model.sample(2, seed=3)))  # NumPy ints are ints
+    for bad in (1.5, "abc", True, np.float32(2.0)):
+        with pytest.raises(ValueError, match=r"`seed` must be an int \(or None\)"):
+            vector_model.sample(2, seed=bad)
