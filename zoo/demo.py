@@ -128,12 +128,9 @@ TFLITE_FILE = "sampler.tflite"
 
 def is_metrics(path):
     """True for a ``metrics.json`` the demo wrote (a JSON object with ``METRICS_KEYS``)."""
-    try:
-        with open(path) as f:
-            metrics = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(metrics, dict) and all(key in metrics for key in METRICS_KEYS)
+    from zoo import files
+
+    return files.is_json_object_with(path, METRICS_KEYS)
 
 
 def refuse_foreign_outputs(out):

@@ -217,6 +217,17 @@ def _fsync_tree(path):
         os.close(directory)
 
 
+def is_json_object_with(path, keys):
+    """True for a JSON file holding an object with every one of ``keys`` at the top level: the reports, histories
+    and metrics files the project writes (``staged_file``'s ``recognize`` for them)."""
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and all(key in content for key in keys)
+
+
 def is_json_table(path, key):
     """True for a JSON file holding ``{name: {key: ..., ...}, ...}``: the tables the project writes
     (``staged_file``'s ``recognize`` for them)."""

@@ -35,12 +35,7 @@ PICTURE_FILES = ("samples_t_rows_s_columns.png", "reconstructions.png", "interpo
 
 def is_report(path):
     """True for a ``report.json`` this project wrote (a JSON object with ``REPORT_KEYS``)."""
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(report, dict) and all(key in report for key in REPORT_KEYS)
+    return files.is_json_object_with(path, REPORT_KEYS)
 
 
 REPORT_HOW = f"flow-zoo's report.json is a JSON object with the keys {', '.join(REPORT_KEYS)}"

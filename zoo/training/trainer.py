@@ -369,12 +369,7 @@ HISTORY_KEYS = {"arguments", "history", "global_batch_size", "steps_per_epoch"}
 
 def _is_history_file(path):
     """True for a ``history.json`` that ``train`` wrote (its top-level keys)."""
-    try:
-        with open(path) as f:
-            content = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(content, dict) and HISTORY_KEYS <= set(content)
+    return files.is_json_object_with(path, HISTORY_KEYS)
 
 
 def _check_outputs(out):
