@@ -96,6 +96,12 @@ def _refuse_unless_replaceable(target, kinds, overwrite):
         )
 
 
+def refuse_unless_replaceable_directory(target, kind):
+    """Raises ``FileExistsError`` unless ``staged_directory(target, kind, overwrite=True)`` may replace ``target``
+    (the same checks, nothing written): lets a command refuse before hours of work rather than at its end."""
+    _refuse_unless_replaceable(os.path.abspath(target), (kind,), True)
+
+
 def foreign_entries(path):
     """Sorted top-level entries of project directory ``path`` that the project did not write there.
 

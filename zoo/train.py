@@ -102,10 +102,11 @@ def main(argv):
         from zoo import files
 
         target = os.path.join(FLAGS.out, "saved_model", "1")
-        if (os.path.isfile(target) or (os.path.isdir(target) and os.listdir(target)
-                                       and files.written_by_project(target) not in ("saved_model", "unknown"))):
-            raise app.UsageError(f"{target} holds something flow-zoo did not write; the run exports its SavedModel "
-                                 "there. Move it away, choose another --out, or pass --nosaved_model.")
+        try:
+            files.refuse_unless_replaceable_directory(target, "saved_model")
+        except FileExistsError as error:
+            raise app.UsageError(f"the run exports its SavedModel to {target}, but: {error} (or pass "
+                                 "--nosaved_model)") from None
     try:
         overrides = json.loads(FLAGS.overrides)
     except json.JSONDecodeError as error:

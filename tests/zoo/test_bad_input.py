@@ -93,9 +93,9 @@ def test_in_memory_float_data_with_bad_values_is_refused_before_the_first_step(v
     vector_model.compile(optimizer=keras.optimizers.Adam(1e-3))
     vector_model.initialize(np.zeros((64, 2), "float32"))
     before = [np.asarray(w) for w in vector_model.trainable_weights]
-    with pytest.raises(ValueError, match=r"fit: rows 0..63 of the data break the data contract .*1 NaN or infinite"):
+    with pytest.raises(ValueError, match=r"fit: rows 0..63 of the training data break the data contract .*1 NaN or infinite"):
         vector_model.fit(bad, batch_size=32, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"fit: rows 0..63 of the data break the data contract"):
+    with pytest.raises(ValueError, match=r"fit: rows 0..63 of the validation data break the data contract"):
         vector_model.fit(np.zeros((64, 2), "float32"), batch_size=32, epochs=1, verbose=0, validation_data=(bad,))
     with pytest.raises(ValueError, match=r"evaluate: rows 0..63 of the data break the data contract"):
         vector_model.evaluate(bad, verbose=0)

@@ -69,6 +69,11 @@ def test_fit_on_digits_lowers_nll_and_bits_per_dim_is_sane(digits):
         model.fit(images, batch_size=64, epochs=1, verbose=0, validation_data=(images[:64], labels[:64]))
     with pytest.raises(ValueError, match="glow.evaluate: this model is unconditional"):
         model.evaluate(images[:64], labels[:64], verbose=0)
+    import tensorflow as tf
+
+    pairs = tf.data.Dataset.from_tensor_slices((images[:64], labels[:64])).batch(32)
+    with pytest.raises(ValueError, match=r"the labels in the training data's \(x, labels\) pairs would be ignored"):
+        model.fit(pairs, epochs=1, verbose=0)
     history = model.fit(images, batch_size=64, epochs=3, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < losses[0] - 0.2, losses

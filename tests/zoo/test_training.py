@@ -146,7 +146,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, poison):
     row = order[5 * 32]  # first row of the 6th batch: checkpoints after steps 2 and 4 come first
     data[row] = np.nan if poison == "nan_input" else 1e30
     if poison == "nan_input":  # in-memory data is read before the first step: refused, nothing trained or written
-        with pytest.raises(ValueError, match=r"nf_spiral.fit: rows 0..319 of the data break the data contract "
+        with pytest.raises(ValueError, match=r"nf_spiral.fit: rows 0..319 of the training data break the data contract "
                                              r"\(refused before the first step\).*2 NaN or infinite value"):
             training.train(**_spiral_run(tmp_path, data))
         assert not (tmp_path / "run" / "checkpoints").exists() or not os.listdir(tmp_path / "run" / "checkpoints")
@@ -282,7 +282,8 @@ def test_user_files_at_a_runs_output_paths_are_refused_before_training(tmp_path)
         out = tmp_path / name
         (out / name).mkdir(parents=True)
         (out / name / "thesis.tex").write_text("mine")
-        with pytest.raises(FileExistsError, match=f"{name} holds files flow-zoo did not write"):
+        with pytest.raises(FileExistsError, match=f"zoo.train writes its {name} model to .*that flow-zoo did not "
+                                                  "write.*checked before training"):
             training.train(out=str(out), **kwargs)
         assert (out / name / "thesis.tex").read_text() == "mine" and not (out / "checkpoints").exists()
     out = tmp_path / "history"
@@ -296,6 +297,11 @@ def test_user_files_at_a_runs_output_paths_are_refused_before_training(tmp_path)
     training.train(out=str(out), **kwargs)
     assert training.trainer._is_history_file(str(out / "history.json"))
     training.train(out=str(out), resume=True, **kwargs)
+    # A user's file added inside the run's own final/ (which the final write would delete) is refused up front too.
+    (out / "final" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="writes its final model to .*also holds notes.txt.*checked before"):
+        training.train(out=str(out), resume=True, **dict(kwargs, epochs=2))
+    assert (out / "final" / "notes.txt").read_text() == "mine"
 
 
 def test_continuous_models_refuse_integer_data_and_train_scales_uint8_images(tmp_path):
@@ -318,5 +324,6 @@ def test_cli_refuses_a_foreign_saved_model_folder_before_training(tmp_path):
     (target / "notes.txt").write_text("mine")
     result = subprocess.run(_cli(tmp_path / "run", "--saved_model"), capture_output=True, text=True, env=_env(),
                             cwd=ROOT, timeout=600)
-    assert result.returncode != 0 and "holds something flow-zoo did not write" in result.stderr, result.stderr[-2000:]
+    assert result.returncode != 0 and "the run exports its SavedModel to" in result.stderr, result.stderr[-2000:]
+    assert "that flow-zoo did not write" in result.stderr, result.stderr[-2000:]
     assert (target / "notes.txt").read_text() == "mine" and not (tmp_path / "run" / "checkpoints").exists()

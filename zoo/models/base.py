@@ -302,7 +302,7 @@ class GenerativeModel(keras.Model):
             return data.astype(np.float32) / 255.0
         return data
 
-    def check_dataset(self, data, caller="fit"):
+    def check_dataset(self, data, caller="fit", what=None):
         """Refuses training / evaluation data that breaks the contract, before the first step.
 
         The dtype and example shape always; the values (finite, within
@@ -310,8 +310,12 @@ class GenerativeModel(keras.Model):
         """
         if data is None:
             return
+        what = what or ("training data" if caller == "fit" else "data")
         if hasattr(data, "element_spec"):
             spec = data.element_spec
+            if (self.num_classes is None and isinstance(spec, (tuple, list)) and len(spec) >= 2
+                    and spec[1] is not None):
+                self._refuse_labels(spec[1], caller, what=f"the labels in the {what}'s (x, labels) pairs")
             while isinstance(spec, (tuple, list)):
                 spec = spec[0]
             dtype = keras.backend.standardize_dtype(spec.dtype)
@@ -330,16 +334,15 @@ class GenerativeModel(keras.Model):
         ok = dtype == "uint8" if self.data_kind == "pixels" else dtype.startswith(("float", "bfloat"))
         if not ok:
             raise ValueError(
-                f"{self.name}.{caller}: the {'training ' if caller == 'fit' else ''}data has dtype {dtype}, but this "
-                "model takes "
+                f"{self.name}.{caller}: the {what} has dtype {dtype}, but this model takes "
                 + ("uint8 pixels (convert with `x.astype('uint8')` after scaling to 0..255)."
                    if self.data_kind == "pixels" else
                    "float data (uint8 images: `model.as_model_input(images)` or `x.astype('float32') / 255`).")
             )
         if self.data_kind == "float" and not hasattr(data, "element_spec"):
-            self._check_values(element, caller)
+            self._check_values(element, caller, what)
 
-    def _check_values(self, data, caller, chunk=4096):
+    def _check_values(self, data, caller, what, chunk=4096):
         """In-memory float data: finite and within ``value_range``, read now, on every backend.
 
         Inside a JAX trace values cannot be read, and inside a TensorFlow graph
@@ -354,7 +357,7 @@ class GenerativeModel(keras.Model):
                 self.validate(data[start:start + chunk])
             except ValueError as error:
                 raise ValueError(f"{self.name}.{caller}: rows {start}..{min(start + chunk, len(data)) - 1} of the "
-                                 f"data break the data contract (refused before the first step): {error}") from None
+                                 f"{what} break the data contract (refused before the first step): {error}") from None
 
     # ------------------------------------------------- class conditioning
     @property
@@ -732,7 +735,8 @@ class GenerativeModel(keras.Model):
             self._refuse_labels(validation[1], "fit", what="labels in `validation_data`")
         self.check_dataset(x)
         if validation is not None:  # checked now, not after the first epoch
-            self.check_dataset(validation[0] if isinstance(validation, (tuple, list)) else validation)
+            self.check_dataset(validation[0] if isinstance(validation, (tuple, list)) else validation,
+                               what="validation data")
         if not self.is_initialized:
             self.initialize(first_batch(x, batch_size))
         if self.num_classes is not None:
@@ -761,7 +765,8 @@ class GenerativeModel(keras.Model):
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """``keras.Model.evaluate``; a class-conditional model takes ``evaluate(images, labels)``."""
         self._refuse_labels(y, "evaluate")
-        self.check_dataset(x, caller="evaluate")
+        if not kwargs.get("_use_cached_eval_dataset"):  # fit's own per-epoch validation: checked once, by fit
+            self.check_dataset(x, caller="evaluate")
         if self.num_classes is not None and not kwargs.get("_use_cached_eval_dataset"):
             x, _ = self._conditional_data(x, y, "evaluate")
             y = None

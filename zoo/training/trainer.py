@@ -266,7 +266,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         net.check_dataset(data)
     if val_data is not None and not isinstance(val_data, streaming.StreamingImages):
         val_data = net.as_model_input(val_data)
-        net.check_dataset(val_data)
+        net.check_dataset(val_data, what="validation data")
     def epoch_input(epoch, skip=0):  # tf.data, or NumPy batches of the same order on the JAX path
         if jax_path:
             return EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:], labels=labels)
@@ -380,13 +380,11 @@ def _check_outputs(out):
     one of those paths would otherwise be found only after the whole run.
     """
     for name in ("final", "best"):
-        path = os.path.join(out, name)
-        if os.path.isdir(path) and os.listdir(path) and files.written_by_project(path) not in ("preset", "unknown"):
-            raise FileExistsError(f"{path} holds files flow-zoo did not write; a run writes its {name} model there. "
-                                  "Move them away or choose another --out.")
-        if os.path.isfile(path):
-            raise FileExistsError(f"{path} is a file; a run writes its {name} model directory there. Move it away "
-                                  "or choose another --out.")
+        try:  # the checks of the write itself (a user's folder, or a user's file inside one of ours)
+            files.refuse_unless_replaceable_directory(os.path.join(out, name), "preset")
+        except FileExistsError as error:
+            raise FileExistsError(f"zoo.train writes its {name} model to {os.path.join(out, name)}, but: {error} "
+                                  "(checked before training; or choose another --out)") from None
     history = os.path.join(out, "history.json")
     if os.path.exists(history) and not _is_history_file(history):
         raise FileExistsError(f"{history} is not a history this project wrote; a run writes its history there. "
