@@ -17,7 +17,7 @@ def derive_seed(seed, stream):
         return seed
     if isinstance(seed, np.integer):
         seed = int(seed)
-    if isinstance(seed, bool) or isinstance(seed, (float, str, bytes, np.floating, np.bool_)):
+    if isinstance(seed, (bool, float, str, bytes, np.floating, np.bool_)):
         raise ValueError(f"`seed` must be an int (or None); received {seed!r}.")
     if isinstance(seed, int):
         return (seed * 1_000_003 + 7919 * (stream + 1)) % (2**31 - 1)

@@ -90,13 +90,13 @@ def _find_dir(name, data_dir, filenames, subdirs=("",)):
     in silence (a mistyped path, or a folder meant to hold a private copy).
     """
     env_name = f"FLOW_ZOO_{name.upper()}_DIR"
-    named = [("data_dir argument", data_dir)] if data_dir else (
-        [(env_name, os.environ[env_name])] if os.environ.get(env_name) else [])
-    for source, directory in named:
-        for sub in subdirs:
-            root = os.path.join(directory, sub) if sub else directory
-            if any(os.path.exists(os.path.join(root, f)) for f in filenames):
-                return root, []
+    named = ("data_dir argument", data_dir) if data_dir else (
+        (env_name, os.environ[env_name]) if os.environ.get(env_name) else None)
+    if named:
+        source, directory = named
+        root = _holding(directory, filenames, subdirs)
+        if root is not None:
+            return root, []
         where = "it does not exist" if not os.path.isdir(directory) else (
             "it holds none of " + ", ".join(filenames) + (f" (also looked in its subfolder(s) "
                                                           f"{', '.join(s for s in subdirs if s)})"
@@ -112,12 +112,20 @@ def _find_dir(name, data_dir, filenames, subdirs=("",)):
     candidates += [("known place", p) for p in KNOWN_PLACES.get(name, [])]
     looked = []
     for source, directory in candidates:
-        for sub in subdirs:
-            root = os.path.join(directory, sub) if sub else directory
-            if any(os.path.exists(os.path.join(root, f)) for f in filenames):
-                return root, looked
+        root = _holding(directory, filenames, subdirs)
+        if root is not None:
+            return root, looked
         looked.append(f"{directory} ({source})")
     return None, looked
+
+
+def _holding(directory, filenames, subdirs):
+    """``directory`` or the first of its ``subdirs`` that holds one of ``filenames``; None if none does."""
+    for sub in subdirs:
+        root = os.path.join(directory, sub) if sub else directory
+        if any(os.path.exists(os.path.join(root, f)) for f in filenames):
+            return root
+    return None
 
 
 def _load_idx_dataset(name, split, data_dir, checksums=None):

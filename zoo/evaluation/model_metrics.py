@@ -279,16 +279,18 @@ def fid(model, images, num_samples, seed=0, temperature=1.0, noise_scales=(0.0, 
 
     value_range = fid_value_range(model)
     inception = fid_inception.load_inception_for_fid(dtype=inception_dtype)
-    real = np.asarray(images[:num_samples])
-    real = fid_inception.inception_features(inception, real, batch_size=batch_size,
-                                            value_range=None if real.dtype == np.uint8 else value_range)
+
+    def features(x):  # uint8 pixels as they are; float images with the model's range
+        x = np.asarray(x)
+        return fid_inception.inception_features(inception, x, batch_size=batch_size,
+                                                value_range=None if x.dtype == np.uint8 else value_range)
+
+    real = features(images[:num_samples])
     scales = noise_scales if model.has_observation_noise else (None,)
 
     def at(t, s):
         samples = draw_samples(model, num_samples, temperature=t, noise_scale=s, seed=seed)
-        return metric_lib.frechet_distance_from_features(
-            real, fid_inception.inception_features(inception, samples, batch_size=batch_size,
-                                                   value_range=None if samples.dtype == np.uint8 else value_range))
+        return metric_lib.frechet_distance_from_features(real, features(samples))
 
     rows = sweep(at, noise_scales=scales, temperatures=(temperature,))
     headline_scale = 1.0 if model.has_observation_noise else None
