@@ -85,6 +85,7 @@ def parse_args(argv=None):
     p.add_argument("--jit_compile", choices=("auto", "true", "false"), default="auto",
                    help="XLA for both models: auto = each library's default (off on CPU-only machines)")
     p.add_argument("--steps_per_execution", type=int, default=1, help="Keras compile() option (ours only)")
+    p.add_argument("--phase_rounds", type=int, default=5, help="interleaved rounds of step_phases")
     p.add_argument("--learning_rate", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--doc", default=DEFAULT_DOC, help="Markdown file whose section is written")
@@ -367,6 +368,7 @@ def render_section(result):
         "",
         heavy_op_paragraph(r, a),
         "",
+        *([phases_paragraph(r, a), ""] if "phases" in r else []),
         "**Configuration** (both models): "
         f"images {a.height}x{a.width}x{a.channels} (random uint8 from NumPy, seed {a.seed}), "
         f"{a.levels} levels (TFP `num_glow_blocks`) x {a.steps_per_level} steps "
@@ -571,6 +573,78 @@ def op_time_breakdown(model, batch, steps=10):
                 else:
                     per_type[name.removeprefix("_MklNative").removeprefix("_Mkl")] += milliseconds
     return 1e3 * wall, busy, per_type.most_common()
+
+
+def step_phases(model, batches, make_input, rounds=5):
+    """Where ``fit``'s step time goes, by phase: interleaved rounds, one process, the same trained model.
+
+    Each round times, back to back: ``fit`` for one epoch on ``make_input()``
+    (zoo.train's input); the bare step (``tf.function(model.train_step)``
+    called on pre-built batch tensors: no input pipeline, no ``fit``); the
+    step without the optimizer (loss and gradients only); the forward pass
+    (loss only). Each is ms per step over ``len(batches)`` steps; the ratios
+    to the bare step are taken within each round (slow drifts of the host's
+    clocks cancel) and their medians returned.
+    """
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+    bare = tf.function(model.train_step)
+
+    @tf.function
+    def gradients_only(x):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(x=x, training=True)
+        return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, variables)])
+
+    @tf.function
+    def forward_only(x):
+        return model.compute_loss(x=x, training=True)
+
+    def loop(fn):
+        def timed():
+            start = time.perf_counter()
+            for x in batches:
+                out = fn(x)
+            tf.nest.map_structure(lambda t: t.numpy(), out)  # wait for the last step
+            return time.perf_counter() - start
+        return timed
+
+    def fit_epoch():
+        timer = _EpochTimer()
+        model.fit(make_input(), epochs=1, verbose=0, callbacks=[timer])
+        return timer.seconds
+
+    phases = {"fit": fit_epoch, "bare step": loop(bare), "no optimizer": loop(gradients_only),
+              "forward": loop(forward_only)}
+    for fn in (bare, gradients_only, forward_only):
+        fn(batches[0])  # trace
+    ms = {name: [] for name in phases}
+    for _ in range(rounds):
+        for name, timed in phases.items():
+            ms[name].append(1e3 * timed() / len(batches))
+    return {name: {"ms": values, "median_ms": statistics.median(values),
+                   "ratio_to_bare": statistics.median(v / b for v, b in zip(values, ms["bare step"]))}
+            for name, values in ms.items()}
+
+
+def phases_paragraph(r, a):
+    """The ``step_phases`` result as a paragraph of the section."""
+    p = r["phases"]
+    bare = p["bare step"]["median_ms"]
+    rate = lambda ms: 100 * r["flops_per_image"] * a.batch_size / (ms / 1e3) / r["matmul_peak"]  # noqa: E731
+    optimizer_share = 1 - p["no optimizer"]["ratio_to_bare"]
+    return (f"**Where `fit`'s step time goes, by phase** (`step_phases`: {len(p['fit']['ms'])} interleaved rounds "
+            f"after the others, {a.steps} steps each, ms per step of {a.batch_size} images, median; ratios to the "
+            "bare step taken within each round): `fit` on zoo.train's input "
+            f"{p['fit']['median_ms']:.1f} ms ({p['fit']['ratio_to_bare']:.2f}x the bare step, "
+            f"{rate(p['fit']['median_ms']):.1f}% of the peak); the bare step (`tf.function(model.train_step)` on "
+            f"pre-built batch tensors) {bare:.1f} ms ({rate(bare):.1f}%); without the optimizer (loss and "
+            f"gradients only) {p['no optimizer']['median_ms']:.1f} ms ({p['no optimizer']['ratio_to_bare']:.2f}x: "
+            f"Adam's update and the metrics take about {100 * optimizer_share:.0f}% of the step); the forward pass "
+            f"alone {p['forward']['median_ms']:.1f} ms ({p['forward']['ratio_to_bare']:.2f}x). `fit` and its input "
+            f"pipeline cost {100 * (p['fit']['ratio_to_bare'] - 1):.0f}% over the bare step, the optimizer about "
+            f"{100 * optimizer_share:.0f}%; the rest is the forward and backward convolutions themselves.")
 
 
 HEAVY_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMulV2")
@@ -797,6 +871,8 @@ def main(argv=None):
         result["profile_busy_ms"], 1e-9)
     result["own_threads"] = machine["usable_cpus"]
     result["heavy_ops"] = heavy_op_bound(model, tf.constant(images[:b]))
+    result["phases"] = step_phases(model, [tf.constant(images[i * b:(i + 1) * b]) for i in range(args.steps)],
+                                   lambda: epoch_dataset(images, 0, b, args.seed), rounds=args.phase_rounds)
     # Performance model: this step's FLOPs (XLA's count of the same model) against a matmul peak of this run.
     result["flops_per_image"] = model_flops(args)
     result["matmul_peak_before"], result["matmul_peak_after"] = peak_before, matmul_peak()
@@ -846,6 +922,7 @@ def main(argv=None):
               f"bf16 matmul peak {bf16['peak'] / 1e9:.0f} GFLOP/s; utilization {100 * bf16['mfu_own_peak']:.1f}% of the "
               f"bf16 peak, {100 * bf16['mfu_fp32_peak']:.1f}% of the fp32 peak; bf16 units: {bf16['units'] or 'none'}")
     print(heavy_op_paragraph(result, args))
+    print(phases_paragraph(result, args))
     if not args.no_write:
         common.write_section(args.doc, SECTION_HEADING, render_section(result))
         print(f"wrote section '{SECTION_HEADING}' to {args.doc}")

@@ -50,3 +50,29 @@ def test_bf16_lines_put_the_bf16_step_against_both_peaks():
     assert "none (bfloat16 is emulated: expect no gain)" in "\n".join(train_throughput.bf16_lines(result, _tiny_args()))
     del result["bf16"]
     assert train_throughput.bf16_lines(result, _tiny_args()) == []
+
+
+def test_step_phases_times_each_phase_and_the_paragraph_reports_them():
+    import numpy as np
+
+    from zoo.training.data import epoch_dataset
+
+    args = _tiny_args(batch_size=4, steps=2)
+    model = train_throughput.build_ours(args)
+    images = np.random.default_rng(0).integers(0, 256, size=(8, 8, 8, 3), dtype=np.uint8)
+    model.fit(images, batch_size=4, epochs=1, verbose=0)
+    batches = [tf.constant(images[:4]), tf.constant(images[4:])]
+    phases = train_throughput.step_phases(model, batches, lambda: epoch_dataset(images, 0, 4, 0), rounds=2)
+    assert set(phases) == {"fit", "bare step", "no optimizer", "forward"}
+    for phase in phases.values():
+        assert len(phase["ms"]) == 2 and all(ms > 0 for ms in phase["ms"])
+    assert phases["bare step"]["ratio_to_bare"] == 1.0
+    result = {"phases": {"fit": {"ms": [110.0, 112.0], "median_ms": 111.0, "ratio_to_bare": 1.05},
+                         "bare step": {"ms": [106.0, 105.0], "median_ms": 105.5, "ratio_to_bare": 1.0},
+                         "no optimizer": {"ms": [99.0, 100.0], "median_ms": 99.5, "ratio_to_bare": 0.94},
+                         "forward": {"ms": [33.0, 34.0], "median_ms": 33.5, "ratio_to_bare": 0.32}},
+              "flops_per_image": 0.33e9, "matmul_peak": 200e9}
+    text = train_throughput.phases_paragraph(result, _tiny_args(batch_size=32, steps=20))
+    assert "2 interleaved rounds" in text and "`fit` on zoo.train's input 111.0 ms (1.05x the bare step, 47.6% of" in text
+    assert "Adam's update and the metrics take about 6% of the step" in text
+    assert "`fit` and its input pipeline cost 5% over the bare step" in text

@@ -108,6 +108,25 @@ def test_image_folders_refuse_mixed_sizes_and_modes(tmp_path):
         streaming.ImageFolder(str(tmp_path / "c"))
 
 
+def test_a_file_damaged_after_its_header_is_named_up_front_with_verify_and_by_zoo_train(digits, tmp_path):
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for i, image in enumerate(digits[:96]):
+        Image.fromarray(image[..., 0]).save(folder / f"{i:03d}.png")
+    damaged = f"{epoch_order(96, 0, 32, 0)[2, 0]:03d}.png"  # in the last batch of epoch 1: checkpoints before it
+    with open(folder / damaged, "r+b") as f:  # the header (size, mode) survives; the pixel data is cut
+        f.truncate(60)
+    assert streaming.ImageFolder(str(folder)).example_shape == (8, 8, 1)  # headers only: not found here
+    with pytest.raises(ValueError, match=rf"1 of 96 image files do not decode: {damaged}.*verify=True"):
+        streaming.ImageFolder(str(folder), verify=True)
+    # Without verify, tf.data fails at the file naming none; zoo.train finds it and says what is kept.
+    with pytest.raises(ValueError, match=rf"{damaged} .*The checkpoint .*ckpt-0+2 is intact.*resume=True") as caught:
+        zoo.train(model="nf_digits", dataset=str(folder), epochs=2, batch_size=32, model_overrides=SMALL,
+                  checkpoint_every=1, sample_every=0, tensorboard=False, verbose=0, validation=False,
+                  out=str(tmp_path / "run"))
+    assert "PNG" in str(caught.value.__cause__)  # TensorFlow's own error, kept as the cause
+
+
 def test_a_dataset_name_that_is_also_a_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     os.mkdir("digits")

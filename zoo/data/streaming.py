@@ -123,13 +123,17 @@ class ImageFolder(StreamingImages):
         preprocess: a function of one decoded image (a tensor) run in tf.data
             after decoding (e.g. the NIF CelebA crop); the example shape is
             what it returns for an image of the files' shape.
+        verify: decode every file once now (``unreadable``) and refuse the
+            folder if any fails; otherwise only headers are read, and a file
+            damaged after its header fails when an epoch reaches it.
 
     Raises:
         FileNotFoundError: no image files.
-        ValueError: files of different sizes, or a mode that is neither ``L`` nor ``RGB`` (say which to use).
+        ValueError: files of different sizes, or a mode that is neither ``L`` nor ``RGB`` (say which to use); with
+            ``verify``, files that do not decode (named).
     """
 
-    def __init__(self, directory, channels=None, paths=None, preprocess=None):
+    def __init__(self, directory, channels=None, paths=None, preprocess=None, verify=False):
         from PIL import Image
 
         self.directory = os.path.abspath(directory)
@@ -163,6 +167,29 @@ class ImageFolder(StreamingImages):
         self.preprocess = preprocess
         self.example_shape = self.file_shape if preprocess is None else tuple(
             int(d) for d in np.shape(preprocess(np.zeros(self.file_shape, np.uint8))))
+        if verify:
+            bad = self.unreadable()
+            if bad:
+                raise ValueError(self.unreadable_message(bad))
+
+    def unreadable(self):
+        """The files (relative paths) whose pixels do not decode, e.g. truncated after their header (reads them all)."""
+        from PIL import Image
+
+        bad = []
+        for path in self.paths:
+            try:
+                with Image.open(os.path.join(self.directory, path)) as image:
+                    image.load()
+            except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for damaged data
+                bad.append((path, str(error)))
+        return bad
+
+    def unreadable_message(self, bad):
+        shown = "; ".join(f"{path} ({why})" for path, why in bad[:5])
+        return (f"{self.directory}: {len(bad)} of {len(self)} image files do not decode: {shown}"
+                + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+                + ". Replace or remove them (ImageFolder(..., verify=True) checks every file before training).")
 
     def __len__(self):
         return len(self.paths)

@@ -272,6 +272,11 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
             return EpochBatches(data, epoch_order(len(data), epoch, global_batch, seed)[skip:], labels=labels)
         return epoch_dataset(data, epoch, global_batch, seed, skip_batches=skip, convert=convert, labels=labels)
 
+    input_errors = ()  # a batch that fails the model's input check inside a TensorFlow graph, or a file's decoding
+    if not jax_path:
+        import tensorflow as tf
+
+        input_errors = (tf.errors.InvalidArgumentError,)
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "arguments": arguments}
     resumed_from = 0
     if latest:
@@ -286,7 +291,11 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         state = manager.restore(net, latest)
         resumed_from = state["global_step"]
     elif not net.is_initialized:
-        first = next(iter(epoch_input(0)))
+        try:
+            first = next(iter(epoch_input(0)))
+        except input_errors as error:
+            _raise_if_unreadable_files(error, data, val_data, manager)
+            raise
         first = np.asarray(first[0] if labels is not None else first)
         with strategy.scope():
             net.initialize(first)  # eager, on the global batch: every replica gets the same act-norm init
@@ -310,11 +319,6 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
     run_callbacks += list(callbacks or [])
 
-    input_errors = ()  # a batch that fails the model's input check inside a TensorFlow graph
-    if not jax_path:
-        import tensorflow as tf
-
-        input_errors = (tf.errors.InvalidArgumentError,)
     val = None
     if isinstance(val_data, streaming.StreamingImages):
         val = val_data.sequential_dataset(global_batch, convert=convert)
@@ -336,6 +340,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
                     callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the order is epoch_order's
         except input_errors as error:
             if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):
+                _raise_if_unreadable_files(error, data, val_data, manager)
                 raise
             _raise_diverged(manager, f"a training batch of epoch {epoch + 1} failed the input check: "
                                      f"{_first_line(error)}", out)
@@ -354,6 +359,19 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
                        "validation_examples": None if val_data is None else len(val_data),
                        "seconds_this_run": time.time() - started, "prior_fit": prior_fit}, f, indent=1)
     return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from, prior_fit)
+
+
+def _raise_if_unreadable_files(error, *sources_and_manager):
+    """A decode error from an image folder (tf.data names no file): find and name the damaged files, if any."""
+    *sources, manager = sources_and_manager
+    for source in sources:
+        if isinstance(source, streaming.ImageFolder):
+            bad = source.unreadable()
+            if bad:
+                latest = manager.latest()
+                kept = (f" The checkpoint {latest} is intact: after replacing them, rerun the same command with "
+                        "resume=True (--resume) to continue from it." if latest else "")
+                raise ValueError(source.unreadable_message(bad) + kept) from error
 
 
 def _check_count(name, value, minimum, allow_none=False):
