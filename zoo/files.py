@@ -7,14 +7,15 @@ crash leaves either the old target or the new one, never a half-written one.
 
 Overwriting replaces only what this project wrote: a directory is ours when it
 holds the marker file ``.flow_zoo.json`` (written into every directory made
-here) or is recognisably one of our formats from before the marker existed (a
-preset directory, or a directory holding nothing but a SavedModel). Any other
-non-empty target is refused, whatever ``overwrite`` says: the working folder,
-a thesis, a data folder are never deleted. Nor is anything added to one of our
-directories later: the marker lists the top-level entries written there
-(``"entries"``; for markers from before that list, the entries the directory's
-kind ever holds, ``KIND_ENTRIES``), and a directory holding any other entry is
-refused too (replacing it would delete that entry).
+here). Any other non-empty target is refused, whatever ``overwrite`` says: the
+working folder, a thesis, a data folder, another library's preset or SavedModel
+that merely has the same file names are never deleted (directories written
+before the marker existed are not recognised either: their owner deletes them).
+Nor is anything added to one of our directories later: the marker lists the
+top-level entries written there (``"entries"``; for markers from before that
+list, the entries the directory's kind ever holds, ``KIND_ENTRIES``), and a
+directory holding any other entry is refused too (replacing it would delete
+that entry).
 """
 
 import contextlib
@@ -53,15 +54,10 @@ def written_by_project(path):
     """The kind of project directory ``path`` is (``"preset"``, ``"saved_model"``, ...), or None."""
     if not os.path.isdir(path):
         return None
-    if os.path.isfile(os.path.join(path, MARKER)):
-        marker = _read_marker(path)
-        return None if marker is None else marker.get("kind") or "unknown"
-    entries = set(os.listdir(path))
-    if entries and entries <= PRESET_ENTRIES and {"config.json", "metadata.json"} <= entries:
-        return "preset"
-    if entries and entries <= SAVED_MODEL_ENTRIES and "saved_model.pb" in entries:
-        return "saved_model"
-    return None
+    if not os.path.isfile(os.path.join(path, MARKER)):
+        return None  # the same file names alone do not make it ours (a KerasHub preset, a user's own SavedModel)
+    marker = _read_marker(path)
+    return None if marker is None else marker.get("kind") or "unknown"
 
 
 def _refuse_unless_replaceable(target, kinds, overwrite):
@@ -77,8 +73,8 @@ def _refuse_unless_replaceable(target, kinds, overwrite):
     if kind is None or (kinds and kind not in kinds and kind != "unknown"):
         raise FileExistsError(
             f"{target} is a {what} that flow-zoo did not write ({'not a ' + '/'.join(kinds) if kinds else 'no'} "
-            f"export or preset directory of this project); refusing to replace it even with overwrite=True. "
-            "Choose a new path (a subdirectory, e.g. path/model), or move its contents away first."
+            f"export or preset directory of this project: those carry {MARKER}); refusing to replace it even with "
+            "overwrite=True. Choose a new path (a subdirectory, e.g. path/model), or move its contents away first."
         )
     foreign = foreign_entries(target)
     if foreign is None:
@@ -106,8 +102,8 @@ def foreign_entries(path):
     """Sorted top-level entries of project directory ``path`` that the project did not write there.
 
     Read from the marker's ``"entries"``; for a marker without them (written
-    before the list existed) or a pre-marker directory, from the entries its
-    kind ever holds (``KIND_ENTRIES``). None when neither says (a marker of an
+    before the list existed), from the entries its kind ever holds
+    (``KIND_ENTRIES``). None when neither says (a marker of an
     unknown kind without a list): nothing can be told apart.
     """
     marker = _read_marker(path) if os.path.isfile(os.path.join(path, MARKER)) else None

@@ -790,6 +790,12 @@ def check_model(model_or_preset_name, data, tmp_dir, overrides=None, epochs=2, b
                 below.flat[-1] = low - 0.5
                 bad["a value above value_range"] = above
                 bad["a value below value_range"] = below
+        bad["no examples"] = x[:0]  # refused on both backends alike
+        for entry, call in entry_points.items():  # nested Python lists are arrays (as TFP and Keras take them)
+            if net.data_kind == "pixels":  # ints: an int64 array, refused as pixels are (uint8 only)
+                _refused(lambda: call(x.tolist()), name, f"{entry} of a nested list of pixel values")
+            else:
+                _assert_same(_np(call(x.tolist())), _np(call(x)), f"{entry} of a nested list")
         for what, value in bad.items():
             for entry, call in entry_points.items():
                 _refused(lambda: call(value), name, f"{entry} of {what}")

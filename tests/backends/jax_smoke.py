@@ -120,3 +120,16 @@ for call in (lambda: vectors.fit(bad, batch_size=32, epochs=1, verbose=0), lambd
 for b, a in zip(before, [np.asarray(w) for w in vectors.trainable_weights]):
     np.testing.assert_array_equal(a, b)
 print("bad values refused under JAX")
+
+# Nested lists are arrays; an empty batch is refused as on TensorFlow (it used to return [] here only).
+points = np.array([[0.1, -0.2], [0.3, 0.4]], "float32")
+np.testing.assert_allclose(np.asarray(vectors.log_prob(points.tolist())), np.asarray(vectors.log_prob(points)),
+                           rtol=1e-6)
+for call in (lambda: vectors.log_prob(points[:0]), lambda: vectors.fit(points[:0], epochs=1, verbose=0)):
+    try:
+        call()
+    except ValueError as error:
+        assert "holds no examples" in str(error), error
+    else:
+        raise AssertionError("an empty batch was not refused under JAX")
+print("lists and empty batches handled under JAX")

@@ -13,3 +13,5 @@ def test_core_layers_and_one_training_step_under_jax():
     result = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     assert "jax smoke test passed" in result.stdout
+    assert "bad values refused under JAX" in result.stdout
+    assert "lists and empty batches handled under JAX" in result.stdout

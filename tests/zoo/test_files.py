@@ -64,3 +64,21 @@ def test_staged_file_refuses_a_file_it_does_not_recognise(tmp_path):
         with open(staged, "w") as f:
             f.write("ours")
     assert target.read_text() == "ours"
+
+
+def test_directories_with_our_file_names_but_no_marker_are_not_replaced(tmp_path):
+    hub_preset = tmp_path / "hub"  # a KerasHub-style preset: the same three file names, no marker
+    hub_preset.mkdir()
+    for name in ("config.json", "metadata.json", "model.weights.h5"):
+        (hub_preset / name).write_text("theirs")
+    their_export = tmp_path / "export"  # a user's own tf.saved_model.save of another model
+    (their_export / "variables").mkdir(parents=True)
+    (their_export / "saved_model.pb").write_text("theirs")
+    for target, kind in ((hub_preset, "preset"), (their_export, "saved_model")):
+        assert files.written_by_project(str(target)) is None
+        with pytest.raises(FileExistsError, match=r"flow-zoo did not write .*those carry \.flow_zoo\.json"):
+            _write(target, kind, ["config.json"], overwrite=True)
+        with pytest.raises(FileExistsError, match="flow-zoo did not write"):
+            files.refuse_unless_replaceable_directory(str(target), kind)
+    assert (hub_preset / "model.weights.h5").read_text() == "theirs"
+    assert (their_export / "saved_model.pb").read_text() == "theirs"

@@ -109,6 +109,24 @@ def _dtype_name(x):
     return keras.backend.standardize_dtype(dtype)
 
 
+def array_input(x, name, owner):
+    """A nested Python list / tuple of numbers as a NumPy array (as TFP and Keras take them); anything else unchanged.
+
+    Lists of uneven lengths are refused by name (NumPy would make an object array or fail with its own message).
+    """
+    if not isinstance(x, (list, tuple)):
+        return x
+    try:
+        array = np.asarray(x)
+    except ValueError as error:
+        raise ValueError(f"{owner}: `{name}` is a nested list of uneven lengths ({error}); pass an array of shape "
+                         "(batch, ...).") from None
+    if array.dtype == object:
+        raise ValueError(f"{owner}: `{name}` is a list that is not an array of numbers; pass an array of shape "
+                         "(batch, ...).")
+    return array
+
+
 def _is_symbolic(value):
     """True for a traced / graph tensor whose value cannot be read here."""
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -265,7 +283,11 @@ class GenerativeModel(keras.Model):
         pixels); float models take float tensors, finite and within
         ``value_range``.
         """
+        x = array_input(x, name, self.name)
         check_example_shape(x, self.example_shape, name, self.name)
+        if x.shape[0] == 0:  # static: an eager or NumPy batch (a graph's batch axis is None)
+            raise ValueError(f"{self.name}: `{name}` holds no examples (shape {tuple(x.shape)}); pass at least one "
+                             "(the backends would otherwise differ: an error on TensorFlow, an empty result on JAX).")
         dtype = _dtype_name(x)
         if self.data_kind == "pixels":
             if dtype != "uint8":
@@ -328,6 +350,9 @@ class GenerativeModel(keras.Model):
                 element = element[0]
             dtype = _dtype_name(element)
             shape = np.shape(element)
+            if len(shape) and shape[0] == 0:
+                raise ValueError(f"{self.name}.{caller}: the {what} holds no examples (shape {tuple(shape)}); "
+                                 f"{'fit' if caller == 'fit' else caller} needs at least one batch.")
         if getattr(shape, "rank", 0) is not None:  # a batch of examples of the model's shape (traced steps see less)
             check_example_shape(types.SimpleNamespace(shape=tuple(shape)), self.example_shape, "x",
                                 f"{self.name}.{caller}")

@@ -35,6 +35,7 @@ from layers.base import sum_except_batch
 from layers.jacobian import batch_jacobian
 from layers.manifold import SplitPrior, gram_log_det
 from zoo.models.flow.model import FlowModel
+from zoo.models.base import array_input
 
 DNF_PAPER = "Horvat & Pfister 2021, Denoising Normalizing Flow"
 MFLOW_PAPER = "Brehmer & Cranmer 2020, Flows for simultaneous manifold learning and density estimation"
@@ -252,6 +253,7 @@ class DenoisingFlow(FlowModel):
                 (replaces the draw; for tests).
             labels: class indices (class-conditional models only, required there).
         """
+        x = array_input(x, "x", self.name)
         labels = self._labels_for(labels, x.shape[0], "loss_terms")
         h, log_det_pre = self.preprocess(x, training=training)
         if self.mode == "dnf":
@@ -389,6 +391,7 @@ class DenoisingFlow(FlowModel):
         ``D x d`` Jacobian per example. Class-conditional: ``N(u'; mu_y,
         diag(exp(2 s_y)))`` at the given labels.
         """
+        x = array_input(x, "x", self.name)
         labels = self._labels_for(labels, x.shape[0], "manifold_log_prob")
         latent = self.encode(x)
         return self.prior.base_log_prob(latent, labels) - self.generator_gram_log_det(latent)
@@ -414,6 +417,7 @@ class DenoisingFlow(FlowModel):
         space = _check_space(space)
         if self.mode == "mflow":
             return self.manifold_log_prob(x, labels=labels)
+        x = array_input(x, "x", self.name)
         labels = self._labels_for(labels, x.shape[0], "on_manifold_log_prob")
         h, _ = self.preprocess(x, training=False)
         z, log_det = self.flow(h, training=False)

@@ -5,7 +5,7 @@ from keras import ops
 
 import layers as flow_layers
 from layers.preprocessing import centered_dequantization
-from zoo.models.base import GenerativeModel
+from zoo.models.base import GenerativeModel, array_input
 
 
 @keras.saving.register_keras_serializable(package="flow_zoo")
@@ -129,6 +129,7 @@ class FlowModel(GenerativeModel):
         A class-conditional model (a class-conditional prior) needs ``labels``:
         an int or one class index per example.
         """
+        x = array_input(x, "x", self.name)
         labels = self._labels_for(labels, x.shape[0], "log_prob")
         z, log_det = self.forward(x, training=training)
         return self.prior.log_prob(z, training=training, **self.prior.label_arguments(labels)) + log_det
