@@ -11,11 +11,11 @@ here). Any other non-empty target is refused, whatever ``overwrite`` says: the
 working folder, a thesis, a data folder, another library's preset or SavedModel
 that merely has the same file names are never deleted (directories written
 before the marker existed are not recognised either: their owner deletes them).
-Nor is anything added to one of our directories later: the marker lists the
-top-level entries written there (``"entries"``; for markers from before that
-list, the entries the directory's kind ever holds, ``KIND_ENTRIES``), and a
-directory holding any other entry is refused too (replacing it would delete
-that entry).
+Nor is anything added to one of our directories later: the marker lists every
+file and folder written there, at any depth (``"paths"``; for markers from
+before that list, the top-level ``"entries"``, and before those, the entries
+the directory's kind ever holds, ``KIND_ENTRIES``), and a directory holding
+anything else is refused too (replacing it would delete it).
 """
 
 import contextlib
@@ -98,16 +98,42 @@ def refuse_unless_replaceable_directory(target, kind):
     _refuse_unless_replaceable(os.path.abspath(target), (kind,), True)
 
 
-def foreign_entries(path):
-    """Sorted top-level entries of project directory ``path`` that the project did not write there.
+def _tree(path, known=None):
+    """Sorted relative paths (``/``-separated) of the files and folders under ``path``, the marker left out; with
+    ``known``, only those not in it (a folder not in it is listed alone, not what it holds)."""
+    found = []
+    for root, folders, names in os.walk(path):
+        relative = os.path.relpath(root, path)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        kept = []
+        for name in sorted(folders):
+            entry = prefix + name
+            if known is not None and entry not in known:
+                found.append(entry)  # foreign: its contents are the user's too
+            else:
+                kept.append(name)
+                if known is None:
+                    found.append(entry)
+        folders[:] = kept
+        found += [prefix + name for name in names if not (prefix == "" and name == MARKER)
+                  and (known is None or prefix + name not in known)]
+    return sorted(found)
 
-    Read from the marker's ``"entries"``; for a marker without them (written
-    before the list existed), from the entries its kind ever holds
-    (``KIND_ENTRIES``). None when neither says (a marker of an
+
+def foreign_entries(path):
+    """Sorted entries of project directory ``path`` that the project did not write there.
+
+    Read from the marker's ``"paths"`` (every file and folder written, at any
+    depth: a file added inside a SavedModel's ``variables/`` is found); for a
+    marker without them, its top-level ``"entries"``; for a marker without
+    either (written before the lists existed), from the entries its kind ever
+    holds (``KIND_ENTRIES``). None when neither says (a marker of an
     unknown kind without a list): nothing can be told apart.
     """
     marker = _read_marker(path) if os.path.isfile(os.path.join(path, MARKER)) else None
     names = sorted(os.listdir(path))
+    if marker is not None and isinstance(marker.get("paths"), list):  # every file and folder written, at any depth
+        return _tree(path, known=set(marker["paths"]) | {MARKER})
     if marker is not None and isinstance(marker.get("entries"), list):
         written = set(marker["entries"]) | {MARKER}
         return [name for name in names if name not in written]
@@ -144,7 +170,7 @@ def staged_directory(target, kind, overwrite=False, fsync=False):
         yield staging
         entries = sorted(set(os.listdir(staging)) | {MARKER})
         with open(os.path.join(staging, MARKER), "w") as f:
-            json.dump({"kind": kind, "written_by": "flow-zoo", "entries": entries}, f)
+            json.dump({"kind": kind, "written_by": "flow-zoo", "entries": entries, "paths": _tree(staging)}, f)
         if fsync:
             _fsync_tree(staging)
         _replace(staging, target)

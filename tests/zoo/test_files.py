@@ -82,3 +82,22 @@ def test_directories_with_our_file_names_but_no_marker_are_not_replaced(tmp_path
             files.refuse_unless_replaceable_directory(str(target), kind)
     assert (hub_preset / "model.weights.h5").read_text() == "theirs"
     assert (their_export / "saved_model.pb").read_text() == "theirs"
+
+
+def test_an_entry_added_inside_a_folder_the_project_wrote_is_found(tmp_path):
+    target = tmp_path / "export"
+    with files.staged_directory(str(target), "saved_model") as staging:
+        os.makedirs(os.path.join(staging, "variables"))
+        for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
+            with open(os.path.join(staging, name), "w") as f:
+                f.write(name)
+    assert json.loads((target / files.MARKER).read_text())["paths"] == ["saved_model.pb", "variables",
+                                                                       "variables/variables.index"]
+    assert files.foreign_entries(str(target)) == []
+    (target / "variables" / "notes.txt").write_text("mine")
+    (target / "variables" / "mine" / "deeper").mkdir(parents=True)
+    assert files.foreign_entries(str(target)) == ["variables/mine", "variables/notes.txt"]  # a folder once
+    with pytest.raises(FileExistsError, match=r"also holds variables/mine, variables/notes.txt"):
+        with files.staged_directory(str(target), "saved_model", overwrite=True):
+            pass
+    assert (target / "variables" / "notes.txt").read_text() == "mine"
