@@ -302,7 +302,14 @@ def test_user_files_at_a_runs_output_paths_are_refused_before_training(tmp_path)
     with pytest.raises(FileExistsError, match="writes its final model to .*also holds notes.txt.*checked before"):
         training.train(out=str(out), resume=True, **dict(kwargs, epochs=2))
     assert (out / "final" / "notes.txt").read_text() == "mine"
-
+    # A picture the run would write (samples/epoch_0001.png) that it did not write: refused before the epoch runs.
+    out = tmp_path / "grids"
+    (out / "samples").mkdir(parents=True)
+    (out / "samples" / "epoch_0001.png").write_bytes(b"my photo")
+    with pytest.raises(FileExistsError, match="epoch_0001.png is not a file this project wrote .*PNG text chunk"):
+        training.train(out=str(out), **dict(kwargs, sample_every=1))
+    assert (out / "samples" / "epoch_0001.png").read_bytes() == b"my photo"
+    assert not (out / "history.json").exists() and not (out / "final").exists()
 
 def test_continuous_models_refuse_integer_data_and_train_scales_uint8_images(tmp_path):
     with pytest.raises(ValueError, match="dtype int32.*takes float data"):
