@@ -294,7 +294,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
         try:
             first = next(iter(epoch_input(0)))
         except input_errors as error:
-            _raise_if_unreadable_files(error, data, val_data, manager)
+            _raise_if_unreadable_files(error, (data, val_data), manager)
             raise
         first = np.asarray(first[0] if labels is not None else first)
         with strategy.scope():
@@ -346,7 +346,7 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
                     callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the order is epoch_order's
         except input_errors as error:
             if not any(marker in str(error) for marker in ("NaN or infinite", "must hold whole numbers", "must lie in")):
-                _raise_if_unreadable_files(error, data, val_data, manager)
+                _raise_if_unreadable_files(error, (data, val_data), manager)
                 raise
             _raise_diverged(manager, f"a training batch of epoch {epoch + 1} failed the input check: "
                                      f"{_first_line(error)}", out)
@@ -367,9 +367,8 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     return TrainResult(net, state["history"], out, strategy, global_batch, steps_per_epoch, resumed_from, prior_fit)
 
 
-def _raise_if_unreadable_files(error, *sources_and_manager):
+def _raise_if_unreadable_files(error, sources, manager):
     """A decode error from an image folder (tf.data names no file): find and name the damaged files, if any."""
-    *sources, manager = sources_and_manager
     for source in sources:
         if isinstance(source, streaming.ImageFolder):
             bad = source.unreadable()

@@ -34,8 +34,8 @@ import layers as flow_layers
 from layers.base import sum_except_batch
 from layers.jacobian import batch_jacobian
 from layers.manifold import SplitPrior, gram_log_det
-from zoo.models.flow.model import FlowModel
 from zoo.models.base import array_input
+from zoo.models.flow.model import FlowModel
 
 DNF_PAPER = "Horvat & Pfister 2021, Denoising Normalizing Flow"
 MFLOW_PAPER = "Brehmer & Cranmer 2020, Flows for simultaneous manifold learning and density estimation"
