@@ -579,7 +579,7 @@ def step_phases(model, batches, make_input, rounds=5):
     """Where ``fit``'s step time goes, by phase: interleaved rounds, one process, the same trained model.
 
     Each round times, back to back: ``fit`` for one epoch on ``make_input()``
-    (zoo.train's input); the bare step (``tf.function(model.train_step)``
+    (zoo.train's input; ``time_ours``'s epoch time); the bare step (``tf.function(model.train_step)``
     called on pre-built batch tensors: no input pipeline, no ``fit``); the
     step without the optimizer (loss and gradients only); the forward pass
     (loss only). Each is ms per step over ``len(batches)`` steps; the ratios
@@ -610,12 +610,7 @@ def step_phases(model, batches, make_input, rounds=5):
             return time.perf_counter() - start
         return timed
 
-    def fit_epoch():
-        timer = _EpochTimer()
-        model.fit(make_input(), epochs=1, verbose=0, callbacks=[timer])
-        return timer.seconds
-
-    phases = {"fit": fit_epoch, "bare step": loop(bare), "no optimizer": loop(gradients_only),
+    phases = {"fit": lambda: time_ours(model, make_input)[1], "bare step": loop(bare), "no optimizer": loop(gradients_only),
               "forward": loop(forward_only)}
     for fn in (bare, gradients_only, forward_only):
         fn(batches[0])  # trace

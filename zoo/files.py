@@ -131,13 +131,15 @@ def foreign_entries(path):
     unknown kind without a list): nothing can be told apart.
     """
     marker = _read_marker(path) if os.path.isfile(os.path.join(path, MARKER)) else None
-    names = sorted(os.listdir(path))
-    if marker is not None and isinstance(marker.get("paths"), list):  # every file and folder written, at any depth
+    if marker is None:
+        return None  # not a project directory: nothing in it was written by the project
+    if isinstance(marker.get("paths"), list):  # every file and folder written, at any depth
         return _tree(path, known=set(marker["paths"]) | {MARKER})
-    if marker is not None and isinstance(marker.get("entries"), list):
+    names = sorted(os.listdir(path))
+    if isinstance(marker.get("entries"), list):
         written = set(marker["entries"]) | {MARKER}
         return [name for name in names if name not in written]
-    known = KIND_ENTRIES.get(written_by_project(path))
+    known = KIND_ENTRIES.get(marker.get("kind"))
     if known is None:
         return None
     return [name for name in names if not known(name)]

@@ -352,7 +352,7 @@ class GenerativeModel(keras.Model):
             shape = np.shape(element)
             if len(shape) and shape[0] == 0:
                 raise ValueError(f"{self.name}.{caller}: the {what} holds no examples (shape {tuple(shape)}); "
-                                 f"{'fit' if caller == 'fit' else caller} needs at least one batch.")
+                                 f"{caller} needs at least one batch.")
         if getattr(shape, "rank", 0) is not None:  # a batch of examples of the model's shape (traced steps see less)
             check_example_shape(types.SimpleNamespace(shape=tuple(shape)), self.example_shape, "x",
                                 f"{self.name}.{caller}")

@@ -86,11 +86,26 @@ class SampleGrid(keras.callbacks.Callback):
         self.columns, self.seed, self.log_dir = int(columns), int(seed), log_dir
         self.written = []
 
+    def paths(self, first_epoch, last_epoch):
+        """The pictures this callback writes at the ends of epochs ``first_epoch..last_epoch`` (counted from 1)."""
+        if self.every <= 0:
+            return []
+        return [os.path.join(self.directory, f"epoch_{epoch:04d}.png")
+                for epoch in range(first_epoch, last_epoch + 1) if epoch % self.every == 0]
+
+    def refuse_foreign_pictures(self, first_epoch, last_epoch):
+        """Raises ``FileExistsError`` now if a picture of those epochs would replace a file the project did not
+        write (otherwise found only at that epoch's end)."""
+        from zoo.evaluation import pictures
+
+        pictures.refuse_foreign_pictures(self.paths(first_epoch, last_epoch))
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.every <= 0 or (epoch + 1) % self.every or self.model.stop_training:
+        due = self.paths(epoch + 1, epoch + 1)
+        if not due or self.model.stop_training:
             return
         os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
+        path = due[0]
         if self.model.is_image_model:  # uint8 pixels, or [0, 1] floats
             self._image_grid(path, epoch)
         else:

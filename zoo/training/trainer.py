@@ -311,7 +311,9 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     best_so_far = min((h[net.monitor] for h in state["history"] if net.monitor in h), default=math.inf)
     run_callbacks = [tracker]
     if chief:
-        run_callbacks.append(SampleGrid(os.path.join(out, "samples"), every=sample_every, seed=seed, log_dir=log_dir))
+        grids = SampleGrid(os.path.join(out, "samples"), every=sample_every, seed=seed, log_dir=log_dir)
+        grids.refuse_foreign_pictures(state["epoch"] + 1, int(epochs))  # now, not at the epoch that writes one
+        run_callbacks.append(grids)
         if validation:
             run_callbacks.append(BestModelExport(os.path.join(out, "best"), monitor=net.monitor, best_value=best_so_far,
                                                  metadata={"dataset": dataset, "preset": model}))
@@ -331,12 +333,6 @@ def _train(strategy, jax_path, model, dataset, epochs, batch_size, out, resume, 
     elif val_data is not None:
         val = tf.data.Dataset.from_tensor_slices(val_data if val_labels is None else (val_data, val_labels))
         val = short_lived(val.batch(global_batch))  # fit iterates it once per epoch
-    if chief and sample_every > 0:  # the grids this run will write: a user's file there is refused now, not at its epoch
-        from zoo.evaluation import pictures
-
-        pictures.refuse_foreign_pictures(
-            [os.path.join(out, "samples", f"epoch_{e:04d}.png")
-             for e in range(state["epoch"] + 1, int(epochs) + 1) if e % sample_every == 0])
     started = time.time()
     while state["epoch"] < int(epochs) and not tracker.diverged:
         epoch, skip = state["epoch"], state["step_in_epoch"]
